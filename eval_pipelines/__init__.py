@@ -1,0 +1,1 @@
+"""eval-pipelines: offline evaluation of search retrievers as a Dagster project."""

@@ -1,0 +1,87 @@
+"""Every path the project writes, resolved from one data directory (EVAL_PIPELINES_DATA)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval_pipelines.core.errors import InvalidInputError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_ENV_VAR = "EVAL_PIPELINES_DATA"
+
+# Ids reach file names and SQL, so they are kept to a safe alphabet.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def validate_id(value: object, field: str) -> str:
+    """Return value when it is safe to use in a file name; else raise InvalidInputError naming field."""
+    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
+        raise InvalidInputError(
+            f"{field}: {value!r} is not a valid id (1-128 characters: letters, digits, '_', '-', '.';"
+            " starting with a letter or digit)"
+        )
+    return value
+
+
+def default_data_dir() -> Path:
+    configured = os.environ.get(DATA_ENV_VAR)
+    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """The layout under the data directory; creating a DataPaths touches nothing on disk."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> DataPaths:
+        return cls(default_data_dir())
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.root / "dagster_home")
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def log_table_dir(self, table: str) -> Path:
+        """Normalized log tables: executions, interactions, quarantine."""
+        return self.logs_dir / table
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.root / "collections"
+
+    def collection_dir(self, name: str) -> Path:
+        return self.collections_dir / validate_id(name, "collection")
+
+    @property
+    def retrievers_dir(self) -> Path:
+        return self.root / "retrievers"
+
+    @property
+    def executions_dir(self) -> Path:
+        return self.root / "executions"
+
+    def retriever_executions_dir(self, retriever_id: str) -> Path:
+        return self.executions_dir / validate_id(retriever_id, "retriever_id")
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    def dataset_dir(self, name: str) -> Path:
+        return self.datasets_dir / validate_id(name, "dataset")
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.root / "demo"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Set-up and entry points that need nothing but Python 3.11+ and pip.
+
+python3 tasks.py demo   # create .venv, install, build the demo world and run the demo
+python3 tasks.py test   # create .venv, install, lint and run the whole test suite
+python3 tasks.py ui     # create .venv, install, open the Dagster UI (dagster dev) on 127.0.0.1:3000
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("EVAL_PIPELINES_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed"
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(c) for c in command), flush=True)
+    result = subprocess.run([str(c) for c in command], cwd=ROOT, env=env)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def setup() -> None:
+    """(Re)install into the venv when pyproject.toml is newer than the last install."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs under the system Python, before the venv exists
+        sys.exit(f"eval-pipelines needs Python >= 3.11 (this is {sys.version.split()[0]})")
+    if not (BIN / "python").exists():
+        print(f"creating virtual environment {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
+        return
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    STAMP.touch()
+
+
+def test(args: list[str]) -> None:
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "python", "-m", "pytest", *args)
+
+
+def demo(args: list[str]) -> None:
+    run(BIN / "eval-pipelines", "demo", *args)
+
+
+def ui(args: list[str]) -> None:
+    env = dict(os.environ)
+    code = "from eval_pipelines.core.paths import DataPaths; from eval_pipelines.instance import ensure_dagster_home; print(ensure_dagster_home(DataPaths.from_env()))"
+    home = subprocess.run(
+        [str(BIN / "python"), "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    env["DAGSTER_HOME"] = home
+    print(f"DAGSTER_HOME={home}", flush=True)
+    run(
+        BIN / "dagster",
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "3000",
+        *args,
+        env=env,
+    )
+
+
+COMMANDS = {"test": test, "demo": demo, "ui": ui, "setup": lambda args: None}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    setup()
+    COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
