@@ -97,6 +97,6 @@ def query(paths: DataPaths, sql: str, parameters: Sequence[Any] | None = None) -
 
     def run() -> pa.Table:
         with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            return con.execute(sql, list(parameters or [])).to_arrow_table()
+            return con.sql(sql, params=list(parameters or [])).to_arrow_table()
 
     return _with_lock_retry(run)

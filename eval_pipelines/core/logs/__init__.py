@@ -1,0 +1,31 @@
+"""Log ingestion: read logged executions and interactions into normalized Parquet, quarantining bad rows."""
+
+from eval_pipelines.core.logs.contract import (
+    EXECUTIONS_SCHEMA,
+    INTERACTIONS_SCHEMA,
+    QUARANTINE_REASONS,
+    QUARANTINE_SCHEMA,
+    canonical_json,
+)
+from eval_pipelines.core.logs.ingest import (
+    LOG_TABLES,
+    IngestReport,
+    LogParseError,
+    LogTable,
+    ingest_files,
+)
+from eval_pipelines.core.logs.readers import FORMATS
+
+__all__ = [
+    "EXECUTIONS_SCHEMA",
+    "FORMATS",
+    "INTERACTIONS_SCHEMA",
+    "LOG_TABLES",
+    "QUARANTINE_REASONS",
+    "QUARANTINE_SCHEMA",
+    "IngestReport",
+    "LogParseError",
+    "LogTable",
+    "canonical_json",
+    "ingest_files",
+]

@@ -1,0 +1,316 @@
+"""Read log files (JSON Lines, CSV, Parquet, OpenSearch UBI) into records under the contract's field names.
+
+Formats:
+- jsonl (.jsonl, .ndjson, .json): one JSON object per line; blank lines are skipped.
+- csv (.csv): a header row naming the fields; an empty cell is an absent value. `query_input`,
+  `documents`, `taxonomy_node_ids`, `interaction_type` and `metadata` cells that start with `[` or `{`
+  are JSON text (e.g. `["d1","d2"]`); any other cell is a plain string. An integer `position` cell is
+  read as an integer. A record's line is the line where it starts (the header is line 1).
+- parquet (.parquet): one row per record; its line is the 1-based row number. Nested lists and structs
+  read as lists and objects, timestamp columns as datetimes.
+- ubi (JSON Lines): OpenSearch User Behavior Insights documents, `ubi_queries` for executions and
+  `ubi_events` for interactions (a `{"_source": {...}}` wrapper from an index export is unwrapped).
+  See map_ubi_query / map_ubi_event for the mapping.
+A file that cannot be parsed at all (unreadable, not UTF-8, broken JSON, a JSON line that is not an
+object, a malformed CSV row, not Parquet) raises LogParseError. An empty file holds 0 records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.logs.contract import WRONG_TYPE, RowRejected, json_type
+
+FORMATS = ("auto", "jsonl", "csv", "parquet", "ubi")
+EXTENSION_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
+
+_CSV_JSON_FIELDS = frozenset(
+    {"query_input", "documents", "taxonomy_node_ids", "interaction_type", "metadata"}
+)
+_INTEGER_TEXT = re.compile(r"^\s*-?\d+\s*$")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+UBI_QUERY_LABELS: Mapping[str, str] = {
+    "execution_id": "execution_id (UBI query_id)",
+    "retriever_id": "retriever_id (UBI application)",
+    "session_id": "session_id (UBI session_id)",
+    "user_id": "user_id (UBI client_id)",
+    "query_input": "query_input (UBI user_query)",
+    "documents": "documents (UBI query_response_hit_ids)",
+    "created_at": "created_at (UBI timestamp)",
+}
+UBI_EVENT_LABELS: Mapping[str, str] = {
+    "execution_id": "execution_id (UBI query_id)",
+    "document_id": "document_id (UBI event_attributes.object.object_id)",
+    "interaction_type": "interaction_type (UBI action_name)",
+    "position": "position (UBI event_attributes.position.ordinal)",
+    "session_id": "session_id (UBI session_id)",
+    "user_id": "user_id (UBI client_id)",
+    "timestamp": "timestamp (UBI timestamp)",
+}
+_UBI_EVENT_MAPPED = frozenset({"action_name", "query_id", "client_id", "session_id", "timestamp"})
+
+
+class LogParseError(InvalidInputError):
+    """A file that cannot be parsed at all; the whole ingest stops before writing anything."""
+
+    def __init__(self, file: Path, line: int | None, message: str) -> None:
+        location = f"{file}:{line}" if line is not None else f"{file}"
+        super().__init__(f"{location}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One source row: `raw` as read (for the quarantine), `fields` under the contract's names.
+
+    `labels` names fields in messages by their source name; `problem` is set when the reader already
+    knows the row breaks the contract (e.g. a CSV cell with broken JSON).
+    """
+
+    source_file: str
+    line: int
+    raw: Mapping[str, Any]
+    fields: Mapping[str, Any]
+    labels: Mapping[str, str]
+    problem: RowRejected | None = None
+
+
+def resolve_format(file: Path, fmt: str) -> str:
+    """The concrete format of file: fmt itself, or for "auto" the one its extension names."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    by_extension = EXTENSION_FORMATS.get(file.suffix.lower())
+    if by_extension is None:
+        raise LogParseError(
+            file,
+            None,
+            f"cannot tell the format from the extension {file.suffix!r}"
+            f" (known: {', '.join(EXTENSION_FORMATS)}); pass a format explicitly",
+        )
+    return by_extension
+
+
+def read_records(file: Path, table: str, fmt: str = "auto") -> list[SourceRecord]:
+    """Every record of one file, or LogParseError naming the file and line that cannot be parsed."""
+    concrete = resolve_format(file, fmt)
+    if concrete == "parquet":
+        return _read_parquet(file)
+    text = _read_text(file)
+    if concrete == "csv":
+        return _read_csv(file, text)
+    records = _read_jsonl(file, text)
+    if concrete == "ubi":
+        mapper = map_ubi_query if table == "executions" else map_ubi_event
+        return [mapper(record) for record in records]
+    return records
+
+
+def _read_text(file: Path) -> str:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise LogParseError(file, None, f"cannot read the file ({exc.strerror or exc})") from exc
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LogParseError(
+            file, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded)"
+        ) from exc
+
+
+def _read_jsonl(file: Path, text: str) -> list[SourceRecord]:
+    name = str(file)
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LogParseError(
+                file, number, f"invalid JSON ({exc.msg} at column {exc.colno})"
+            ) from exc
+        if not isinstance(value, dict):
+            raise LogParseError(
+                file, number, f"expected a JSON object per line, got {json_type(value)}"
+            )
+        records.append(SourceRecord(name, number, value, value, {}))
+    return records
+
+
+def _decode_csv_cell(name: str, cell: str) -> Any:
+    if cell == "":
+        return None
+    if name in _CSV_JSON_FIELDS and cell.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(cell)
+        except json.JSONDecodeError as exc:
+            raise RowRejected(
+                WRONG_TYPE,
+                f"{name}: the CSV cell starts like JSON but is not valid JSON"
+                f" ({exc.msg} at character {exc.pos})",
+            ) from exc
+    if name == "position" and _INTEGER_TEXT.match(cell):
+        return int(cell)
+    return cell
+
+
+def _read_csv(file: Path, text: str) -> list[SourceRecord]:
+    name = str(file)
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        columns = [column.strip() for column in header]
+        if any(not column for column in columns):
+            raise LogParseError(file, 1, "the CSV header has an empty column name")
+        duplicates = sorted({column for column in columns if columns.count(column) > 1})
+        if duplicates:
+            raise LogParseError(file, 1, f"the CSV header repeats {', '.join(duplicates)}")
+        records = []
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not cells:
+                continue
+            if len(cells) != len(columns):
+                raise LogParseError(
+                    file, line, f"{len(cells)} cells, but the header has {len(columns)} columns"
+                )
+            raw = dict(zip(columns, cells, strict=True))
+            fields: dict[str, Any] = {}
+            problem = None
+            for column, cell in raw.items():
+                try:
+                    fields[column] = _decode_csv_cell(column, cell)
+                except RowRejected as rejected:
+                    problem = problem or rejected
+                    fields[column] = cell
+            records.append(SourceRecord(name, line, raw, fields, {}, problem))
+        return records
+    except csv.Error as exc:
+        raise LogParseError(file, reader.line_num or 1, f"malformed CSV ({exc})") from exc
+
+
+def _read_parquet(file: Path) -> list[SourceRecord]:
+    try:
+        table = pq.read_table(file)
+        for index, column_field in enumerate(table.schema):
+            column_type = column_field.type
+            if pa.types.is_timestamp(column_type) and column_type.unit == "ns":
+                table = table.set_column(
+                    index,
+                    column_field.name,
+                    table.column(index).cast(pa.timestamp("us", tz=column_type.tz), safe=False),
+                )
+        rows = table.to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LogParseError(file, None, f"not a readable Parquet file ({exc})") from exc
+    name = str(file)
+    return [SourceRecord(name, number, row, row, {}) for number, row in enumerate(rows, start=1)]
+
+
+def _dig(record: Mapping[str, Any], *path: str) -> Any:
+    """The value at a nested path; absent when a level is missing, WRONG_TYPE when it is no object."""
+    value: Any = record
+    for depth, key in enumerate(path):
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            parent = ".".join(path[:depth])
+            raise RowRejected(WRONG_TYPE, f"{parent}: expected an object, got {json_type(value)}")
+        value = value.get(key)
+    return value
+
+
+def _ubi_timestamp(value: Any) -> Any:
+    """UBI stores dates as ISO text or epoch milliseconds; both become datetimes."""
+    if type(value) in (int, float):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return value
+
+
+def _ubi_document(record: SourceRecord) -> Mapping[str, Any]:
+    source = record.raw.get("_source")
+    return source if isinstance(source, Mapping) else record.raw
+
+
+def map_ubi_query(record: SourceRecord) -> SourceRecord:
+    """ubi_queries -> executions.
+
+    query_id -> execution_id; application -> retriever_id (else the ingest's default); user_query ->
+    query_input.text; query_response_hit_ids -> documents; client_id -> user_id; timestamp ->
+    created_at (ISO 8601 or epoch milliseconds). UBI queries carry no session, so session_id is the
+    document's `session_id`, else `query_attributes.session_id`, else the query_id (one session per
+    query: no unrelated searches are grouped).
+    """
+    doc = _ubi_document(record)
+    fields: dict[str, Any] = {
+        "execution_id": doc.get("query_id"),
+        "retriever_id": doc.get("application"),
+        "user_id": doc.get("client_id"),
+        "query_input": doc.get("user_query"),
+        "documents": doc.get("query_response_hit_ids"),
+        "created_at": _ubi_timestamp(doc.get("timestamp")),
+    }
+    problem = None
+    try:
+        attribute_session = _dig(doc, "query_attributes", "session_id")
+    except RowRejected as rejected:
+        problem, attribute_session = rejected, None
+    fields["session_id"] = doc.get("session_id") or attribute_session or doc.get("query_id")
+    return SourceRecord(record.source_file, record.line, doc, fields, UBI_QUERY_LABELS, problem)
+
+
+def map_ubi_event(record: SourceRecord) -> SourceRecord:
+    """ubi_events -> interactions.
+
+    action_name -> interaction_type; query_id -> execution_id; event_attributes.object.object_id ->
+    document_id; event_attributes.position.ordinal -> position (taken as 0-based); client_id ->
+    user_id (else user_id); session_id (else event_attributes.session_id) -> session_id; timestamp
+    (ISO 8601 or epoch milliseconds). Every other field, event_attributes included, is kept in metadata.
+    """
+    doc = _ubi_document(record)
+    fields: dict[str, Any] = {
+        "execution_id": doc.get("query_id"),
+        "interaction_type": doc.get("action_name"),
+        "user_id": doc.get("client_id") or doc.get("user_id"),
+        "timestamp": _ubi_timestamp(doc.get("timestamp")),
+        "metadata": {key: value for key, value in doc.items() if key not in _UBI_EVENT_MAPPED}
+        or None,
+    }
+    problem = None
+    try:
+        fields["document_id"] = _dig(doc, "event_attributes", "object", "object_id")
+        fields["position"] = _dig(doc, "event_attributes", "position", "ordinal")
+        fields["session_id"] = doc.get("session_id") or _dig(doc, "event_attributes", "session_id")
+    except RowRejected as rejected:
+        problem = rejected
+    return SourceRecord(record.source_file, record.line, doc, fields, UBI_EVENT_LABELS, problem)
