@@ -1,0 +1,201 @@
+"""Collections a pipeline retriever searches: `<data>/collections/<name>/documents.parquet`."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.storage import write_parquet_atomic
+
+DOCUMENTS_FILE = "documents.parquet"
+ID_COLUMN = "document_id"
+
+STRING, NUMERIC, BOOL = "string", "numeric", "bool"
+
+
+class CollectionError(InvalidInputError):
+    """A collection that breaks its contract (document_id unique, non-null; scalar columns)."""
+
+
+def collection_file(paths: DataPaths, name: str) -> Path:
+    return paths.collection_dir(name) / DOCUMENTS_FILE
+
+
+def column_kind(arrow_type: pa.DataType) -> str | None:
+    """How stages treat a column: text, number or flag; None for types stages cannot use."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return STRING
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return NUMERIC
+    if pa.types.is_boolean(arrow_type):
+        return BOOL
+    return None
+
+
+def schema_column_kinds(schema: pa.Schema) -> dict[str, str]:
+    return {f.name: kind for f in schema if (kind := column_kind(f.type)) is not None}
+
+
+def collection_column_kinds(paths: DataPaths, name: str) -> dict[str, str] | None:
+    """Column kinds from the Parquet footer only (cheap), or None when the collection does not exist."""
+    file = collection_file(paths, name)
+    if not file.is_file():
+        return None
+    try:
+        schema = pq.read_schema(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise CollectionError(f"{file}: not a readable Parquet file ({exc})") from None
+    return schema_column_kinds(schema)
+
+
+def _as_table(documents: pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]]) -> pa.Table:
+    if isinstance(documents, pa.Table):
+        return documents
+    if isinstance(documents, pd.DataFrame):
+        return pa.Table.from_pandas(documents, preserve_index=False)
+    return pa.Table.from_pylist([dict(d) for d in documents])
+
+
+def validate_collection_table(table: pa.Table, source: str) -> pa.Table:
+    """Check the contract and normalise dictionary/large strings to plain strings; raise naming the problem."""
+    if table.num_rows == 0:
+        raise CollectionError(f"{source}: the collection has no documents")
+    if ID_COLUMN not in table.column_names:
+        raise CollectionError(
+            f"{source}: {ID_COLUMN}: column missing (columns: {', '.join(table.column_names)})"
+        )
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+            column = column.cast(pa.string())
+        if pa.types.is_large_string(column.type):
+            column = column.cast(pa.string())
+        if column_kind(column.type) is None:
+            raise CollectionError(
+                f"{source}: {name}: unsupported column type {column.type} "
+                "(expected string, integer, floating point or boolean)"
+            )
+        columns[name] = column
+    ids = columns[ID_COLUMN]
+    if column_kind(ids.type) != STRING:
+        raise CollectionError(f"{source}: {ID_COLUMN}: expected strings, got {ids.type}")
+    if ids.null_count:
+        row = pc.index(pc.is_null(ids), True).as_py()
+        raise CollectionError(f"{source}: {ID_COLUMN}: null at row {row} ({ids.null_count} nulls)")
+    empty = pc.equal(pc.utf8_length(ids), 0)
+    if pc.any(empty).as_py():
+        raise CollectionError(
+            f"{source}: {ID_COLUMN}: empty string at row {pc.index(empty, True).as_py()}"
+        )
+    counts = pc.value_counts(ids)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(repeated):
+        shown = ", ".join(repr(v) for v in repeated.field("values")[:5].to_pylist())
+        raise CollectionError(
+            f"{source}: {ID_COLUMN}: {len(repeated)} duplicated value(s), e.g. {shown}"
+        )
+    return pa.table(columns)
+
+
+def write_collection(
+    paths: DataPaths,
+    name: str,
+    documents: pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]],
+) -> Path:
+    """Validate documents and write them atomically as the collection `name`."""
+    validate_id(name, "collection")
+    table = validate_collection_table(_as_table(documents), f"collection {name!r}")
+    return write_parquet_atomic(table, collection_file(paths, name))
+
+
+class Collection:
+    """A loaded collection: the Arrow table plus per-column arrays that stages reuse across queries."""
+
+    def __init__(self, name: str, path: Path, table: pa.Table) -> None:
+        self.name = name
+        self.path = path
+        self.table = table.combine_chunks()
+        self.size = self.table.num_rows
+        self.kinds = schema_column_kinds(self.table.schema)
+        self.document_ids: np.ndarray = self.table.column(ID_COLUMN).to_numpy(zero_copy_only=False)
+        self._arrow: dict[str, pa.Array] = {}
+        self._numeric: dict[str, np.ndarray] = {}
+
+    def require(self, column: str) -> str:
+        """The column's kind; a KeyError naming the valid columns when it does not exist."""
+        if column not in self.kinds:
+            raise KeyError(
+                f"collection {self.name!r} has no column {column!r} "
+                f"(columns: {', '.join(sorted(self.kinds))})"
+            )
+        return self.kinds[column]
+
+    def arrow(self, column: str) -> pa.Array:
+        if column not in self._arrow:
+            self.require(column)
+            self._arrow[column] = self.table.column(column).combine_chunks()
+        return self._arrow[column]
+
+    def numeric(self, column: str) -> np.ndarray:
+        """float64 values, NaN where null; booleans become 0/1."""
+        if column not in self._numeric:
+            kind = self.require(column)
+            if kind == STRING:
+                raise TypeError(f"column {column!r} of collection {self.name!r} is not numeric")
+            values = self.arrow(column).cast(pa.float64())
+            self._numeric[column] = values.to_numpy(zero_copy_only=False).astype(np.float64)
+        return self._numeric[column]
+
+    def texts(self, fields: Sequence[str]) -> list[str]:
+        """Each document's chosen fields joined by newlines (nulls skipped), for indexing."""
+        parts = [self.arrow(f).cast(pa.string()).fill_null("") for f in fields]
+        joined = pc.binary_join_element_wise(*parts, "\n") if len(parts) > 1 else parts[0]
+        return joined.to_pylist()
+
+    @cached_property
+    def content_digest(self) -> str:
+        """sha256 of the Parquet file's bytes: indexes built from other content never match."""
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+_cache: dict[Path, tuple[tuple[int, int], Collection]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_collection(paths: DataPaths, name: str) -> Collection:
+    """Load a collection once per process; reloaded when the file's mtime or size changes."""
+    file = collection_file(paths, name)
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        raise CollectionError(f"collection {name!r}: {file} does not exist") from None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    key = file.resolve()
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            raw = pq.read_table(file)
+        except (OSError, pa.ArrowException) as exc:
+            raise CollectionError(f"{file}: not a readable Parquet file ({exc})") from None
+        table = validate_collection_table(raw, str(file))
+        collection = Collection(name, file, table)
+        _cache[key] = (stamp, collection)
+        return collection

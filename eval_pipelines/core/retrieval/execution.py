@@ -1,0 +1,253 @@
+"""One retriever call and its outcome, in the shape of the seeds' ExecutionDetail."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from eval_pipelines.core.retrieval.config import RetrieverConfig
+
+COMPLETED = "completed"
+FAILED = "failed"
+
+# Stable, machine-readable failure kinds; callers branch on these, so they never change meaning.
+ERROR_TIMEOUT = "timeout"
+ERROR_CONNECTION = "connection_error"
+ERROR_HTTP_5XX = "http_5xx"
+ERROR_HTTP_4XX = "http_4xx"
+ERROR_HTTP_STATUS = "http_status"
+ERROR_MALFORMED_RESPONSE = "malformed_response"
+ERROR_MISSING_SECRET = "missing_secret"
+ERROR_STAGE = "stage_error"
+ERROR_INVALID_QUERY = "invalid_query"
+
+
+def new_execution_id() -> str:
+    return "exec_" + uuid.uuid4().hex[:16]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a literal Z, as the seeds write timestamps."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def efficiency(input_count: int, output_count: int) -> float:
+    return output_count / input_count if input_count else 0.0
+
+
+@dataclass
+class StageStatistics:
+    input_count: int
+    output_count: int
+    duration_ms: float
+    efficiency: float
+    cache_hit: bool | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def measured(
+        cls,
+        input_count: int,
+        output_count: int,
+        duration_ms: float,
+        *,
+        cache_hit: bool | None = None,
+        error: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> StageStatistics:
+        """Statistics with efficiency derived from the counts, so it is never inconsistent."""
+        return cls(
+            input_count=input_count,
+            output_count=output_count,
+            duration_ms=max(0.0, duration_ms),
+            efficiency=efficiency(input_count, output_count),
+            cache_hit=cache_hit,
+            error=error,
+            metadata=metadata or {},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_count": self.input_count,
+            "output_count": self.output_count,
+            "duration_ms": self.duration_ms,
+            "efficiency": self.efficiency,
+            "cache_hit": self.cache_hit,
+            "error": self.error,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageStatistics:
+        return cls(
+            input_count=int(data["input_count"]),
+            output_count=int(data["output_count"]),
+            duration_ms=float(data["duration_ms"]),
+            efficiency=float(data["efficiency"]),
+            cache_hit=data.get("cache_hit"),
+            error=data.get("error"),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+@dataclass
+class ScoredDocument:
+    document_id: str
+    score: float
+
+
+@dataclass
+class Execution:
+    execution_id: str
+    retriever_id: str
+    query_input: dict[str, Any]
+    status: str
+    documents: list[ScoredDocument]
+    stages: dict[str, StageStatistics]
+    total_time_ms: float
+    created_at: datetime
+    completed_at: datetime | None
+    error: str | None
+    error_type: str | None
+    pipeline_hash: str
+    total_stages: int | None = None
+    attempts: int = 1
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def document_ids(self) -> list[str]:
+        return [d.document_id for d in self.documents]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Non-fatal problems stages reported (for example a filter on an unknown field)."""
+        return [w for s in self.stages.values() for w in s.metadata.get("warnings", ())]
+
+    def to_detail(self) -> dict[str, Any]:
+        """The ExecutionDetail record of the seeds (get_execution.openapi), plus query_input and hashes."""
+        total = len(self.documents)
+        stages_completed = sum(1 for s in self.stages.values() if s.error is None)
+        return {
+            "execution_id": self.execution_id,
+            "retriever_id": self.retriever_id,
+            "status": self.status,
+            "query_input": self.query_input,
+            "documents": [
+                {"document_id": d.document_id, "score": d.score, "rank": rank}
+                for rank, d in enumerate(self.documents, start=1)
+            ],
+            "pagination": {
+                "total": total,
+                "limit": total,
+                "offset": 0,
+                "has_next": False,
+                "has_previous": False,
+            },
+            "stage_statistics": {
+                "stages": {name: s.to_dict() for name, s in self.stages.items()},
+                "total_time_ms": self.total_time_ms,
+                "credits_used": 0,
+            },
+            "budget": {"credits_used": 0, "time_used_ms": self.total_time_ms},
+            "created_at": iso_utc(self.created_at),
+            "completed_at": iso_utc(self.completed_at),
+            "error": self.error,
+            "error_type": self.error_type,
+            "warnings": self.warnings,
+            "total_stages": self.total_stages
+            if self.total_stages is not None
+            else len(self.stages),
+            "stages_completed": stages_completed,
+            "current_stage": None,
+            "pipeline_hash": self.pipeline_hash,
+            "attempts": self.attempts,
+        }
+
+
+class Retriever(Protocol):
+    """What every retriever offers: a config, one call, and many calls in order."""
+
+    config: RetrieverConfig
+
+    def search(
+        self,
+        query_input: dict[str, Any],
+        limit: int | None = None,
+        execution_id: str | None = None,
+    ) -> Execution: ...
+
+    def search_many(
+        self, query_inputs: Sequence[dict[str, Any]], limit: int | None = None
+    ) -> list[Execution]: ...
+
+    def close(self) -> None: ...
+
+
+def check_limit(limit: object) -> int | None:
+    """A caller's limit must be a non-negative int (or None for the retriever's own)."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit: expected a non-negative integer or None, got {limit!r}")
+    return limit
+
+
+def query_problem(query_input: object) -> str | None:
+    """Why a query_input breaks the contract ({text: str, filters: object optional}), or None."""
+    if not isinstance(query_input, dict):
+        return f"query_input: expected an object, got {type(query_input).__name__}"
+    text = query_input.get("text", "")
+    if text is not None and not isinstance(text, str):
+        return f"query_input.text: expected a string, got {type(text).__name__}"
+    filters = query_input.get("filters")
+    if filters is not None and not isinstance(filters, dict):
+        return f"query_input.filters: expected an object, got {type(filters).__name__}"
+    return None
+
+
+def failed_execution(
+    *,
+    retriever_id: str,
+    query_input: Any,
+    pipeline_hash: str,
+    error: str,
+    error_type: str,
+    created_at: datetime,
+    total_time_ms: float,
+    execution_id: str | None = None,
+    stages: dict[str, StageStatistics] | None = None,
+    total_stages: int | None = None,
+    attempts: int = 1,
+) -> Execution:
+    return Execution(
+        execution_id=execution_id or new_execution_id(),
+        retriever_id=retriever_id,
+        query_input=query_input if isinstance(query_input, dict) else {"raw": repr(query_input)},
+        status=FAILED,
+        documents=[],
+        stages=stages or {},
+        total_time_ms=total_time_ms,
+        created_at=created_at,
+        completed_at=utc_now(),
+        error=error,
+        error_type=error_type,
+        pipeline_hash=pipeline_hash,
+        total_stages=total_stages,
+        attempts=attempts,
+    )
