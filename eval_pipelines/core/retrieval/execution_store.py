@@ -65,7 +65,8 @@ def executions_table(executions: Sequence[Execution]) -> pa.Table:
         "query_input": [_json(e.query_input) for e in executions],
         "documents": documents,
         "stage_statistics": [
-            _json({name: s.to_dict() for name, s in e.stages.items()}) for e in executions
+            json.dumps({name: s.to_dict() for name, s in e.stages.items()}, separators=(",", ":"))
+            for e in executions
         ],
         "total_time_ms": [e.total_time_ms for e in executions],
         "created_at": [e.created_at for e in executions],

@@ -72,6 +72,7 @@ class PipelineRetriever:
                     len(candidates),
                     0,
                     (time.perf_counter() - stage_started) * 1000.0,
+                    cache_hit=False,
                     error=message,
                 )
                 return failed_execution(
@@ -90,6 +91,7 @@ class PipelineRetriever:
                 len(candidates),
                 len(output),
                 (time.perf_counter() - stage_started) * 1000.0,
+                cache_hit=False,
                 metadata=metadata,
             )
             candidates = output

@@ -98,6 +98,17 @@ def test_store_round_trip(paths: DataPaths, executions: list[Execution]) -> None
     assert get_execution(paths, "shop", "exec_' OR 1=1 --") is None
 
 
+def test_stored_stage_statistics_keep_pipeline_order_and_say_no_cache(
+    paths: DataPaths, executions: list[Execution]
+) -> None:
+    write_executions(paths, executions, batch_id="batch-order")
+    detail = get_execution(paths, "shop", executions[0].execution_id)
+    assert detail is not None
+    stages = detail["stage_statistics"]["stages"]
+    assert list(stages) == [stage["stage_id"] for stage in STAGES]
+    assert {s["cache_hit"] for s in stages.values()} == {False}
+
+
 def test_store_many_batches_and_retrievers(paths: DataPaths, executions: list[Execution]) -> None:
     other = [
         dataclasses.replace(e, retriever_id="other", execution_id=f"exec_other{i:011d}")
