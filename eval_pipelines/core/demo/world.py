@@ -1,0 +1,440 @@
+"""Building the demo world step by step; each step reads what the earlier ones wrote to disk.
+
+Steps: catalog -> retrievers -> intents (+ true grades) -> logs (served by demo_prod through the real
+engine, clicked by simulated users, ingested like real logs) -> judgments. Same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from eval_pipelines.core.demo import judgments as judgments_module
+from eval_pipelines.core.demo.catalog import (
+    COLLECTION,
+    TRUTH_FILE,
+    generate_catalog,
+    read_catalog_truth,
+)
+from eval_pipelines.core.demo.intents import generate_intents, grade_table, intents_table
+from eval_pipelines.core.demo.retrievers import DEMO_RETRIEVER_IDS, PROD
+from eval_pipelines.core.demo.retrievers import write_demo_retrievers as _write_retrievers
+from eval_pipelines.core.demo.users import (
+    INTERACTION_TYPES,
+    NOT_SERVED,
+    ClickModel,
+    draw_users,
+    simulate_interactions,
+)
+from eval_pipelines.core.demo.vocabulary import taxonomy, taxonomy_rows
+from eval_pipelines.core.logs.ingest import IngestReport, ingest_files
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.retrieval.collections import collection_file, write_collection
+from eval_pipelines.core.retrieval.registry import open_retriever
+from eval_pipelines.core.storage import write_parquet_atomic, write_text_atomic
+
+DEFAULT_SEED = 20261101
+LOGS_END = datetime(2026, 11, 1, tzinfo=UTC)
+SERVED_DEPTH = 24
+EXECUTION_PREFIX = "exec_demo_"
+
+INTENTS_FILE = "intents.parquet"
+GRADES_FILE = "grades.parquet"
+TAXONOMY_FILE = "taxonomy.parquet"
+RAW_DIR = "raw"
+RAW_EXECUTIONS = "executions.jsonl"
+RAW_INTERACTIONS = "interactions.jsonl"
+DATASETS_DIR = "datasets"
+STEPS_DIR = "steps"
+STEPS: tuple[str, ...] = ("catalog", "retrievers", "intents", "logs", "judgments")
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How big the world is; the defaults are the full demo."""
+
+    products: int = 20_000
+    intents: int = 2_400
+    executions: int = 60_000
+    judged_queries: int = 600
+    days: int = 35
+
+    @classmethod
+    def small(cls) -> DemoScale:
+        """A world that builds in a few seconds, for tests and a quick look."""
+        return cls(products=2_000, intents=300, executions=4_000, judged_queries=100, days=35)
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DemoScale.{name}: expected a positive integer, got {value!r}")
+
+
+def dataset_files(paths: DataPaths) -> dict[str, Path]:
+    """The demo-judgments dataset in its three shapes."""
+    base = paths.demo_dir / DATASETS_DIR / judgments_module.DATASET
+    return {
+        "jsonl": base.with_name(base.name + ".jsonl"),
+        "qrels": base.with_name(base.name + ".qrels"),
+        "topics": base.with_name(base.name + ".topics.tsv"),
+    }
+
+
+def raw_log_files(paths: DataPaths) -> dict[str, Path]:
+    raw = paths.demo_dir / RAW_DIR
+    return {"executions": raw / RAW_EXECUTIONS, "interactions": raw / RAW_INTERACTIONS}
+
+
+def _step_file(paths: DataPaths, step: str) -> Path:
+    return paths.demo_dir / STEPS_DIR / f"{step}.json"
+
+
+def _record_step(paths: DataPaths, step: str, summary: dict[str, Any]) -> dict[str, Any]:
+    write_text_atomic(json.dumps(summary, indent=2, sort_keys=True) + "\n", _step_file(paths, step))
+    return summary
+
+
+def _read_step(paths: DataPaths, step: str) -> dict[str, Any] | None:
+    file = _step_file(paths, step)
+    if not file.is_file():
+        return None
+    return json.loads(file.read_text(encoding="utf-8"))
+
+
+def _require(file: Path, step: str) -> Path:
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing; run the demo step {step!r} first")
+    return file
+
+
+def build_catalog(
+    paths: DataPaths, seed: int = DEFAULT_SEED, scale: DemoScale | None = None
+) -> dict[str, Any]:
+    """Write the `products` collection, the latent truth behind it, and the taxonomy."""
+    scale = scale or DemoScale()
+    products, truth = generate_catalog(seed, scale.products)
+    collection_path = write_collection(paths, COLLECTION, products)
+    write_parquet_atomic(truth, paths.demo_dir / TRUTH_FILE)
+    write_parquet_atomic(pa.Table.from_pylist(taxonomy_rows()), paths.demo_dir / TAXONOMY_FILE)
+    leaf_counts = pc.value_counts(products.column("taxonomy_node_id"))
+    return _record_step(
+        paths,
+        "catalog",
+        {
+            "seed": seed,
+            "collection": COLLECTION,
+            "products": products.num_rows,
+            "taxonomy_parents": len(taxonomy()),
+            "taxonomy_leaves": len(leaf_counts),
+            "smallest_leaf": int(pc.min(leaf_counts.field("counts")).as_py()),
+            "largest_leaf": int(pc.max(leaf_counts.field("counts")).as_py()),
+            "brands": len(pc.unique(products.column("brand"))),
+            "mean_rating": round(float(pc.mean(products.column("rating")).as_py()), 3),
+            "path": str(collection_path.relative_to(paths.root)),
+        },
+    )
+
+
+def write_demo_retrievers(paths: DataPaths) -> dict[str, Any]:
+    """Write the five demo retriever YAMLs (ids fixed)."""
+    summary = _write_retrievers(paths)
+    summary["directory"] = str(paths.retrievers_dir.relative_to(paths.root))
+    return _record_step(paths, "retrievers", summary)
+
+
+def build_intents(
+    paths: DataPaths, seed: int = DEFAULT_SEED, scale: DemoScale | None = None
+) -> dict[str, Any]:
+    """Draw query intents over the written catalog and grade every (intent, product) pair."""
+    scale = scale or DemoScale()
+    catalog = read_catalog_truth(paths)
+    intents = generate_intents(seed, catalog, scale.intents)
+    grades = grade_table(intents, catalog)
+    table = intents_table(intents, grades)
+    metadata = {"demo_seed": str(seed)}
+    write_parquet_atomic(table.replace_schema_metadata(metadata), paths.demo_dir / INTENTS_FILE)
+    write_parquet_atomic(grades.replace_schema_metadata(metadata), paths.demo_dir / GRADES_FILE)
+    grade_counts = np.bincount(grades.column("grade").to_numpy(), minlength=4)
+    frequency = table.column("frequency").to_numpy()
+    return _record_step(
+        paths,
+        "intents",
+        {
+            "seed": seed,
+            "intents": table.num_rows,
+            "graded_pairs": grades.num_rows,
+            "grade_counts": {str(g): int(grade_counts[g]) for g in (1, 2, 3)},
+            "mean_relevant_per_intent": round(grades.num_rows / table.num_rows, 1),
+            "top_10_intents_traffic_share": round(float(frequency[:10].sum()), 4),
+            "constraints_histogram": {
+                str(k): int(v)
+                for k, v in enumerate(np.bincount(table.column("n_constraints").to_numpy()))
+            },
+        },
+    )
+
+
+class IdIndex:
+    """Maps ids to their row, vectorised (one sort, then binary search)."""
+
+    def __init__(self, ids: np.ndarray, field: str) -> None:
+        self.ids = ids
+        self.field = field
+        self.order = np.argsort(ids)
+        self.sorted_ids = ids[self.order]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def positions(self, wanted: np.ndarray) -> np.ndarray:
+        """Row of each wanted id; raises naming an id that is unknown."""
+        found = np.minimum(np.searchsorted(self.sorted_ids, wanted), len(self.order) - 1)
+        rows = self.order[found]
+        missing = self.ids[rows] != wanted
+        if np.any(missing):
+            raise ValueError(
+                f"{self.field} {wanted[np.argmax(missing)]!r} is not in the demo world"
+            )
+        return rows
+
+
+class GradeLookup:
+    """True grade of (intent position, product position) pairs, 0 when not stored (vectorised)."""
+
+    def __init__(self, grades: pa.Table, intents: IdIndex, documents: IdIndex) -> None:
+        self.n_documents = len(documents)
+        owner = intents.positions(grades.column("intent_id").to_numpy(False))
+        position = documents.positions(grades.column("document_id").to_numpy(False))
+        keys = owner.astype(np.int64) * self.n_documents + position
+        order = np.argsort(keys)
+        self.keys = keys[order]
+        self.grades = grades.column("grade").to_numpy().astype(np.int64)[order]
+
+    def __call__(self, intent: np.ndarray, document: np.ndarray) -> np.ndarray:
+        keys = np.asarray(intent, dtype=np.int64) * self.n_documents + np.asarray(document)
+        found = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[found] == keys, self.grades[found], 0)
+
+
+def _read_intents_and_grades(paths: DataPaths) -> tuple[pa.Table, pa.Table]:
+    intents = pq.read_table(_require(paths.demo_dir / INTENTS_FILE, "intents"))
+    grades = pq.read_table(_require(paths.demo_dir / GRADES_FILE, "intents"))
+    return intents, grades
+
+
+def serve_pages(paths: DataPaths, query_texts: list[str]) -> list[list[str]]:
+    """demo_prod's ranking for each query text, through the real engine (one call per text)."""
+    with open_retriever(paths, PROD) as retriever:
+        executions = retriever.search_many([{"text": text} for text in query_texts])
+    pages = []
+    for text, execution in zip(query_texts, executions, strict=True):
+        if execution.status != "completed":
+            raise RuntimeError(f"{PROD} failed on {text!r}: {execution.error}")
+        pages.append([d.document_id for d in execution.documents[:SERVED_DEPTH]])
+    return pages
+
+
+def _iso(times: np.ndarray) -> np.ndarray:
+    return np.char.add(np.datetime_as_string(times, unit="ms"), "Z")
+
+
+def _relative_report(paths: DataPaths, report: IngestReport) -> dict[str, Any]:
+    """The ingest report with paths relative to the data directory, so the world can move."""
+    summary = report.to_dict()
+    summary["files"] = [str(Path(f).relative_to(paths.root)) for f in summary["files"]]
+    summary["written"] = [str(Path(f).relative_to(paths.root)) for f in summary["written"]]
+    return summary
+
+
+def _demo_log_parts(paths: DataPaths) -> list[Path]:
+    """The normalized log files the last demo ingest wrote."""
+    logs = _read_step(paths, "logs") or {}
+    return [
+        paths.root / written
+        for report in logs.get("ingest", {}).values()
+        for written in report.get("written", [])
+    ]
+
+
+def _remove_previous_demo_logs(paths: DataPaths) -> None:
+    """Re-simulating replaces the demo's own ingested parts, never anyone else's rows."""
+    for part in _demo_log_parts(paths):
+        part.unlink(missing_ok=True)
+
+
+def simulate_logs(
+    paths: DataPaths, seed: int = DEFAULT_SEED, scale: DemoScale | None = None
+) -> dict[str, Any]:
+    """Serve Zipf-distributed searches with demo_prod, simulate users, write raw JSONL, ingest it."""
+    scale = scale or DemoScale()
+    intents, grades = _read_intents_and_grades(paths)
+    catalog = read_catalog_truth(paths)
+    rng = np.random.default_rng([seed, 3])
+    intent_ids = intents.column("intent_id").to_numpy(False)
+    frequency = intents.column("frequency").to_numpy()
+    texts = intents.column("query_text").to_numpy(False)
+    leaf_ids = intents.column("taxonomy_node_id").to_numpy(False)
+
+    intent_of = rng.choice(len(intents), size=scale.executions, p=frequency / frequency.sum())
+    span_ms = scale.days * 86_400_000
+    offsets = np.sort(rng.integers(0, span_ms, size=scale.executions))
+    start = np.datetime64(LOGS_END.replace(tzinfo=None) - timedelta(days=scale.days), "ms")
+    created = start + offsets.astype("timedelta64[ms]")
+    n_users = max(20, scale.executions // 6)
+    user_of = draw_users(rng, scale.executions, n_users)
+
+    used = np.unique(intent_of)
+    pages = serve_pages(paths, [str(texts[i]) for i in used])
+    page_ids = np.full((len(used), SERVED_DEPTH), None, dtype=object)
+    page_grades = np.full((len(used), SERVED_DEPTH), NOT_SERVED, dtype=np.int64)
+    documents = IdIndex(catalog.document_id, "document_id")
+    lookup = GradeLookup(grades, IdIndex(intent_ids, "intent_id"), documents)
+    for row, (intent, page) in enumerate(zip(used, pages, strict=True)):
+        if page:
+            positions = documents.positions(np.array(page, dtype=object))
+            page_ids[row, : len(page)] = page
+            page_grades[row, : len(page)] = lookup(np.full(len(page), intent), positions)
+    page_of = np.searchsorted(used, intent_of)
+    simulated = simulate_interactions(rng, page_grades[page_of], ClickModel())
+
+    width = max(6, len(str(scale.executions)))
+    execution_ids = np.array(
+        [f"{EXECUTION_PREFIX}{i:0{width}d}" for i in range(1, scale.executions + 1)], dtype=object
+    )
+    session_ids = np.char.replace(execution_ids.astype(str), "exec_demo_", "sess_demo_")
+    user_ids = np.array([f"user_demo_{u:05d}" for u in range(n_users)], dtype=object)[user_of]
+    created_at = _iso(created)
+    page_json = [json.dumps([d for d in page_ids[r] if d is not None]) for r in range(len(used))]
+    query_json = [json.dumps({"text": str(texts[i])}) for i in used]
+    leaf_json = [json.dumps([str(leaf_ids[i])]) for i in used]
+    execution_lines = [
+        f'{{"execution_id": "{execution_ids[k]}", "retriever_id": "{PROD}",'
+        f' "session_id": "{session_ids[k]}", "user_id": "{user_ids[k]}",'
+        f' "query_input": {query_json[p]}, "documents": {page_json[p]},'
+        f' "taxonomy_node_ids": {leaf_json[p]}, "created_at": "{created_at[k]}"}}\n'
+        for k, p in enumerate(page_of)
+    ]
+
+    k = simulated.execution
+    timestamps = _iso(created[k] + np.round(simulated.delay_s * 1000).astype("timedelta64[ms]"))
+    interaction_ids = [f"int_demo_{n:07d}" for n in range(1, len(simulated) + 1)]
+    interacted = page_ids[page_of[k], simulated.position]
+    interaction_lines = [
+        f'{{"interaction_id": "{interaction_ids[n]}", "execution_id": "{execution_ids[k[n]]}",'
+        f' "document_id": "{interacted[n]}", "interaction_type": "{INTERACTION_TYPES[t]}",'
+        f' "position": {simulated.position[n]}, "session_id": "{session_ids[k[n]]}",'
+        f' "user_id": "{user_ids[k[n]]}", "timestamp": "{timestamps[n]}"}}\n'
+        for n, t in enumerate(simulated.type_code)
+    ]
+    raw = raw_log_files(paths)
+    write_text_atomic("".join(execution_lines), raw["executions"])
+    write_text_atomic("".join(interaction_lines), raw["interactions"])
+
+    _remove_previous_demo_logs(paths)
+    reports = {
+        table: ingest_files(paths, table, [raw[table]]) for table in ("executions", "interactions")
+    }
+    quarantined = {t: r.quarantined for t, r in reports.items() if r.quarantined}
+    if quarantined:
+        raise RuntimeError(f"demo logs broke the ingest contract: {quarantined}")
+    sessions_with_interactions = len(np.unique(k))
+    return _record_step(
+        paths,
+        "logs",
+        {
+            "seed": seed,
+            "retriever_id": PROD,
+            "executions": scale.executions,
+            "distinct_queries": len(used),
+            "served_depth": SERVED_DEPTH,
+            "users": len(np.unique(user_of)),
+            "days": scale.days,
+            "first_created_at": str(created_at[0]),
+            "last_created_at": str(created_at[-1]),
+            "interactions": len(simulated),
+            "interactions_by_type": simulated.counts_by_type(),
+            "sessions_with_interactions": sessions_with_interactions,
+            "ingest": {table: _relative_report(paths, r) for table, r in reports.items()},
+            "raw_files": {t: str(p.relative_to(paths.root)) for t, p in raw.items()},
+        },
+    )
+
+
+def build_judgments(
+    paths: DataPaths, seed: int = DEFAULT_SEED, scale: DemoScale | None = None
+) -> dict[str, Any]:
+    """Write the demo-judgments dataset (GroundTruthQuery JSONL, TREC qrels and topics)."""
+    scale = scale or DemoScale()
+    intents, grades = _read_intents_and_grades(paths)
+    selected = judgments_module.select_judged_intents(seed, intents.num_rows, scale.judged_queries)
+    queries = judgments_module.judged_queries(intents, grades, selected)
+    files = dataset_files(paths)
+    write_text_atomic(judgments_module.jsonl_text(queries), files["jsonl"])
+    write_text_atomic(judgments_module.qrels_text(queries), files["qrels"])
+    write_text_atomic(judgments_module.topics_text(queries), files["topics"])
+    grade_counts = np.bincount([g for q in queries for g in q.grades], minlength=4)
+    return _record_step(
+        paths,
+        "judgments",
+        {
+            "seed": seed,
+            "dataset": judgments_module.DATASET,
+            "queries": len(queries),
+            "judged_documents": int(grade_counts.sum()),
+            "grade_counts": {str(g): int(grade_counts[g]) for g in (1, 2, 3)},
+            "files": {kind: str(path.relative_to(paths.root)) for kind, path in files.items()},
+        },
+    )
+
+
+def build_demo_world(
+    paths: DataPaths,
+    seed: int = DEFAULT_SEED,
+    scale: DemoScale | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every step in order; returns each step's summary and how long it took."""
+    scale = scale or DemoScale()
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("catalog", lambda: build_catalog(paths, seed, scale)),
+        ("retrievers", lambda: write_demo_retrievers(paths)),
+        ("intents", lambda: build_intents(paths, seed, scale)),
+        ("logs", lambda: simulate_logs(paths, seed, scale)),
+        ("judgments", lambda: build_judgments(paths, seed, scale)),
+    ]
+    summary: dict[str, Any] = {"seed": seed, "scale": asdict(scale), "steps": {}, "seconds": {}}
+    started = time.perf_counter()
+    for number, (name, step) in enumerate(steps, start=1):
+        if progress:
+            progress(f"[{number}/{len(steps)}] {name} ...")
+        step_started = time.perf_counter()
+        summary["steps"][name] = step()
+        summary["seconds"][name] = round(time.perf_counter() - step_started, 2)
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def demo_world_exists(paths: DataPaths) -> bool:
+    """True when every step has completed and its main outputs are still on disk."""
+    if any(_read_step(paths, step) is None for step in STEPS):
+        return False
+    expected = [
+        collection_file(paths, COLLECTION),
+        paths.demo_dir / TRUTH_FILE,
+        paths.demo_dir / INTENTS_FILE,
+        paths.demo_dir / GRADES_FILE,
+        *raw_log_files(paths).values(),
+        *dataset_files(paths).values(),
+        *(paths.retrievers_dir / f"{rid}.yaml" for rid in DEMO_RETRIEVER_IDS),
+    ]
+    return all(p.is_file() for p in [*expected, *_demo_log_parts(paths)])

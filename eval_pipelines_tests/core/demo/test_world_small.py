@@ -1,0 +1,185 @@
+"""The demo world's steps on a small scale: outputs, determinism, re-runs."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from eval_pipelines.core.demo import (
+    DEFAULT_SEED,
+    DemoScale,
+    build_catalog,
+    build_demo_world,
+    dataset_files,
+    demo_world_exists,
+    raw_log_files,
+    simulate_logs,
+)
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.storage import parquet_files, read_parquet_dir
+
+SMALL = DemoScale.small()
+
+
+def world_files(root: Path) -> dict[str, bytes]:
+    """Every file of the world except the bm25 index cache, by path relative to the root."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "bm25" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, dict]:
+    paths = DataPaths(tmp_path_factory.mktemp("small") / "data")
+    return paths, build_demo_world(paths, scale=SMALL)
+
+
+def test_the_same_seed_gives_byte_identical_files(
+    small_world: tuple[DataPaths, dict], tmp_path: Path
+) -> None:
+    paths, _ = small_world
+    again = DataPaths(tmp_path / "again")
+    build_demo_world(again, scale=SMALL)
+    first, second = world_files(paths.root), world_files(again.root)
+    assert sorted(first) == sorted(second)
+    assert {
+        "collections/products/documents.parquet",
+        "demo/intents.parquet",
+        "demo/grades.parquet",
+        "demo/raw/executions.jsonl",
+        "demo/raw/interactions.jsonl",
+        "demo/datasets/demo-judgments.jsonl",
+        "demo/datasets/demo-judgments.qrels",
+        "demo/datasets/demo-judgments.topics.tsv",
+        "retrievers/demo_prod.yaml",
+    } <= set(first)
+    assert len([f for f in first if f.startswith("logs/")]) == 2
+    assert [f for f in first if first[f] != second[f]] == []
+
+
+def test_another_seed_gives_another_world(
+    small_world: tuple[DataPaths, dict], tmp_path: Path
+) -> None:
+    paths, _ = small_world
+    other = DataPaths(tmp_path / "other")
+    summary = build_demo_world(other, seed=DEFAULT_SEED + 1, scale=SMALL)
+    assert summary["seed"] == DEFAULT_SEED + 1
+    first, second = world_files(paths.root), world_files(other.root)
+    for name in (
+        "collections/products/documents.parquet",
+        "demo/intents.parquet",
+        "demo/grades.parquet",
+        "demo/raw/executions.jsonl",
+        "demo/datasets/demo-judgments.qrels",
+    ):
+        assert first[name] != second[name], name
+    assert first["retrievers/demo_better.yaml"] == second["retrievers/demo_better.yaml"]
+
+
+def test_summaries_are_json_and_record_the_seed(small_world: tuple[DataPaths, dict]) -> None:
+    paths, summary = small_world
+    assert json.loads(json.dumps(summary)) == summary
+    assert list(summary["steps"]) == ["catalog", "retrievers", "intents", "logs", "judgments"]
+    for step in ("catalog", "intents", "logs", "judgments"):
+        assert summary["steps"][step]["seed"] == DEFAULT_SEED
+    logs = summary["steps"]["logs"]
+    assert logs["executions"] == SMALL.executions
+    assert logs["ingest"]["executions"]["ingested"] == SMALL.executions
+    assert logs["ingest"]["interactions"]["ingested"] == logs["interactions"]
+    assert sum(logs["interactions_by_type"].values()) == logs["interactions"]
+    assert pq.read_schema(paths.demo_dir / "grades.parquet").metadata[b"demo_seed"] == b"20261101"
+
+
+def test_raw_logs_are_what_a_user_would_bring_and_were_ingested(
+    small_world: tuple[DataPaths, dict],
+) -> None:
+    paths, _ = small_world
+    raw = raw_log_files(paths)
+    executions = [json.loads(line) for line in raw["executions"].read_text().splitlines()]
+    interactions = [json.loads(line) for line in raw["interactions"].read_text().splitlines()]
+    first = executions[0]
+    assert first["execution_id"] == "exec_demo_000001"
+    assert first["retriever_id"] == "demo_prod"
+    assert set(first) == {
+        "execution_id",
+        "retriever_id",
+        "session_id",
+        "user_id",
+        "query_input",
+        "documents",
+        "taxonomy_node_ids",
+        "created_at",
+    }
+    assert first["created_at"].startswith("2026-") and first["created_at"].endswith("Z")
+    assert max(e["created_at"] for e in executions) < "2026-11-01T00:00:00"
+    assert all(0 < len(e["documents"]) <= 24 for e in executions)
+    served = {e["execution_id"]: e["documents"] for e in executions}
+    assert all(served[i["execution_id"]][i["position"]] == i["document_id"] for i in interactions)
+    assert {i["interaction_type"] for i in interactions} == {"click", "add_to_cart", "purchase"}
+
+    stored_executions = read_parquet_dir(paths.log_table_dir("executions"))
+    stored_interactions = read_parquet_dir(paths.log_table_dir("interactions"))
+    assert stored_executions.num_rows == len(executions)
+    assert stored_interactions.num_rows == len(interactions)
+    assert read_parquet_dir(paths.log_table_dir("quarantine")) is None
+    assert sorted(stored_executions.column("execution_id").to_pylist()) == sorted(served)
+
+
+def test_judgments_dataset_shapes_agree(small_world: tuple[DataPaths, dict]) -> None:
+    paths, _ = small_world
+    files = dataset_files(paths)
+    records = [json.loads(line) for line in files["jsonl"].read_text().splitlines()]
+    assert len(records) == SMALL.judged_queries
+    assert len({r["query_input"]["text"] for r in records}) == len(records)
+    for record in records:
+        assert set(record) == {"query_id", "query_input", "relevant_documents", "relevance_scores"}
+        scores = record["relevance_scores"]
+        assert record["relevant_documents"] == list(scores)
+        assert all(1 <= scores[d] <= 3 for d in scores)
+        assert [scores[d] for d in scores] == sorted(scores.values(), reverse=True)
+    qrels = [line.split() for line in files["qrels"].read_text().splitlines()]
+    assert len(qrels) == sum(len(r["relevance_scores"]) for r in records)
+    by_query = {r["query_id"]: r["relevance_scores"] for r in records}
+    assert all(by_query[q][d] == int(g) and zero == "0" for q, zero, d, g in qrels)
+    topics = [line.split("\t") for line in files["topics"].read_text().splitlines()]
+    assert topics == [[r["query_id"], r["query_input"]["text"]] for r in records]
+
+
+def test_world_exists_only_when_every_step_left_its_outputs(
+    small_world: tuple[DataPaths, dict], tmp_path: Path
+) -> None:
+    paths, _ = small_world
+    assert demo_world_exists(paths)
+    empty = DataPaths(tmp_path / "empty")
+    assert not demo_world_exists(empty)
+    build_catalog(empty, scale=SMALL)
+    assert not demo_world_exists(empty)
+    partial = DataPaths(tmp_path / "partial")
+    build_demo_world(partial, scale=SMALL)
+    dataset_files(partial)["qrels"].unlink()
+    assert not demo_world_exists(partial)
+
+
+def test_simulating_again_replaces_the_demo_logs_without_duplicates(tmp_path: Path) -> None:
+    paths = DataPaths(tmp_path / "data")
+    build_demo_world(paths, scale=SMALL)
+    simulate_logs(paths, seed=DEFAULT_SEED + 5, scale=SMALL)
+    again = simulate_logs(paths, seed=DEFAULT_SEED + 5, scale=SMALL)
+    assert len(parquet_files(paths.log_table_dir("executions"))) == 1
+    assert len(parquet_files(paths.log_table_dir("interactions"))) == 1
+    stored = read_parquet_dir(paths.log_table_dir("interactions"))
+    assert stored.num_rows == again["interactions"]
+    assert demo_world_exists(paths)
+
+
+def test_steps_need_their_inputs(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"intents\.parquet.*missing"):
+        simulate_logs(DataPaths(tmp_path / "nothing"), scale=SMALL)
+
+
+def test_scale_rejects_non_positive_sizes() -> None:
+    with pytest.raises(ValueError, match=r"DemoScale\.executions"):
+        DemoScale(executions=0)
