@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
@@ -118,6 +120,37 @@ def write_collection(
     validate_id(name, "collection")
     table = validate_collection_table(_as_table(documents), f"collection {name!r}")
     return write_parquet_atomic(table, collection_file(paths, name))
+
+
+def read_collection_files(files: Sequence[Path]) -> pa.Table:
+    """Documents from JSONL, CSV or Parquet files (by extension), concatenated; unreadable -> CollectionError."""
+    readers = {
+        ".parquet": pq.read_table,
+        ".jsonl": pa_json.read_json,
+        ".ndjson": pa_json.read_json,
+        ".csv": pa_csv.read_csv,
+    }
+    tables = []
+    for file in files:
+        reader = readers.get(Path(file).suffix.lower())
+        if reader is None:
+            raise CollectionError(
+                f"{file}: unknown extension (expected one of {', '.join(sorted(readers))})"
+            )
+        try:
+            tables.append(reader(file))
+        except (OSError, pa.ArrowException) as exc:
+            raise CollectionError(f"{file}: cannot be read ({exc})") from None
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise CollectionError(f"the files' columns do not agree ({exc})") from None
+
+
+def import_collection(paths: DataPaths, name: str, files: Sequence[Path]) -> tuple[Path, int]:
+    """Replace collection `name` with the documents of files; returns the file written and its row count."""
+    table = read_collection_files(files)
+    return write_collection(paths, name, table), table.num_rows
 
 
 class Collection:

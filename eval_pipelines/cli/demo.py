@@ -1,0 +1,133 @@
+"""`eval-pipelines demo`: build the demo world when missing (through its Dagster assets), then run it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+from eval_pipelines.cli.output import format_table, progress
+from eval_pipelines.core import demo
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.retrieval.execution_store import write_executions
+from eval_pipelines.core.retrieval.registry import open_retrievers
+from eval_pipelines.core.warehouse import query, refresh_views
+
+DEMO_RETRIEVERS = ("demo_prod", "demo_better", "demo_worse", "demo_prod_copy", "demo_http")
+TOUR_QUERIES = 200
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="build the demo world (when missing) and run the demo",
+        description="Builds the simulated shop (catalog, retrievers, intents, logs, judgments) through "
+        "its Dagster assets when it is missing, then replays logged queries through every demo retriever "
+        "and prints a summary.",
+    )
+    parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="world seed (recorded)")
+    parser.add_argument("--small", action="store_true", help="a small world, for a quick look")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the world even if present")
+    parser.set_defaults(handler=run_demo)
+
+
+def build_world(paths: DataPaths, seed: int, small: bool) -> None:
+    """Materialize the demo assets one by one in this process, on the project's Dagster instance."""
+    from dagster import materialize
+
+    from eval_pipelines.assets.demo import demo_assets
+    from eval_pipelines.instance import get_instance
+    from eval_pipelines.resources import DataDirResource, DemoWorldResource
+
+    instance = get_instance(paths)
+    resources = {
+        "data_dir": DataDirResource(path=str(paths.root)),
+        "demo_world": DemoWorldResource(seed=seed, size="small" if small else "full"),
+    }
+    for step, asset_def in enumerate(demo_assets, start=1):
+        started = time.perf_counter()
+        progress(f"[{step}/{len(demo_assets)}] {asset_def.key.to_user_string()} ...")
+        materialize(
+            demo_assets,
+            selection=[asset_def.key],
+            instance=instance,
+            resources=resources,
+            run_config=QUIET_RUN_CONFIG,
+            tags={"eval_pipelines/source": "cli demo"},
+        )
+        progress(f"      done in {time.perf_counter() - started:.1f} s")
+
+
+def tour(paths: DataPaths) -> list[list[object]]:
+    """Replay a fixed sample of logged queries through every demo retriever; each run keeps its own batch."""
+    sample = query(
+        paths,
+        "SELECT query_input FROM logged_executions ORDER BY execution_id LIMIT ?",
+        [TOUR_QUERIES],
+    )
+    query_inputs = [json.loads(q) for q in sample.column("query_input").to_pylist()]
+    batch_id = "demo-tour-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    rows = []
+    with open_retrievers(paths, list(DEMO_RETRIEVERS)) as retrievers:
+        for retriever_id, retriever in retrievers.items():
+            executions = retriever.search_many(query_inputs)
+            write_executions(paths, executions, batch_id=batch_id)
+            latencies = np.array([e.total_time_ms for e in executions])
+            completed = [e for e in executions if e.status == "completed"]
+            rows.append(
+                [
+                    retriever_id,
+                    retriever.config.kind,
+                    retriever.config.pipeline_hash[:12],
+                    f"{len(completed)}/{len(executions)}",
+                    f"{latencies.mean():.2f}",
+                    f"{np.percentile(latencies, 90):.2f}",
+                    completed[0].execution_id if completed else "-",
+                ]
+            )
+    refresh_views(paths)
+    return rows
+
+
+def run_demo(args: argparse.Namespace, paths: DataPaths) -> int:
+    if args.rebuild or not demo.demo_world_exists(paths):
+        progress(f"Building the demo world in {paths.root} (seed {args.seed}) ...")
+        build_world(paths, args.seed, args.small)
+    else:
+        progress(f"Demo world found in {paths.root} (use --rebuild to build it again).")
+    progress(f"Replaying {TOUR_QUERIES} logged queries through the demo retrievers ...")
+    rows = tour(paths)
+    counts = query(
+        paths,
+        "SELECT (SELECT count(*) FROM logged_executions), (SELECT count(*) FROM interactions), "
+        "(SELECT count(*) FROM collection_products)",
+    ).to_pylist()[0]
+    logged, interactions, products = counts.values()
+    print(
+        f"Demo world: {products:,} products, {logged:,} logged searches, {interactions:,} interactions"
+    )
+    print(f"Data directory: {paths.root}  (DuckDB views: {paths.warehouse})")
+    print()
+    print(
+        format_table(
+            [
+                "retriever",
+                "kind",
+                "pipeline_hash",
+                "completed",
+                "mean ms",
+                "p90 ms",
+                "example execution",
+            ],
+            rows,
+        )
+    )
+    example = next((r for r in rows if r[-1] != "-"), None)
+    if example:
+        print()
+        print(f"Inspect one call:  eval-pipelines execution get {example[0]} {example[-1]}")
+    return 0

@@ -1,0 +1,23 @@
+"""The data directory as a Dagster resource, so runs launched from the UI write where the CLI reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.warehouse import refresh_views
+
+
+class DataDirResource(ConfigurableResource):
+    """Empty `path` means EVAL_PIPELINES_DATA, else the project's data/ directory."""
+
+    path: str = ""
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(Path(self.path).resolve()) if self.path else DataPaths.from_env()
+
+    def refresh_views(self) -> list[str]:
+        return refresh_views(self.paths)
