@@ -40,7 +40,7 @@ def test_demo_group_and_job_are_defined() -> None:
     demo_keys = {a.key for a in demo_assets}
     assert {AssetKey(n) for n in ("demo_catalog", "demo_logs", "demo_judgments")} <= demo_keys
     assert all(repo.assets_defs_by_key[k].group_names_by_key[k] == "demo" for k in demo_keys)
-    assert defs.get_job_def("build_demo_world") is not None
+    assert defs.resolve_job_def("build_demo_world").name == "build_demo_world"
 
 
 def test_demo_assets_materialize_on_a_real_instance(tmp_path: Path) -> None:
