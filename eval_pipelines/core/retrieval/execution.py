@@ -251,3 +251,34 @@ def failed_execution(
         total_stages=total_stages,
         attempts=attempts,
     )
+
+
+def completed_execution(
+    *,
+    retriever_id: str,
+    query_input: dict[str, Any],
+    pipeline_hash: str,
+    documents: list[ScoredDocument],
+    stages: dict[str, StageStatistics],
+    created_at: datetime,
+    total_time_ms: float,
+    execution_id: str | None = None,
+    total_stages: int | None = None,
+    attempts: int = 1,
+) -> Execution:
+    return Execution(
+        execution_id=execution_id or new_execution_id(),
+        retriever_id=retriever_id,
+        query_input=query_input,
+        status=COMPLETED,
+        documents=documents,
+        stages=stages,
+        total_time_ms=total_time_ms,
+        created_at=created_at,
+        completed_at=utc_now(),
+        error=None,
+        error_type=None,
+        pipeline_hash=pipeline_hash,
+        total_stages=total_stages,
+        attempts=attempts,
+    )

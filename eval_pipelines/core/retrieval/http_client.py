@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from eval_pipelines.core.retrieval.config import ENV_REFERENCE, HTTP, RetrieverConfig
 from eval_pipelines.core.retrieval.execution import (
-    COMPLETED,
     ERROR_CONNECTION,
     ERROR_HTTP_4XX,
     ERROR_HTTP_5XX,
@@ -36,9 +35,9 @@ from eval_pipelines.core.retrieval.execution import (
     ScoredDocument,
     StageStatistics,
     check_limit,
+    completed_execution,
     efficiency,
     failed_execution,
-    new_execution_id,
     query_problem,
     utc_now,
 )
@@ -403,19 +402,15 @@ class HttpRetriever:
                     len(documents), len(documents), call_ms, metadata=metadata
                 )
             }
-        return Execution(
-            execution_id=execution_id or new_execution_id(),
+        return completed_execution(
             retriever_id=self.config.id,
             query_input=query_input,
-            status=COMPLETED,
+            pipeline_hash=self.config.pipeline_hash,
             documents=documents,
             stages=stages,
-            total_time_ms=(time.perf_counter() - started) * 1000.0,
             created_at=created_at,
-            completed_at=utc_now(),
-            error=None,
-            error_type=None,
-            pipeline_hash=self.config.pipeline_hash,
+            total_time_ms=(time.perf_counter() - started) * 1000.0,
+            execution_id=execution_id,
             total_stages=len(stages),
             attempts=attempts,
         )

@@ -9,15 +9,14 @@ from typing import Any
 from eval_pipelines.core.retrieval.collections import Collection
 from eval_pipelines.core.retrieval.config import PIPELINE, RetrieverConfig
 from eval_pipelines.core.retrieval.execution import (
-    COMPLETED,
     ERROR_INVALID_QUERY,
     ERROR_STAGE,
     Execution,
     ScoredDocument,
     StageStatistics,
     check_limit,
+    completed_execution,
     failed_execution,
-    new_execution_id,
     query_problem,
     utc_now,
 )
@@ -103,19 +102,15 @@ class PipelineRetriever:
             ScoredDocument(document_id, score)
             for document_id, score in zip(ids, scores.tolist(), strict=True)
         ]
-        return Execution(
-            execution_id=execution_id or new_execution_id(),
+        return completed_execution(
             retriever_id=self.config.id,
             query_input=query_input,
-            status=COMPLETED,
+            pipeline_hash=self.config.pipeline_hash,
             documents=documents,
             stages=statistics,
-            total_time_ms=(time.perf_counter() - started) * 1000.0,
             created_at=created_at,
-            completed_at=utc_now(),
-            error=None,
-            error_type=None,
-            pipeline_hash=self.config.pipeline_hash,
+            total_time_ms=(time.perf_counter() - started) * 1000.0,
+            execution_id=execution_id,
             total_stages=len(self.stages),
         )
 
