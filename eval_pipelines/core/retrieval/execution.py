@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,64 +222,65 @@ def query_problem(query_input: object) -> str | None:
     return None
 
 
-def failed_execution(
-    *,
-    retriever_id: str,
-    query_input: Any,
-    pipeline_hash: str,
-    error: str,
-    error_type: str,
-    created_at: datetime,
-    total_time_ms: float,
-    execution_id: str | None = None,
-    stages: dict[str, StageStatistics] | None = None,
-    total_stages: int | None = None,
-    attempts: int = 1,
-) -> Execution:
-    return Execution(
-        execution_id=execution_id or new_execution_id(),
-        retriever_id=retriever_id,
-        query_input=query_input if isinstance(query_input, dict) else {"raw": repr(query_input)},
-        status=FAILED,
-        documents=[],
-        stages=stages or {},
-        total_time_ms=total_time_ms,
-        created_at=created_at,
-        completed_at=utc_now(),
-        error=error,
-        error_type=error_type,
-        pipeline_hash=pipeline_hash,
-        total_stages=total_stages,
-        attempts=attempts,
-    )
+@dataclass
+class CallRecorder:
+    """Times one retriever call from its start and turns its outcome into an Execution."""
 
+    retriever_id: str
+    pipeline_hash: str
+    query_input: Any
+    execution_id: str | None = None
+    total_stages: int | None = None
+    created_at: datetime = field(default_factory=utc_now)
+    started: float = field(default_factory=time.perf_counter)
 
-def completed_execution(
-    *,
-    retriever_id: str,
-    query_input: dict[str, Any],
-    pipeline_hash: str,
-    documents: list[ScoredDocument],
-    stages: dict[str, StageStatistics],
-    created_at: datetime,
-    total_time_ms: float,
-    execution_id: str | None = None,
-    total_stages: int | None = None,
-    attempts: int = 1,
-) -> Execution:
-    return Execution(
-        execution_id=execution_id or new_execution_id(),
-        retriever_id=retriever_id,
-        query_input=query_input,
-        status=COMPLETED,
-        documents=documents,
-        stages=stages,
-        total_time_ms=total_time_ms,
-        created_at=created_at,
-        completed_at=utc_now(),
-        error=None,
-        error_type=None,
-        pipeline_hash=pipeline_hash,
-        total_stages=total_stages,
-        attempts=attempts,
-    )
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def failed(
+        self,
+        error_type: str,
+        error: str,
+        stages: dict[str, StageStatistics] | None = None,
+        attempts: int = 1,
+    ) -> Execution:
+        query_input = self.query_input
+        return self._execution(
+            status=FAILED,
+            query_input=query_input
+            if isinstance(query_input, dict)
+            else {"raw": repr(query_input)},
+            documents=[],
+            stages=stages or {},
+            error=error,
+            error_type=error_type,
+            attempts=attempts,
+        )
+
+    def completed(
+        self,
+        documents: list[ScoredDocument],
+        stages: dict[str, StageStatistics],
+        attempts: int = 1,
+    ) -> Execution:
+        return self._execution(
+            status=COMPLETED,
+            query_input=self.query_input,
+            documents=documents,
+            stages=stages,
+            error=None,
+            error_type=None,
+            attempts=attempts,
+        )
+
+    def _execution(self, **outcome: Any) -> Execution:
+        return Execution(
+            execution_id=self.execution_id or new_execution_id(),
+            retriever_id=self.retriever_id,
+            total_time_ms=self.elapsed_ms(),
+            created_at=self.created_at,
+            completed_at=utc_now(),
+            pipeline_hash=self.pipeline_hash,
+            total_stages=self.total_stages,
+            **outcome,
+        )

@@ -31,15 +31,13 @@ from eval_pipelines.core.retrieval.execution import (
     ERROR_MALFORMED_RESPONSE,
     ERROR_MISSING_SECRET,
     ERROR_TIMEOUT,
+    CallRecorder,
     Execution,
     ScoredDocument,
     StageStatistics,
     check_limit,
-    completed_execution,
     efficiency,
-    failed_execution,
     query_problem,
-    utc_now,
 )
 
 HTTP_STAGE = "http"
@@ -292,37 +290,22 @@ class HttpRetriever:
     def _search(
         self, query_input: dict[str, Any], limit: int | None, execution_id: str | None
     ) -> Execution:
-        created_at = utc_now()
-        started = time.perf_counter()
+        call = CallRecorder(
+            retriever_id=self.config.id,
+            pipeline_hash=self.config.pipeline_hash,
+            query_input=query_input,
+            execution_id=execution_id,
+            total_stages=1,
+        )
         effective_limit = self.http.limit if limit is None else limit
-
-        def fail(
-            error_type: str,
-            message: str,
-            attempts: int,
-            stages: dict[str, StageStatistics] | None = None,
-        ) -> Execution:
-            return failed_execution(
-                retriever_id=self.config.id,
-                query_input=query_input,
-                pipeline_hash=self.config.pipeline_hash,
-                error=message,
-                error_type=error_type,
-                created_at=created_at,
-                total_time_ms=(time.perf_counter() - started) * 1000.0,
-                execution_id=execution_id,
-                stages=stages,
-                total_stages=1,
-                attempts=attempts,
-            )
 
         problem = query_problem(query_input)
         if problem is not None:
-            return fail(ERROR_INVALID_QUERY, problem, 0)
+            return call.failed(ERROR_INVALID_QUERY, problem, attempts=0)
         try:
             headers = resolve_headers(self.http.headers, os.environ)
         except MissingSecretError as exc:
-            return fail(ERROR_MISSING_SECRET, f"{self.config.id}: {exc}", 0)
+            return call.failed(ERROR_MISSING_SECRET, f"{self.config.id}: {exc}", attempts=0)
         secrets = list(headers.values())
         body = render_template(
             self.http.request_body,
@@ -361,7 +344,7 @@ class HttpRetriever:
                 continue
             failure = None
             break
-        call_ms = (time.perf_counter() - started) * 1000.0
+        call_ms = call.elapsed_ms()
         transport = {"attempts": attempts, "status": status or None}
 
         def failed_stage(message: str) -> dict[str, StageStatistics]:
@@ -375,17 +358,17 @@ class HttpRetriever:
             message = self._redact(
                 f"POST {self._display_url}: {failure.message} ({attempts} attempt(s))", secrets
             )
-            return fail(failure.error_type, message, attempts, failed_stage(message))
+            return call.failed(failure.error_type, message, failed_stage(message), attempts)
         if not 200 <= status <= 299:
             snippet = data[:_BODY_SNIPPET].decode("utf-8", "replace")
             error_type = ERROR_HTTP_4XX if 400 <= status <= 499 else ERROR_HTTP_STATUS
             message = self._redact(f"POST {self._display_url}: HTTP {status}: {snippet}", secrets)
-            return fail(error_type, message, attempts, failed_stage(message))
+            return call.failed(error_type, message, failed_stage(message), attempts)
         try:
             documents, raw_statistics = self._parse(data, effective_limit)
         except MalformedResponseError as exc:
             message = self._redact(f"POST {self._display_url}: malformed response: {exc}", secrets)
-            return fail(ERROR_MALFORMED_RESPONSE, message, attempts, failed_stage(message))
+            return call.failed(ERROR_MALFORMED_RESPONSE, message, failed_stage(message), attempts)
         stages: dict[str, StageStatistics] | None = None
         warnings: list[str] = []
         if raw_statistics is not None:
@@ -402,18 +385,8 @@ class HttpRetriever:
                     len(documents), len(documents), call_ms, metadata=metadata
                 )
             }
-        return completed_execution(
-            retriever_id=self.config.id,
-            query_input=query_input,
-            pipeline_hash=self.config.pipeline_hash,
-            documents=documents,
-            stages=stages,
-            created_at=created_at,
-            total_time_ms=(time.perf_counter() - started) * 1000.0,
-            execution_id=execution_id,
-            total_stages=len(stages),
-            attempts=attempts,
-        )
+        call.total_stages = len(stages)
+        return call.completed(documents, stages, attempts)
 
     def search_many(
         self, query_inputs: Sequence[dict[str, Any]], limit: int | None = None

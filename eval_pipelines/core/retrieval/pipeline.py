@@ -11,14 +11,12 @@ from eval_pipelines.core.retrieval.config import PIPELINE, RetrieverConfig
 from eval_pipelines.core.retrieval.execution import (
     ERROR_INVALID_QUERY,
     ERROR_STAGE,
+    CallRecorder,
     Execution,
     ScoredDocument,
     StageStatistics,
     check_limit,
-    completed_execution,
-    failed_execution,
     query_problem,
-    utc_now,
 )
 from eval_pipelines.core.retrieval.stages import Candidates, Stage, build_stage
 
@@ -42,21 +40,16 @@ class PipelineRetriever:
         execution_id: str | None = None,
     ) -> Execution:
         limit = check_limit(limit)
-        created_at = utc_now()
-        started = time.perf_counter()
+        call = CallRecorder(
+            retriever_id=self.config.id,
+            pipeline_hash=self.config.pipeline_hash,
+            query_input=query_input,
+            execution_id=execution_id,
+            total_stages=len(self.stages),
+        )
         problem = query_problem(query_input)
         if problem is not None:
-            return failed_execution(
-                retriever_id=self.config.id,
-                query_input=query_input,
-                pipeline_hash=self.config.pipeline_hash,
-                error=problem,
-                error_type=ERROR_INVALID_QUERY,
-                created_at=created_at,
-                total_time_ms=(time.perf_counter() - started) * 1000.0,
-                execution_id=execution_id,
-                total_stages=len(self.stages),
-            )
+            return call.failed(ERROR_INVALID_QUERY, problem)
         candidates = Candidates.everything(self.collection.size)
         statistics: dict[str, StageStatistics] = {}
         for stage in self.stages:
@@ -74,18 +67,7 @@ class PipelineRetriever:
                     cache_hit=False,
                     error=message,
                 )
-                return failed_execution(
-                    retriever_id=self.config.id,
-                    query_input=query_input,
-                    pipeline_hash=self.config.pipeline_hash,
-                    error=message,
-                    error_type=ERROR_STAGE,
-                    created_at=created_at,
-                    total_time_ms=(time.perf_counter() - started) * 1000.0,
-                    execution_id=execution_id,
-                    stages=statistics,
-                    total_stages=len(self.stages),
-                )
+                return call.failed(ERROR_STAGE, message, statistics)
             statistics[stage.name] = StageStatistics.measured(
                 len(candidates),
                 len(output),
@@ -102,17 +84,7 @@ class PipelineRetriever:
             ScoredDocument(document_id, score)
             for document_id, score in zip(ids, scores.tolist(), strict=True)
         ]
-        return completed_execution(
-            retriever_id=self.config.id,
-            query_input=query_input,
-            pipeline_hash=self.config.pipeline_hash,
-            documents=documents,
-            stages=statistics,
-            created_at=created_at,
-            total_time_ms=(time.perf_counter() - started) * 1000.0,
-            execution_id=execution_id,
-            total_stages=len(self.stages),
-        )
+        return call.completed(documents, statistics)
 
     def search_many(
         self, query_inputs: Sequence[dict[str, Any]], limit: int | None = None
