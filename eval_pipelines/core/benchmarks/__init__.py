@@ -1,0 +1,1 @@
+"""Benchmarks: replay logged sessions through a baseline and candidates, and compare them."""
