@@ -1,0 +1,1 @@
+"""Ranking metrics as plain functions over arrays: one small module per metric family."""

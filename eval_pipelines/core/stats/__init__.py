@@ -1,0 +1,1 @@
+"""Statistical tests used to compare retrievers (scipy underneath)."""
