@@ -9,30 +9,35 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.storage import parquet_files
 
 T = TypeVar("T")
 
 _LOCK_RETRIES = 50
 
 
-def table_globs(paths: DataPaths) -> dict[str, Path]:
-    """View name -> directory whose Parquet files make the table (fixed tables plus one per collection)."""
+def table_globs(paths: DataPaths) -> dict[str, str]:
+    """View name -> glob (relative to the data directory) of the Parquet files that make the table."""
     tables = {
-        "logged_executions": paths.log_table_dir("executions"),
-        "interactions": paths.log_table_dir("interactions"),
-        "quarantine": paths.log_table_dir("quarantine"),
+        "logged_executions": "logs/executions/*.parquet",
+        "interactions": "logs/interactions/*.parquet",
+        "quarantine": "logs/quarantine/*.parquet",
+        "executions": "executions/*/*.parquet",
+        "benchmark_sessions": "benchmarks/*/sessions.parquet",
+        "benchmark_session_interactions": "benchmarks/*/session_interactions.parquet",
+        "benchmark_replays": "benchmarks/*/replays.parquet",
+        "benchmark_session_scores": "benchmarks/*/session_scores.parquet",
     }
     if paths.collections_dir.is_dir():
         for collection in sorted(p for p in paths.collections_dir.iterdir() if p.is_dir()):
-            tables[f"collection_{collection.name.replace('-', '_')}"] = collection
+            tables[f"collection_{collection.name.replace('-', '_').replace('.', '_')}"] = (
+                f"collections/{collection.name}/*.parquet"
+            )
     return tables
 
 
@@ -52,21 +57,13 @@ def _with_lock_retry(action: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def refresh_views(paths: DataPaths, extra: dict[str, Sequence[Path]] | None = None) -> list[str]:
+def refresh_views(paths: DataPaths) -> list[str]:
     """(Re)create one view per table that has files, and drop views whose files are gone."""
-    wanted: dict[str, list[Path]] = {}
-    for name, directory in table_globs(paths).items():
-        files = parquet_files(directory)
-        if files:
-            wanted[name] = [directory / "*.parquet"]
-    executions = (
-        sorted(paths.executions_dir.glob("*/*.parquet")) if paths.executions_dir.is_dir() else []
-    )
-    if executions:
-        wanted["executions"] = [paths.executions_dir / "*" / "*.parquet"]
-    for name, globs in (extra or {}).items():
-        if globs:
-            wanted[name] = list(globs)
+    wanted = {
+        name: paths.root / pattern
+        for name, pattern in table_globs(paths).items()
+        if any(not f.name.startswith(".") for f in paths.root.glob(pattern))
+    }
 
     def apply() -> list[str]:
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -80,11 +77,10 @@ def refresh_views(paths: DataPaths, extra: dict[str, Sequence[Path]] | None = No
             con.execute("BEGIN")
             for stale in sorted(existing - set(wanted)):
                 con.execute(f'DROP VIEW IF EXISTS "{stale}"')
-            for name, globs in sorted(wanted.items()):
-                sources = "[" + ", ".join(_sql_string(str(g)) for g in globs) + "]"
+            for name, pattern in sorted(wanted.items()):
                 con.execute(
                     f'CREATE OR REPLACE VIEW "{name}" AS '
-                    f"SELECT * FROM read_parquet({sources}, union_by_name = true)"
+                    f"SELECT * FROM read_parquet({_sql_string(str(pattern))}, union_by_name = true)"
                 )
             con.execute("COMMIT")
         return sorted(wanted)

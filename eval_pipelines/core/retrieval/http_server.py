@@ -27,6 +27,8 @@ class _RetrieverServer(ThreadingHTTPServer):
     """Tracks open connections so that stopping the server also ends idle keep-alive handlers."""
 
     daemon_threads = True
+    # Replays connect many clients at once; the default backlog of 5 resets connections beyond it.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], retriever: Retriever, route: str) -> None:
         super().__init__(address, _SearchHandler)

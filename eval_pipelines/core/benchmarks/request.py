@@ -1,0 +1,228 @@
+"""A benchmark request: validated completely before anything is created, every violation listed."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.metrics.alignment import (
+    DEFAULT_DEPTH,
+    counted_types,
+    effective_weights,
+)
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.retrieval.config import RetrieverConfigError
+from eval_pipelines.core.retrieval.registry import load_retriever_configs
+
+DEFAULT_SESSION_COUNT = 1000
+DEFAULT_SEED = 0
+DEFAULT_EPSILON = 0.01
+# Keys beyond the reference request; each one is recorded with the benchmark.
+EXTENSION_KEYS = {"seed", "replay_depth", "epsilon"}
+
+
+class RequestValidationError(InvalidInputError):
+    """Every problem of a request at once, one `field: problem` per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid request:\n  " + "\n  ".join(problems))
+
+
+@cache
+def request_schema() -> dict[str, Any]:
+    text = resources.files("eval_pipelines.contracts").joinpath("create_benchmark.request.json")
+    return json.loads(text.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class BenchmarkRequest:
+    """The request as given (`raw`, stored and echoed in the record) plus its resolved settings."""
+
+    raw: dict[str, Any]
+    benchmark_name: str
+    baseline_retriever_id: str
+    candidate_retriever_ids: tuple[str, ...]
+    session_count: int
+    retriever_ids: tuple[str, ...] | None
+    taxonomy_node_ids: tuple[str, ...] | None
+    start: datetime | None
+    end: datetime | None
+    min_interactions: int
+    interaction_types: tuple[str, ...] | None
+    sample_strategy: str
+    weights: dict[str, float] = field(default_factory=dict)
+    seed: int = DEFAULT_SEED
+    replay_depth: int = DEFAULT_DEPTH
+    epsilon: float = DEFAULT_EPSILON
+
+    @property
+    def pipeline_ids(self) -> tuple[str, ...]:
+        return (self.baseline_retriever_id, *self.candidate_retriever_ids)
+
+    @property
+    def counted_types(self) -> frozenset[str]:
+        return counted_types(self.interaction_types, self.weights)
+
+    def session_filter_record(self) -> dict[str, Any]:
+        """SessionFilter as the record shows it: every field, defaults filled in."""
+        session_filter = self.raw.get("session_filter") or {}
+        return {
+            "retriever_ids": list(self.retriever_ids) if self.retriever_ids is not None else None,
+            "taxonomy_node_ids": (
+                list(self.taxonomy_node_ids) if self.taxonomy_node_ids is not None else None
+            ),
+            "time_range": session_filter.get("time_range"),
+            "min_interactions": self.min_interactions,
+            "interaction_types": (
+                list(self.interaction_types) if self.interaction_types is not None else None
+            ),
+            "sample_strategy": self.sample_strategy,
+            "interaction_weights": {"weights": dict(self.weights)},
+        }
+
+
+def _location(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(request)"
+
+
+def _timestamp(value: Any, field_name: str, problems: list[str]) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(f"{field_name}: {value!r} is not an ISO 8601 date-time")
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_request(data: Any, paths: DataPaths) -> BenchmarkRequest:
+    """Validate a request (schema, then meaning) and resolve its settings; raise with every problem."""
+    if not isinstance(data, dict):
+        raise RequestValidationError(
+            [f"(request): expected a JSON object, got {type(data).__name__}"]
+        )
+    validator = jsonschema.Draft202012Validator(request_schema())
+    problems = [
+        f"{_location(e)}: {e.message}"
+        for e in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    ]
+    known = set(request_schema()["properties"]) | EXTENSION_KEYS
+    problems += [
+        f"{key}: unknown field (known: {', '.join(sorted(known))})"
+        for key in sorted(set(data) - known)
+    ]
+    session_filter = data.get("session_filter") or {}
+    if not isinstance(session_filter, dict):
+        raise RequestValidationError(problems)
+
+    seed = data.get("seed", DEFAULT_SEED)
+    if type(seed) is not int or seed < 0:
+        problems.append(f"seed: expected a non-negative integer, got {seed!r}")
+    depth = data.get("replay_depth", DEFAULT_DEPTH)
+    if type(depth) is not int or not 1 <= depth <= 1000:
+        problems.append(f"replay_depth: expected an integer from 1 to 1000, got {depth!r}")
+    epsilon = data.get("epsilon", DEFAULT_EPSILON)
+    if type(epsilon) not in (int, float) or not math.isfinite(epsilon) or epsilon < 0:
+        problems.append(f"epsilon: expected a finite number >= 0, got {epsilon!r}")
+
+    weights_given = (session_filter.get("interaction_weights") or {}).get("weights") or {}
+    weights: dict[str, float] = {}
+    if isinstance(weights_given, dict):
+        for name, weight in weights_given.items():
+            where = f"session_filter.interaction_weights.weights.{name}"
+            if type(weight) not in (int, float) or not math.isfinite(weight) or weight < 0:
+                problems.append(f"{where}: expected a finite number >= 0, got {weight!r}")
+            else:
+                weights[str(name)] = float(weight)
+
+    time_range = session_filter.get("time_range") or {}
+    start = end = None
+    if isinstance(time_range, dict):
+        start = _timestamp(time_range.get("start"), "session_filter.time_range.start", problems)
+        end = _timestamp(time_range.get("end"), "session_filter.time_range.end", problems)
+        if start and end and start > end:
+            problems.append(
+                f"session_filter.time_range: start {time_range['start']} is after end {time_range['end']}"
+            )
+
+    for list_field in ("retriever_ids", "taxonomy_node_ids", "interaction_types"):
+        values = session_filter.get(list_field)
+        if isinstance(values, list) and not values:
+            problems.append(
+                f"session_filter.{list_field}: an empty list matches nothing (omit it or use null)"
+            )
+
+    candidates = data.get("candidate_retriever_ids")
+    baseline = data.get("baseline_retriever_id")
+    if isinstance(candidates, list):
+        repeated = sorted({c for c in candidates if candidates.count(c) > 1})
+        if repeated:
+            problems.append(
+                f"candidate_retriever_ids: listed more than once: {', '.join(map(str, repeated))}"
+            )
+        if baseline in candidates:
+            problems.append(f"candidate_retriever_ids: {baseline!r} is the baseline too")
+    try:
+        known_retrievers = load_retriever_configs(paths)
+    except RetrieverConfigError as exc:
+        problems.append(f"retrievers: {exc}")
+        known_retrievers = {}
+    wanted = [baseline] + (candidates if isinstance(candidates, list) else [])
+    for index, retriever_id in enumerate(wanted):
+        if (
+            isinstance(retriever_id, str)
+            and known_retrievers
+            and retriever_id not in known_retrievers
+        ):
+            where = (
+                "baseline_retriever_id" if index == 0 else f"candidate_retriever_ids.{index - 1}"
+            )
+            problems.append(
+                f"{where}: unknown retriever {retriever_id!r} (known: {', '.join(sorted(known_retrievers))})"
+            )
+        elif isinstance(retriever_id, str) and not known_retrievers:
+            problems.append(
+                f"{'baseline_retriever_id' if index == 0 else 'candidate_retriever_ids'}: "
+                f"no retrievers are configured in {paths.retrievers_dir}"
+            )
+            break
+    if not problems:
+        try:
+            counted_types(session_filter.get("interaction_types"), effective_weights(weights))
+        except InvalidInputError as exc:
+            problems.append(f"session_filter.interaction_types: {exc}")
+    if problems:
+        raise RequestValidationError(problems)
+
+    def optional_tuple(name: str) -> tuple[str, ...] | None:
+        values = session_filter.get(name)
+        return tuple(values) if values is not None else None
+
+    return BenchmarkRequest(
+        raw=data,
+        benchmark_name=data["benchmark_name"],
+        baseline_retriever_id=baseline,
+        candidate_retriever_ids=tuple(candidates),
+        session_count=data.get("session_count", DEFAULT_SESSION_COUNT),
+        retriever_ids=optional_tuple("retriever_ids"),
+        taxonomy_node_ids=optional_tuple("taxonomy_node_ids"),
+        start=start,
+        end=end,
+        min_interactions=session_filter.get("min_interactions", 1),
+        interaction_types=optional_tuple("interaction_types"),
+        sample_strategy=session_filter.get("sample_strategy", "random"),
+        weights=effective_weights(weights),
+        seed=seed,
+        replay_depth=depth,
+        epsilon=float(epsilon),
+    )

@@ -1,0 +1,88 @@
+"""Records (benchmark and evaluation) and the requests behind them, as atomically written JSON files.
+
+Benchmarks and evaluations share this machinery: a request is stored once accepted, its record is
+rewritten whole on every status change, and readers never see a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.storage import write_text_atomic
+
+FINAL_STATUSES = frozenset({"completed", "failed"})
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with a Z, the form every record uses."""
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class RecordStore:
+    """`<data>/<kind>/<id>/record.json` beside `request.json`, one folder per benchmark or evaluation."""
+
+    paths: DataPaths
+    kind: str  # "benchmarks" or "evaluations"
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root / self.kind
+
+    def folder(self, record_id: str) -> Path:
+        return self.root / validate_id(record_id, "id")
+
+    def _read(self, file: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def _write(self, value: dict[str, Any], file: Path) -> None:
+        write_text_atomic(json.dumps(value, indent=2, sort_keys=False) + "\n", file)
+
+    def save_request(self, record_id: str, request: dict[str, Any]) -> None:
+        self._write(request, self.folder(record_id) / "request.json")
+
+    def request(self, record_id: str) -> dict[str, Any] | None:
+        return self._read(self.folder(record_id) / "request.json")
+
+    def save(self, record_id: str, record: dict[str, Any], run_id: str | None = None) -> None:
+        """The record and, beside it, which Dagster run produced its current state."""
+        self._write({"record": record, "run_id": run_id}, self.folder(record_id) / "record.json")
+
+    def entry(self, record_id: str) -> dict[str, Any] | None:
+        return self._read(self.folder(record_id) / "record.json")
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        entry = self.entry(record_id)
+        return entry["record"] if entry else None
+
+    def ids(self) -> list[str]:
+        """Ids with a stored request, oldest first (by the request's acceptance time, then id)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for folder in self.root.iterdir():
+            request = folder / "request.json"
+            if request.is_file():
+                found.append((request.stat().st_mtime_ns, folder.name))
+        return [name for _, name in sorted(found)]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for record_id in self.ids():
+            record = self.get(record_id)
+            if record is not None:
+                yield record
