@@ -11,6 +11,8 @@ import numpy as np
 
 from eval_pipelines.cli.output import format_table, progress
 from eval_pipelines.core import demo
+from eval_pipelines.core.benchmarks.request import parse_request
+from eval_pipelines.core.benchmarks.submit import new_benchmark_id
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution_store import write_executions
 from eval_pipelines.core.retrieval.registry import open_retrievers
@@ -18,7 +20,7 @@ from eval_pipelines.core.warehouse import query, refresh_views
 
 DEMO_RETRIEVERS = ("demo_prod", "demo_better", "demo_worse", "demo_prod_copy", "demo_http")
 TOUR_QUERIES = 200
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+DEMO_BENCHMARK_SESSIONS = 1000
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -40,6 +42,7 @@ def build_world(paths: DataPaths, seed: int, small: bool) -> None:
     from dagster import materialize
 
     from eval_pipelines.assets.demo import demo_assets
+    from eval_pipelines.cli.run_in_process import QUIET_RUN_CONFIG
     from eval_pipelines.instance import get_instance
     from eval_pipelines.resources import DataDirResource, DemoWorldResource
 
@@ -130,4 +133,74 @@ def run_demo(args: argparse.Namespace, paths: DataPaths) -> int:
     if example:
         print()
         print(f"Inspect one call:  eval-pipelines execution get {example[0]} {example[-1]}")
-    return 0
+    print()
+    record = run_demo_benchmark(paths, args.seed)
+    print_benchmark_summary(record)
+    return 0 if record["status"] == "completed" else 1
+
+
+def run_demo_benchmark(paths: DataPaths, seed: int) -> dict:
+    """demo_prod against every other demo retriever over 1,000 logged sessions, run in this process."""
+    from eval_pipelines.cli.run_in_process import run_benchmark_here
+
+    request = parse_request(
+        {
+            "benchmark_name": "demo: production vs candidates",
+            "baseline_retriever_id": "demo_prod",
+            "candidate_retriever_ids": ["demo_better", "demo_worse", "demo_prod_copy", "demo_http"],
+            "session_count": DEMO_BENCHMARK_SESSIONS,
+            "seed": seed,
+        },
+        paths,
+    )
+    progress(
+        f"Benchmarking demo_prod against 4 candidates over {DEMO_BENCHMARK_SESSIONS} logged sessions ..."
+    )
+    return run_benchmark_here(paths, request, new_benchmark_id(), progress)
+
+
+def print_benchmark_summary(record: dict) -> None:
+    print(
+        f"Benchmark {record['benchmark_id']} ({record['status']}, {record['session_count']} sessions)"
+    )
+    if record["status"] != "completed":
+        print(f"error: {record['error_message']}")
+        return
+    deltas = {c["candidate_retriever_id"]: c for c in record["comparison"]["comparisons"]}
+    rows = []
+    for result in record["results"]:
+        metrics, comparison = result["metrics"], deltas.get(result["retriever_id"])
+        rows.append(
+            [
+                result["retriever_id"],
+                f"{metrics['ndcg_at_k']['10']:.4f}",
+                f"{comparison['ndcg_delta']['10']:+.4f}" if comparison else "baseline",
+                f"{comparison['p_value']:.2g}"
+                if comparison and comparison["p_value"] is not None
+                else "-",
+                f"{metrics['recall_at_k']['10']:.4f}",
+                f"{metrics['mean_rank_clicked']:.2f}",
+                f"{metrics['sessions_improved']}/{metrics['sessions_degraded']}/{metrics['sessions_neutral']}",
+                result["failed_sessions"],
+                f"{result['latency']['p50_ms']:.2f}",
+            ]
+        )
+    print(
+        format_table(
+            [
+                "pipeline",
+                "NDCG@10",
+                "delta",
+                "p",
+                "recall@10",
+                "mean rank clicked",
+                "improved/degraded/neutral",
+                "failed",
+                "p50 ms",
+            ],
+            rows,
+        )
+    )
+    print()
+    print(record["comparison"]["recommendation"])
+    print(f"Full record:  eval-pipelines benchmark get {record['benchmark_id']}")

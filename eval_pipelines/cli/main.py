@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval_pipelines.cli import demo, executions, logs, retrievers
+from eval_pipelines.cli import benchmarks, demo, executions, logs, retrievers
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
-COMMAND_MODULES = (demo, logs, retrievers, executions)
+COMMAND_MODULES = (demo, logs, retrievers, executions, benchmarks)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from eval_pipelines.core.demo import DEFAULT_SEED, build_demo_world, dataset_files
+from eval_pipelines.core.demo import DEFAULT_SEED, dataset_files
 from eval_pipelines.core.demo.catalog import read_catalog_truth
 from eval_pipelines.core.demo.intents import generate_intents, grade_table
 from eval_pipelines.core.paths import DataPaths
@@ -37,11 +37,8 @@ def ndcg_at_10(ranking: list[str], gains: dict[str, float]) -> float:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, dict]:
-    paths = DataPaths(tmp_path_factory.mktemp("full") / "data")
-    summary = build_demo_world(paths)
-    print(f"full demo world built in {summary['seconds']}")
-    return paths, summary
+def world(full_demo_world: tuple[DataPaths, dict]) -> tuple[DataPaths, dict]:
+    return full_demo_world
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,209 @@
+"""Requests become partitions and runs, runs become records: sensors evaluated on a real instance."""
+
+import hashlib
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
+
+from eval_pipelines.assets.benchmarks import benchmark_assets
+from eval_pipelines.core.benchmarks.request import parse_request
+from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store
+from eval_pipelines.core.demo import DemoScale, build_demo_world
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.resources import DataDirResource
+from eval_pipelines.sensors.benchmarks import benchmark_record_sensor, benchmark_request_sensor
+from eval_pipelines_tests.schemas import validation_errors
+
+REQUEST = {
+    "benchmark_name": "sensor test",
+    "baseline_retriever_id": "demo_prod",
+    "candidate_retriever_ids": ["demo_better"],
+    "session_count": 50,
+}
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
+    paths = DataPaths(tmp_path_factory.mktemp("small-world") / "data")
+    build_demo_world(paths, scale=DemoScale.small())
+    return paths
+
+
+@pytest.fixture
+def world_copy(small_world: DataPaths, tmp_path: Path) -> DataPaths:
+    """A private copy, so a test may break it or add benchmarks without touching the others."""
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(small_world.root, paths.root)
+    return paths
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        yield instance
+
+
+def resources(paths: DataPaths) -> dict:
+    return {"data_dir": DataDirResource(path=str(paths.root))}
+
+
+def run_requested(instance: DagsterInstance, paths: DataPaths, result: SensorResult) -> bool:
+    """Do what the daemon does with the sensor's result: add the partitions, launch each run."""
+    for add in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+    outcomes = [
+        materialize(
+            benchmark_assets,
+            partition_key=run.partition_key,
+            instance=instance,
+            resources=resources(paths),
+            tags=run.tags,
+            raise_on_error=False,
+        ).success
+        for run in result.run_requests
+    ]
+    return all(outcomes)
+
+
+def test_a_new_request_yields_one_partition_one_run_and_a_completed_record(
+    world_copy: DataPaths, instance: DagsterInstance
+) -> None:
+    record = accept_request(world_copy, parse_request(REQUEST, world_copy))
+    benchmark_id = record["benchmark_id"]
+    assert record["status"] == "pending"
+
+    context = build_sensor_context(instance=instance, resources=resources(world_copy))
+    result = benchmark_request_sensor(context)
+    assert isinstance(result, SensorResult)
+    assert [(r.run_key, r.partition_key) for r in result.run_requests] == [
+        (benchmark_id, benchmark_id)
+    ]
+    assert [list(a.partition_keys) for a in result.dynamic_partitions_requests] == [[benchmark_id]]
+    assert run_requested(instance, world_copy, result)
+
+    again = benchmark_request_sensor(
+        build_sensor_context(
+            instance=instance, cursor=result.cursor, resources=resources(world_copy)
+        )
+    )
+    assert isinstance(again, SkipReason)
+    assert instance.get_dynamic_partitions("benchmark") == [benchmark_id]
+    assert len(instance.get_run_records()) == 1
+
+    benchmark_record_sensor(
+        build_sensor_context(instance=instance, resources=resources(world_copy))
+    )
+    final = benchmark_store(world_copy).get(benchmark_id)
+    assert final["status"] == "completed"
+    assert final["started_at"] and final["completed_at"]
+    assert validation_errors("get_benchmark.openapi", "BenchmarkResponse", final) == []
+
+
+def test_a_failed_run_yields_a_failed_record_with_the_reason(
+    world_copy: DataPaths, instance: DagsterInstance
+) -> None:
+    record = accept_request(world_copy, parse_request(REQUEST, world_copy))
+    shutil.rmtree(world_copy.log_table_dir("executions"))
+    context = build_sensor_context(instance=instance, resources=resources(world_copy))
+    assert not run_requested(instance, world_copy, benchmark_request_sensor(context))
+
+    benchmark_record_sensor(
+        build_sensor_context(instance=instance, resources=resources(world_copy))
+    )
+    failed = benchmark_store(world_copy).get(record["benchmark_id"])
+    assert failed["status"] == "failed"
+    assert "benchmark_sessions" in failed["error_message"]
+    assert "no logged executions" in failed["error_message"]
+    assert failed["results"] is None
+    assert validation_errors("get_benchmark.openapi", "BenchmarkResponse", failed) == []
+
+
+def fails(text: str) -> bool:
+    return hashlib.md5(text.encode()).hexdigest()[0] in "01234"
+
+
+class FlakySearch(BaseHTTPRequestHandler):
+    """Answers 500 for a fixed, known subset of query texts, and one document otherwise."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if fails(body["inputs"]["text"]):
+            self.send_response(500)
+            self.end_headers()
+            return
+        payload = json.dumps({"documents": [{"document_id": "prod_000001", "score": 1.0}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class FlakyServer(ThreadingHTTPServer):
+    request_queue_size = 128
+
+
+@pytest.fixture
+def flaky_server() -> Iterator[str]:
+    server = FlakyServer(("127.0.0.1", 0), FlakySearch)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/search"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_injected_retriever_errors_fail_sessions_not_the_benchmark(
+    world_copy: DataPaths, instance: DagsterInstance, flaky_server: str
+) -> None:
+    (world_copy.retrievers_dir / "flaky.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "id": "flaky",
+                "kind": "http",
+                "http": {"url": flaky_server, "max_retries": 0, "timeout_s": 5},
+            }
+        )
+    )
+    request = parse_request(
+        {**REQUEST, "candidate_retriever_ids": ["flaky"], "session_count": 80}, world_copy
+    )
+    record = accept_request(world_copy, request)
+    context = build_sensor_context(instance=instance, resources=resources(world_copy))
+    assert run_requested(instance, world_copy, benchmark_request_sensor(context))
+    benchmark_record_sensor(
+        build_sensor_context(instance=instance, resources=resources(world_copy))
+    )
+
+    final = benchmark_store(world_copy).get(record["benchmark_id"])
+    assert final["status"] == "completed"
+    sampled = pq.read_table(
+        world_copy.root / "benchmarks" / record["benchmark_id"] / "sessions.parquet"
+    )
+    expected_failures = sum(fails(t) for t in sampled.column("query_text").to_pylist())
+    assert 0 < expected_failures < sampled.num_rows
+    flaky = next(r for r in final["results"] if r["retriever_id"] == "flaky")
+    assert flaky["failed_sessions"] == expected_failures
+    assert flaky["error_summary"] == {"http_5xx": expected_failures}
+    baseline = next(r for r in final["results"] if r["retriever_id"] == "demo_prod")
+    assert baseline["failed_sessions"] == 0
+    [comparison] = final["comparison"]["comparisons"]
+    assert comparison.get("paired_sessions") == sampled.num_rows - expected_failures
