@@ -13,12 +13,14 @@ from typing import Any
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DynamicPartitionsDefinition,
     RunsFilter,
 )
+from dagster._core.storage.dagster_run import DagsterRun
 
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, utc_timestamp
@@ -71,11 +73,23 @@ def failure_message(instance: DagsterInstance, run_id: str, status: DagsterRunSt
     return "the run was canceled" if status == DagsterRunStatus.CANCELED else "the run failed"
 
 
-def materialized_in_run(instance: DagsterInstance, run_id: str) -> set[AssetKey]:
-    return {
+def stages_done(
+    instance: DagsterInstance, run: DagsterRun, lifecycle: Lifecycle, partition: str
+) -> set[AssetKey]:
+    """Assets this run materialized, plus those it did not select that the partition already has."""
+    done = {
         entry.dagster_event.asset_key
-        for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     }
+    selected = run.asset_selection
+    for key, _ in lifecycle.stages:
+        if selected is not None and key not in selected and key not in done:
+            earlier = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+            )
+            if earlier.records:
+                done.add(key)
+    return done
 
 
 def sync_record(
@@ -94,15 +108,16 @@ def sync_record(
     if entry.get("run_id") == run.run_id and record["status"] in FINAL_STATUSES:
         return record
     started_at = _timestamp(run_record.start_time)
-    if run.status == DagsterRunStatus.SUCCESS:
+    done = stages_done(instance, run, lifecycle, record_id)
+    final_asset = lifecycle.stages[-1][0]
+    if run.status == DagsterRunStatus.SUCCESS and final_asset in done:
         completed_at = _timestamp(run_record.end_time) or utc_timestamp()
         updated = lifecycle.completed(paths, record_id, record, started_at, completed_at)
     elif run.status in FAILED_RUN_STATUSES:
         completed_at = _timestamp(run_record.end_time) or utc_timestamp()
         message = failure_message(instance, run.run_id, run.status)
         updated = lifecycle.failed(record, message, started_at, completed_at)
-    else:
-        done = materialized_in_run(instance, run.run_id)
+    else:  # running, or a run that materialized only part of the pipeline
         status = next(
             (s for key, s in lifecycle.stages if key not in done), lifecycle.stages[-1][1]
         )

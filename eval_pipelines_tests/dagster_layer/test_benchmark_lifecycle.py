@@ -18,8 +18,13 @@ from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.lifecycle import sync_record
 from eval_pipelines.resources import DataDirResource
-from eval_pipelines.sensors.benchmarks import benchmark_record_sensor, benchmark_request_sensor
+from eval_pipelines.sensors.benchmarks import (
+    benchmark_lifecycle,
+    benchmark_record_sensor,
+    benchmark_request_sensor,
+)
 from eval_pipelines_tests.schemas import validation_errors
 
 REQUEST = {
@@ -207,3 +212,48 @@ def test_injected_retriever_errors_fail_sessions_not_the_benchmark(
     assert baseline["failed_sessions"] == 0
     [comparison] = final["comparison"]["comparisons"]
     assert comparison.get("paired_sessions") == sampled.num_rows - expected_failures
+
+
+def test_the_record_follows_each_asset_and_a_rerun_replaces_it(
+    world_copy: DataPaths, instance: DagsterInstance
+) -> None:
+    record = accept_request(world_copy, parse_request(REQUEST, world_copy))
+    benchmark_id = record["benchmark_id"]
+    instance.add_dynamic_partitions("benchmark", [benchmark_id])
+    tags = {"eval_pipelines/kind": "benchmarks"}
+    statuses = []
+    for upto in range(1, len(benchmark_assets) + 1):
+        materialize(
+            benchmark_assets,
+            selection=benchmark_assets[upto - 1 : upto],
+            partition_key=benchmark_id,
+            instance=instance,
+            resources=resources(world_copy),
+            tags=tags,
+        )
+        statuses.append(
+            sync_record(instance, world_copy, benchmark_lifecycle, benchmark_id)["status"]
+        )
+    assert statuses == ["replaying", "computing_metrics", "computing_metrics", "completed"]
+
+    first = benchmark_store(world_copy).entry(benchmark_id)
+    sessions_file = world_copy.root / "benchmarks" / benchmark_id / "sessions.parquet"
+    sessions_before = sessions_file.read_bytes()
+    materialize(
+        benchmark_assets,
+        partition_key=benchmark_id,
+        instance=instance,
+        resources=resources(world_copy),
+        tags=tags,
+    )
+    rerun = sync_record(instance, world_copy, benchmark_lifecycle, benchmark_id)
+    second = benchmark_store(world_copy).entry(benchmark_id)
+    assert second["run_id"] != first["run_id"]
+    assert rerun["status"] == "completed"
+
+    def without_latency(results: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "latency"} for r in results]
+
+    assert without_latency(rerun["results"]) == without_latency(first["record"]["results"])
+    assert sessions_file.read_bytes() == sessions_before
+    assert not [p for p in sessions_file.parent.iterdir() if p.name.startswith(".")]

@@ -90,6 +90,14 @@ class BenchmarkRequest:
         }
 
 
+def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """An anyOf(object, null) failure says little; the object branch's own errors name the field."""
+    relevant = [e for e in error.context or [] if e.validator != "type"]
+    if not relevant:
+        return [error]
+    return [leaf for e in relevant for leaf in _leaf_errors(e)]
+
+
 def _location(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(request)"
 
@@ -113,8 +121,11 @@ def parse_request(data: Any, paths: DataPaths) -> BenchmarkRequest:
         )
     validator = jsonschema.Draft202012Validator(request_schema())
     problems = [
-        f"{_location(e)}: {e.message}"
-        for e in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        f"{_location(leaf)}: {leaf.message}"
+        for error in sorted(
+            validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+        )
+        for leaf in _leaf_errors(error)
     ]
     known = set(request_schema()["properties"]) | EXTENSION_KEYS
     problems += [
