@@ -1,0 +1,85 @@
+"""The daemon door: with `dagster dev` running, a request submitted by the CLI (no --wait) is picked up
+by the request sensor, run once, and its record driven to completed by the record sensor."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dagster import DagsterInstance, RunsFilter
+
+from eval_pipelines.core.demo import DemoScale, build_demo_world
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines_tests.cli.conftest import run_cli
+
+PROJECT = Path(__file__).resolve().parents[2]
+DEADLINE_S = 150
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_cli_request_runs_through_the_daemon(tmp_path: Path) -> None:
+    paths = DataPaths(tmp_path / "data")
+    build_demo_world(paths, scale=DemoScale.small())
+    shutil.rmtree(paths.root / "dagster_home", ignore_errors=True)
+    home = paths.root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "EVAL_PIPELINES_DATA": str(paths.root), "DAGSTER_HOME": str(home)}
+    dagster = Path(sys.executable).parent / "dagster"
+    dev = subprocess.Popen(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(free_port())],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        created = run_cli(
+            paths.root,
+            "benchmark",
+            "create",
+            "--name",
+            "daemon",
+            "--baseline",
+            "demo_prod",
+            "--candidate",
+            "demo_better",
+            "--sessions",
+            "40",
+        )
+        assert created.returncode == 0, created.stderr
+        benchmark_id = json.loads(created.stdout)["benchmark_id"]
+        seen = []
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline and dev.poll() is None:
+            record = json.loads(run_cli(paths.root, "benchmark", "get", benchmark_id).stdout)
+            if not seen or seen[-1] != record["status"]:
+                seen.append(record["status"])
+            if record["status"] in ("completed", "failed"):
+                break
+            time.sleep(2)
+        assert seen[0] == "pending"
+        assert seen[-1] == "completed", (seen, record.get("error_message"))
+        assert record["comparison"]["recommendation"]
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_run_records(RunsFilter(tags={"dagster/partition": benchmark_id}))
+            assert len(runs) == 1, "exactly one run for the request"
+            assert instance.get_dynamic_partitions("benchmark") == [benchmark_id]
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=10)
