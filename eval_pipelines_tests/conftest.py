@@ -1,6 +1,9 @@
 """Fixtures shared across test packages."""
 
+import socket
+
 import pytest
+import yaml
 
 from eval_pipelines.core.demo import build_demo_world
 from eval_pipelines.core.paths import DataPaths
@@ -12,3 +15,24 @@ def full_demo_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths
     paths = DataPaths(tmp_path_factory.mktemp("full-demo") / "data")
     summary = build_demo_world(paths)
     return paths, summary
+
+
+@pytest.fixture
+def two_http_retrievers(tmp_path) -> DataPaths:
+    """A data directory with retrievers `prod` and `cand`: enough for request validation, never called."""
+    paths = DataPaths(tmp_path / "data")
+    paths.retrievers_dir.mkdir(parents=True)
+    for retriever_id in ("prod", "cand"):
+        (paths.retrievers_dir / f"{retriever_id}.yaml").write_text(
+            yaml.safe_dump(
+                {"id": retriever_id, "kind": "http", "http": {"url": "http://127.0.0.1:9/search"}}
+            )
+        )
+    return paths
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for servers a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,7 +1,6 @@
 """The UI launch (submit_benchmark job) and the nightly schedule store the same request the CLI does."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import yaml
@@ -26,16 +25,8 @@ REQUEST = {
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> DataPaths:
-    paths = DataPaths(tmp_path / "data")
-    paths.retrievers_dir.mkdir(parents=True)
-    for retriever_id in ("prod", "cand"):
-        (paths.retrievers_dir / f"{retriever_id}.yaml").write_text(
-            yaml.safe_dump(
-                {"id": retriever_id, "kind": "http", "http": {"url": "http://127.0.0.1:9/search"}}
-            )
-        )
-    return paths
+def paths(two_http_retrievers: DataPaths) -> DataPaths:
+    return two_http_retrievers
 
 
 def submit(paths: DataPaths, request: dict, instance: DagsterInstance):

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ from dagster import DagsterInstance, RunsFilter
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.cli.conftest import run_cli
+from eval_pipelines_tests.conftest import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 150
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_cli_request_runs_through_the_daemon(tmp_path: Path) -> None:

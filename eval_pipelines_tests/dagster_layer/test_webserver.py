@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,14 +9,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from eval_pipelines_tests.conftest import free_port
+
 PROJECT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def graphql(port: int, query: str) -> dict:

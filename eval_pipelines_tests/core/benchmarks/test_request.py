@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from eval_pipelines.core.benchmarks.request import RequestValidationError, parse_request
 from eval_pipelines.core.paths import DataPaths
@@ -16,17 +15,8 @@ VALID = {
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> DataPaths:
-    """Two HTTP retrievers are enough: validation only needs to know which ids exist."""
-    paths = DataPaths(tmp_path / "data")
-    paths.retrievers_dir.mkdir(parents=True)
-    for retriever_id in ("prod", "cand"):
-        (paths.retrievers_dir / f"{retriever_id}.yaml").write_text(
-            yaml.safe_dump(
-                {"id": retriever_id, "kind": "http", "http": {"url": "http://127.0.0.1:9/search"}}
-            )
-        )
-    return paths
+def paths(two_http_retrievers: DataPaths) -> DataPaths:
+    return two_http_retrievers
 
 
 def problems(data: object, paths: DataPaths) -> list[str]:
