@@ -121,9 +121,10 @@ def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     if record is None:
         raise InvalidInputError(f"benchmark_id: no benchmark {benchmark_id!r}")
     if record["status"] not in FINAL_STATUSES:
-        from eval_pipelines.cli.run_in_process import refresh_benchmark_record
+        from eval_pipelines.cli.run_in_process import refresh_record
+        from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
 
-        record = refresh_benchmark_record(paths, benchmark_id) or record
+        record = refresh_record(paths, benchmark_lifecycle, benchmark_id) or record
     print_json(record)
     return 0
 

@@ -53,6 +53,11 @@ class RecordStore:
     def _write(self, value: dict[str, Any], file: Path) -> None:
         write_text_atomic(json.dumps(value, indent=2, sort_keys=False) + "\n", file)
 
+    def accept(self, record_id: str, record: dict[str, Any], request: dict[str, Any]) -> None:
+        """The pending record first, then the request: the request sensor keys off request.json."""
+        self.save(record_id, record)
+        self.save_request(record_id, request)
+
     def save_request(self, record_id: str, request: dict[str, Any]) -> None:
         self._write(request, self.folder(record_id) / "request.json")
 

@@ -26,10 +26,8 @@ def accept_request(
 ) -> dict[str, Any]:
     """Store the validated request and its pending record; the request sensor takes it from here."""
     benchmark_id = benchmark_id or new_benchmark_id()
-    store = benchmark_store(paths)
     record = pending_record(request, benchmark_id, utc_timestamp())
-    store.save(benchmark_id, record)
-    store.save_request(benchmark_id, request.raw)
+    benchmark_store(paths).accept(benchmark_id, record, request.raw)
     return record
 
 
