@@ -14,12 +14,12 @@ from dagster import (
     asset,
 )
 
-from eval_pipelines.core.benchmarks import tables
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
 from eval_pipelines.core.benchmarks.replay import replay_sessions
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
-from eval_pipelines.core.benchmarks.submit import load_request
+from eval_pipelines.core.benchmarks.submit import OUTCOME, SAMPLE, load_request
+from eval_pipelines.core.benchmarks.submit import benchmark_store as store
 from eval_pipelines.core.retrieval.registry import load_retriever_configs
 from eval_pipelines.partitions import benchmark_partitions
 from eval_pipelines.resources import DataDirResource
@@ -65,14 +65,14 @@ def benchmark_sessions(
     )
     for warning in sample.warnings:
         context.log.warning(warning)
-    tables.write_table(paths, benchmark_id, "sessions", _with_id(sample.sessions, benchmark_id))
-    tables.write_table(
-        paths, benchmark_id, "session_interactions", _with_id(sample.interactions, benchmark_id)
+    store(paths).write_table(benchmark_id, "sessions", _with_id(sample.sessions, benchmark_id))
+    store(paths).write_table(
+        benchmark_id, "session_interactions", _with_id(sample.interactions, benchmark_id)
     )
     sampled = sample.sessions.num_rows
-    tables.write_sample_facts(
-        paths,
+    store(paths).write_json(
         benchmark_id,
+        SAMPLE,
         {
             "sampled": sampled,
             "requested": request.session_count,
@@ -121,11 +121,11 @@ def benchmark_replays(
 ) -> MaterializeResult:
     paths, benchmark_id = data_dir.paths, context.partition_key
     request = load_request(paths, benchmark_id)
-    sessions = tables.read_table(paths, benchmark_id, "sessions")
+    sessions = store(paths).read_table(benchmark_id, "sessions")
     replays = replay_sessions(
         paths, benchmark_id, sessions, request.pipeline_ids, request.replay_depth, context.log.info
     )
-    tables.write_table(paths, benchmark_id, "replays", replays)
+    store(paths).write_table(benchmark_id, "replays", replays)
     data_dir.refresh_views()
     per_pipeline = replays.group_by(["pipeline_id", "status"]).aggregate(
         [("latency_ms", "mean"), ("latency_ms", "count")]
@@ -176,11 +176,11 @@ def benchmark_session_scores(
     request = load_request(paths, benchmark_id)
     scores = score_benchmark(
         request,
-        tables.read_table(paths, benchmark_id, "sessions"),
-        tables.read_table(paths, benchmark_id, "session_interactions"),
-        tables.read_table(paths, benchmark_id, "replays"),
+        store(paths).read_table(benchmark_id, "sessions"),
+        store(paths).read_table(benchmark_id, "session_interactions"),
+        store(paths).read_table(benchmark_id, "replays"),
     )
-    tables.write_table(paths, benchmark_id, "session_scores", scores)
+    store(paths).write_table(benchmark_id, "session_scores", scores)
     problems = _out_of_range(scores)
     return MaterializeResult(
         metadata={"rows": scores.num_rows},
@@ -230,14 +230,14 @@ def benchmark_comparison(
 ) -> MaterializeResult:
     paths, benchmark_id = data_dir.paths, context.partition_key
     request = load_request(paths, benchmark_id)
-    scores = tables.read_table(paths, benchmark_id, "session_scores")
+    scores = store(paths).read_table(benchmark_id, "session_scores")
     configs = load_retriever_configs(paths)
     pipelines = [
         PipelineInfo(pid, configs[pid].name, configs[pid].pipeline_hash)
         for pid in request.pipeline_ids
     ]
     results, comparison = benchmark_results(scores, pipelines, epsilon=request.epsilon)
-    sample = tables.read_sample_facts(paths, benchmark_id)
+    sample = store(paths).read_json(benchmark_id, SAMPLE)
     outcome = {
         "results": results,
         "comparison": comparison,
@@ -245,7 +245,7 @@ def benchmark_comparison(
         "sessions_matched": sample["matched"],
         "warnings": sample["warnings"],
     }
-    tables.write_outcome(paths, benchmark_id, outcome)
+    store(paths).write_json(benchmark_id, OUTCOME, outcome)
     data_dir.refresh_views()
     consistent, counts = _paired_counts_consistent(scores, request, comparison)
     lines = ["| pipeline | NDCG@10 | recall@10 | failed | p50 ms |", "|---|---|---|---|---|"]

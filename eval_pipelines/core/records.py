@@ -14,8 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from eval_pipelines.core.paths import DataPaths, validate_id
-from eval_pipelines.core.storage import write_text_atomic
+from eval_pipelines.core.storage import write_parquet_atomic, write_text_atomic
 
 FINAL_STATUSES = frozenset({"completed", "failed"})
 
@@ -32,7 +35,7 @@ def new_id(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class RecordStore:
-    """`<data>/<kind>/<id>/record.json` beside `request.json`, one folder per benchmark or evaluation."""
+    """`<data>/<kind>/<id>/`: request.json, record.json and the partition's tables, one folder per request."""
 
     paths: DataPaths
     kind: str  # "benchmarks" or "evaluations"
@@ -85,6 +88,21 @@ class RecordStore:
             if request.is_file():
                 found.append((request.stat().st_mtime_ns, folder.name))
         return [name for _, name in sorted(found)]
+
+    def write_table(self, record_id: str, name: str, table: pa.Table) -> Path:
+        """One of the partition's Parquet tables, replaced atomically."""
+        return write_parquet_atomic(table, self.folder(record_id) / f"{name}.parquet")
+
+    def read_table(self, record_id: str, name: str) -> pa.Table:
+        return pq.read_table(self.folder(record_id) / f"{name}.parquet")
+
+    def write_json(self, record_id: str, name: str, value: dict[str, Any]) -> Path:
+        return write_text_atomic(
+            json.dumps(value, indent=2) + "\n", self.folder(record_id) / f"{name}.json"
+        )
+
+    def read_json(self, record_id: str, name: str) -> dict[str, Any]:
+        return json.loads((self.folder(record_id) / f"{name}.json").read_text(encoding="utf-8"))
 
     def records(self) -> Iterator[dict[str, Any]]:
         for record_id in self.ids():

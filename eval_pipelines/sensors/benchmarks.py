@@ -9,8 +9,7 @@ from eval_pipelines.assets.benchmarks import (
     benchmark_sessions,
 )
 from eval_pipelines.core.benchmarks import record as benchmark_record
-from eval_pipelines.core.benchmarks import tables
-from eval_pipelines.core.benchmarks.submit import KIND
+from eval_pipelines.core.benchmarks.submit import KIND, OUTCOME, benchmark_store
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.jobs import run_benchmark_job
 from eval_pipelines.lifecycle import Lifecycle
@@ -25,7 +24,7 @@ def _completed(
     started_at: str | None,
     completed_at: str,
 ) -> dict[str, Any]:
-    outcome = tables.read_outcome(paths, benchmark_id)
+    outcome = benchmark_store(paths).read_json(benchmark_id, OUTCOME)
     return benchmark_record.completed_record(record, outcome, started_at, completed_at)
 
 

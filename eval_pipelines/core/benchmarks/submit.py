@@ -11,6 +11,9 @@ from eval_pipelines.core.records import RecordStore, new_id, utc_timestamp
 
 KIND = "benchmarks"
 ID_PREFIX = "bench"
+# JSON files beside the partition tables: how the sample came out, and the comparison's output.
+SAMPLE = "sample"
+OUTCOME = "comparison"
 
 
 def benchmark_store(paths: DataPaths) -> RecordStore:

@@ -1,0 +1,107 @@
+"""An evaluation request (the seeds' StartEvaluationRequest plus the retriever), validated in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eval_pipelines.core.datasets import list_datasets
+from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.retrieval.config import RetrieverConfigError
+from eval_pipelines.core.retrieval.registry import load_retriever_configs
+
+AVAILABLE_METRICS = ("precision", "recall", "f1", "f2", "map", "ndcg", "mrr")
+DEFAULT_METRICS = ("precision", "recall", "f1", "map", "ndcg", "mrr")
+DEFAULT_K_VALUES = (1, 5, 10, 20)
+MAX_K = 1000
+KNOWN_KEYS = {"retriever_id", "dataset_name", "evaluation_config"}
+
+
+class EvaluationRequestError(InvalidInputError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid evaluation request:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    raw: dict[str, Any]
+    retriever_id: str
+    dataset_name: str
+    k_values: tuple[int, ...]
+    metrics: tuple[str, ...]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"k_values": list(self.k_values), "metrics": list(self.metrics)}
+
+
+def _k_values(value: Any, problems: list[str]) -> tuple[int, ...]:
+    if value is None:
+        return DEFAULT_K_VALUES
+    if not isinstance(value, list) or not value:
+        problems.append("evaluation_config.k_values: expected a non-empty list of integers")
+        return ()
+    for index, k in enumerate(value):
+        if type(k) is not int or not 1 <= k <= MAX_K:
+            problems.append(
+                f"evaluation_config.k_values.{index}: expected an integer from 1 to {MAX_K}, got {k!r}"
+            )
+    if len(set(map(repr, value))) != len(value):
+        problems.append("evaluation_config.k_values: a value is listed twice")
+    return tuple(sorted(k for k in value if type(k) is int))
+
+
+def _metrics(value: Any, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_METRICS
+    if not isinstance(value, list) or not value:
+        problems.append("evaluation_config.metrics: expected a non-empty list of metric names")
+        return ()
+    for index, name in enumerate(value):
+        if name not in AVAILABLE_METRICS:
+            problems.append(
+                f"evaluation_config.metrics.{index}: unknown metric {name!r} (available: {', '.join(AVAILABLE_METRICS)})"
+            )
+    if len(set(map(repr, value))) != len(value):
+        problems.append("evaluation_config.metrics: a metric is listed twice")
+    return tuple(m for m in AVAILABLE_METRICS if m in value)
+
+
+def parse_evaluation_request(data: Any, paths: Any) -> EvaluationRequest:
+    if not isinstance(data, dict):
+        raise EvaluationRequestError([f"(request): expected an object, got {type(data).__name__}"])
+    problems = [
+        f"{key}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})"
+        for key in sorted(set(data) - KNOWN_KEYS)
+    ]
+    retriever_id, dataset_name = data.get("retriever_id"), data.get("dataset_name")
+    config = data.get("evaluation_config") or {}
+    if not isinstance(config, dict):
+        problems.append("evaluation_config: expected an object")
+        config = {}
+    problems += [
+        f"evaluation_config.{key}: unknown field"
+        for key in sorted(set(config) - {"k_values", "metrics"})
+    ]
+    k_values = _k_values(config.get("k_values"), problems)
+    metrics = _metrics(config.get("metrics"), problems)
+    try:
+        retrievers = load_retriever_configs(paths)
+    except RetrieverConfigError as exc:
+        problems.append(f"retrievers: {exc}")
+        retrievers = {}
+    if not isinstance(retriever_id, str) or not retriever_id:
+        problems.append("retriever_id: required (a retriever id)")
+    elif retriever_id not in retrievers:
+        known = ", ".join(sorted(retrievers)) or f"none configured in {paths.retrievers_dir}"
+        problems.append(f"retriever_id: unknown retriever {retriever_id!r} (known: {known})")
+    datasets = {d.name for d in list_datasets(paths)}
+    if not isinstance(dataset_name, str) or not dataset_name:
+        problems.append("dataset_name: required (a dataset name, 1 character or more)")
+    elif dataset_name not in datasets:
+        known = ", ".join(sorted(datasets)) or "none imported; use `eval-pipelines dataset import`"
+        problems.append(f"dataset_name: unknown dataset {dataset_name!r} (known: {known})")
+    if problems:
+        raise EvaluationRequestError(problems)
+    return EvaluationRequest(data, retriever_id, dataset_name, k_values, metrics)
