@@ -7,9 +7,17 @@ from pydantic import Field
 
 from eval_pipelines.assets.benchmarks import GROUP as BENCHMARK_GROUP
 from eval_pipelines.assets.demo import GROUP as DEMO_GROUP
+from eval_pipelines.assets.evaluations import GROUP as EVALUATION_GROUP
 from eval_pipelines.core.benchmarks.request import RequestValidationError, parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request
-from eval_pipelines.partitions import benchmark_partitions
+from eval_pipelines.core.evaluations.request import (
+    DEFAULT_K_VALUES,
+    DEFAULT_METRICS,
+    EvaluationRequestError,
+    parse_evaluation_request,
+)
+from eval_pipelines.core.evaluations.submit import accept_request as accept_evaluation
+from eval_pipelines.partitions import benchmark_partitions, evaluation_partitions
 from eval_pipelines.resources import DataDirResource
 
 build_demo_world_job = define_asset_job(
@@ -23,6 +31,13 @@ run_benchmark_job = define_asset_job(
     selection=AssetSelection.groups(BENCHMARK_GROUP),
     partitions_def=benchmark_partitions,
     description="Sample, replay, score and compare one benchmark partition.",
+)
+
+run_evaluation_job = define_asset_job(
+    "run_evaluation",
+    selection=AssetSelection.groups(EVALUATION_GROUP),
+    partitions_def=evaluation_partitions,
+    description="Run, score and summarize one evaluation partition.",
 )
 
 
@@ -79,3 +94,39 @@ def submit_benchmark_request(
 @job(description="Submit a benchmark request from the launchpad (the same request the CLI takes).")
 def submit_benchmark():
     submit_benchmark_request()
+
+
+class EvaluationConfigConfig(Config):
+    k_values: list[int] = Field(default_factory=lambda: list(DEFAULT_K_VALUES))
+    metrics: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS),
+        description="precision, recall, f1, f2, map, ndcg, mrr",
+    )
+
+
+class EvaluationRequestConfig(Config):
+    """The run-evaluation request (retriever + StartEvaluationRequest) as launch config."""
+
+    retriever_id: str
+    dataset_name: str
+    evaluation_config: EvaluationConfigConfig = Field(default_factory=EvaluationConfigConfig)
+
+
+@op(description="Validate and store an evaluation request; the request sensor starts its run.")
+def submit_evaluation_request(
+    context: OpExecutionContext, config: EvaluationRequestConfig, data_dir: DataDirResource
+) -> str:
+    try:
+        request = parse_evaluation_request(config.model_dump(), data_dir.paths)
+    except EvaluationRequestError as exc:
+        raise Failure(description=str(exc)) from exc
+    record = accept_evaluation(data_dir.paths, request)
+    context.log.info(f"accepted evaluation {record['evaluation_id']}")
+    return record["evaluation_id"]
+
+
+@job(
+    description="Submit an evaluation request from the launchpad (the same request the CLI takes)."
+)
+def submit_evaluation():
+    submit_evaluation_request()

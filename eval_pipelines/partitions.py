@@ -3,3 +3,4 @@
 from dagster import DynamicPartitionsDefinition
 
 benchmark_partitions = DynamicPartitionsDefinition(name="benchmark")
+evaluation_partitions = DynamicPartitionsDefinition(name="evaluation")

@@ -20,19 +20,12 @@ from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessio
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.benchmarks.submit import OUTCOME, SAMPLE, load_request
 from eval_pipelines.core.benchmarks.submit import benchmark_store as store
+from eval_pipelines.core.records import with_record_id
 from eval_pipelines.core.retrieval.registry import load_retriever_configs
 from eval_pipelines.partitions import benchmark_partitions
 from eval_pipelines.resources import DataDirResource
 
 GROUP = "benchmark"
-
-
-def _with_id(table: pa.Table, benchmark_id: str) -> pa.Table:
-    if "benchmark_id" in table.column_names:
-        return table
-    return table.add_column(
-        0, "benchmark_id", pa.array([benchmark_id] * table.num_rows, pa.string())
-    )
 
 
 @asset(
@@ -65,9 +58,13 @@ def benchmark_sessions(
     )
     for warning in sample.warnings:
         context.log.warning(warning)
-    store(paths).write_table(benchmark_id, "sessions", _with_id(sample.sessions, benchmark_id))
     store(paths).write_table(
-        benchmark_id, "session_interactions", _with_id(sample.interactions, benchmark_id)
+        benchmark_id, "sessions", with_record_id(sample.sessions, "benchmark_id", benchmark_id)
+    )
+    store(paths).write_table(
+        benchmark_id,
+        "session_interactions",
+        with_record_id(sample.interactions, "benchmark_id", benchmark_id),
     )
     sampled = sample.sessions.num_rows
     store(paths).write_json(

@@ -13,6 +13,8 @@ from eval_pipelines.cli.output import format_table, progress
 from eval_pipelines.core import demo
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import new_benchmark_id
+from eval_pipelines.core.evaluations.request import parse_evaluation_request
+from eval_pipelines.core.evaluations.submit import new_evaluation_id
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution_store import write_executions
 from eval_pipelines.core.retrieval.registry import open_retrievers
@@ -20,6 +22,8 @@ from eval_pipelines.core.warehouse import query, refresh_views
 
 DEMO_RETRIEVERS = ("demo_prod", "demo_better", "demo_worse", "demo_prod_copy", "demo_http")
 TOUR_QUERIES = 200
+DEMO_DATASET = "demo-judgments"
+DEMO_EVALUATED = ("demo_prod", "demo_better", "demo_worse")
 DEMO_BENCHMARK_SESSIONS = 1000
 
 
@@ -28,7 +32,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "demo",
         help="build the demo world (when missing) and run the demo",
         description="Builds the simulated shop (catalog, retrievers, intents, logs, judgments) through "
-        "its Dagster assets when it is missing, then replays logged queries through every demo retriever "
+        "its Dagster assets when it is missing, replays logged queries through every demo retriever, "
+        "runs a benchmark of demo_prod against the other demo retrievers and evaluations on demo-judgments, "
         "and prints a summary.",
     )
     parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="world seed (recorded)")
@@ -136,7 +141,11 @@ def run_demo(args: argparse.Namespace, paths: DataPaths) -> int:
     print()
     record = run_demo_benchmark(paths, args.seed)
     print_benchmark_summary(record)
-    return 0 if record["status"] == "completed" else 1
+    print()
+    evaluations = run_demo_evaluations(paths)
+    print_evaluation_summary(evaluations)
+    finished = [record, *evaluations]
+    return 0 if all(r["status"] == "completed" for r in finished) else 1
 
 
 def run_demo_benchmark(paths: DataPaths, seed: int) -> dict:
@@ -204,3 +213,57 @@ def print_benchmark_summary(record: dict) -> None:
     print()
     print(record["comparison"]["recommendation"])
     print(f"Full record:  eval-pipelines benchmark get {record['benchmark_id']}")
+
+
+def run_demo_evaluations(paths: DataPaths) -> list[dict]:
+    """demo_prod, demo_better and demo_worse on the demo-judgments ground truth, run in this process."""
+    from eval_pipelines.cli.run_in_process import run_evaluation_here
+
+    progress(f"Evaluating {', '.join(DEMO_EVALUATED)} on {DEMO_DATASET} ...")
+    return [
+        run_evaluation_here(
+            paths,
+            parse_evaluation_request(
+                {"retriever_id": retriever_id, "dataset_name": DEMO_DATASET}, paths
+            ),
+            new_evaluation_id(),
+            progress,
+        )
+        for retriever_id in DEMO_EVALUATED
+    ]
+
+
+def print_evaluation_summary(records: list[dict]) -> None:
+    print(f"Evaluations on {DEMO_DATASET} (ground truth, trec_eval definitions)")
+    rows = []
+    for record in records:
+        if record["status"] != "completed":
+            rows.append(
+                [
+                    record["retriever_id"],
+                    record["status"],
+                    record["error_message"] or "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            continue
+        at10 = record["metrics_by_k"]["10"]
+        rows.append(
+            [
+                record["retriever_id"],
+                f"{at10['ndcg']:.4f}",
+                f"{at10['precision']:.4f}",
+                f"{at10['recall']:.4f}",
+                f"{record['overall_metrics']['map']:.4f}",
+                f"{record['overall_metrics']['mrr']:.4f}",
+                f"{record['evaluated_queries']}/{record['total_queries']}",
+            ]
+        )
+    print(
+        format_table(["retriever", "NDCG@10", "P@10", "recall@10", "MAP", "MRR", "evaluated"], rows)
+    )
+    if records:
+        print(f"Full record:  eval-pipelines evaluation get {records[0]['evaluation_id']}")

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval_pipelines.cli import benchmarks, demo, executions, logs, retrievers
+from eval_pipelines.cli import benchmarks, datasets, demo, evaluations, executions, logs, retrievers
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
-COMMAND_MODULES = (demo, logs, retrievers, executions, benchmarks)
+COMMAND_MODULES = (demo, logs, retrievers, executions, benchmarks, datasets, evaluations)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,3 +66,27 @@ def run_benchmark_here(
         lambda: accept_request(paths, request, benchmark_id),
         instance,
     )
+
+
+def run_evaluation_here(
+    paths: DataPaths,
+    request: Any,
+    evaluation_id: str,
+    progress: Callable[[str], None],
+    instance: DagsterInstance | None = None,
+) -> dict[str, Any]:
+    from eval_pipelines.assets.evaluations import evaluation_assets
+    from eval_pipelines.core.evaluations.submit import accept_request
+    from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+
+    progress(
+        f"evaluation {evaluation_id}: {request.retriever_id} on {request.dataset_name}, running here ..."
+    )
+    return run_here(
+        paths,
+        evaluation_lifecycle,
+        evaluation_assets,
+        evaluation_id,
+        lambda: accept_request(paths, request, evaluation_id),
+        instance,
+    )

@@ -33,6 +33,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
+def with_record_id(table: pa.Table, column: str, record_id: str) -> pa.Table:
+    """Tag every row with its benchmark/evaluation id, so the DuckDB views over all partitions can tell them apart."""
+    if column in table.column_names:
+        return table
+    return table.add_column(0, column, pa.array([record_id] * table.num_rows, pa.string()))
+
+
 @dataclass(frozen=True)
 class RecordStore:
     """`<data>/<kind>/<id>/`: request.json, record.json and the partition's tables, one folder per request."""

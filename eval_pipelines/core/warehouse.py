@@ -32,6 +32,9 @@ def table_globs(paths: DataPaths) -> dict[str, str]:
         "benchmark_session_interactions": "benchmarks/*/session_interactions.parquet",
         "benchmark_replays": "benchmarks/*/replays.parquet",
         "benchmark_session_scores": "benchmarks/*/session_scores.parquet",
+        "evaluation_queries": "evaluations/*/queries.parquet",
+        "evaluation_runs": "evaluations/*/runs.parquet",
+        "evaluation_query_metrics": "evaluations/*/query_metrics.parquet",
     }
     if paths.collections_dir.is_dir():
         for collection in sorted(p for p in paths.collections_dir.iterdir() if p.is_dir()):

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from eval_pipelines.core.datasets import import_dataset
 from eval_pipelines.core.demo import judgments as judgments_module
 from eval_pipelines.core.demo.catalog import (
     COLLECTION,
@@ -373,7 +374,7 @@ def simulate_logs(
 def build_judgments(
     paths: DataPaths, seed: int = DEFAULT_SEED, scale: DemoScale | None = None
 ) -> dict[str, Any]:
-    """Write the demo-judgments dataset (GroundTruthQuery JSONL, TREC qrels and topics)."""
+    """Write the demo-judgments dataset (GroundTruthQuery JSONL, TREC qrels and topics) and import it."""
     scale = scale or DemoScale()
     intents, grades = _read_intents_and_grades(paths)
     selected = judgments_module.select_judged_intents(seed, intents.num_rows, scale.judged_queries)
@@ -383,6 +384,9 @@ def build_judgments(
     write_text_atomic(judgments_module.qrels_text(queries), files["qrels"])
     write_text_atomic(judgments_module.topics_text(queries), files["topics"])
     grade_counts = np.bincount([g for q in queries for g in q.grades], minlength=4)
+    registered = import_dataset(
+        paths, judgments_module.DATASET, [files["jsonl"]], fmt="ground_truth", replace=True
+    )
     return _record_step(
         paths,
         "judgments",
@@ -393,6 +397,7 @@ def build_judgments(
             "judged_documents": int(grade_counts.sum()),
             "grade_counts": {str(g): int(grade_counts[g]) for g in (1, 2, 3)},
             "files": {kind: str(path.relative_to(paths.root)) for kind, path in files.items()},
+            "dataset_id": registered.dataset_id,
         },
     )
 

@@ -23,11 +23,13 @@ SMALL = DemoScale.small()
 
 
 def world_files(root: Path) -> dict[str, bytes]:
-    """Every file of the world except the bm25 index cache, by path relative to the root."""
+    """Every file of the world except the bm25 index cache and import metadata, by relative path."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "bm25" not in p.relative_to(root).parts
+        if p.is_file()
+        and "bm25" not in p.relative_to(root).parts
+        and p.name != "dataset.json"  # the imported dataset's metadata records when it was imported
     }
 
 

@@ -1,0 +1,210 @@
+"""`eval-pipelines evaluation run|get|list|export` and `eval-pipelines trec-eval`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from eval_pipelines.cli.output import format_table, print_json, progress
+from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.evaluations.pipeline import export_trec_run
+from eval_pipelines.core.evaluations.request import AVAILABLE_METRICS, parse_evaluation_request
+from eval_pipelines.core.evaluations.submit import (
+    accept_request,
+    evaluation_store,
+    new_evaluation_id,
+)
+from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.records import FINAL_STATUSES
+from eval_pipelines.core.trec_eval import trec_eval
+
+STATUSES = ("pending", "in_progress", "completed", "failed")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _name_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluation", help="run, inspect, list and export evaluations")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    run = verbs.add_parser(
+        "run",
+        help="evaluate a retriever on a dataset; print the record",
+        description="Without --wait the record is pending and the daemon's request sensor runs it; with "
+        "--wait it runs here and prints the final record.",
+    )
+    run.add_argument("retriever_id", metavar="RETRIEVER_ID")
+    run.add_argument("--dataset", required=True, dest="dataset_name", metavar="NAME")
+    run.add_argument(
+        "--k",
+        type=_int_list,
+        dest="k_values",
+        metavar="1,5,10,20",
+        help="cutoffs (default 1,5,10,20)",
+    )
+    run.add_argument(
+        "--metrics",
+        type=_name_list,
+        metavar="M,...",
+        help=f"default precision,recall,f1,map,ndcg,mrr; available: {','.join(AVAILABLE_METRICS)}",
+    )
+    run.add_argument(
+        "--wait", action="store_true", help="run in this process and print the final record"
+    )
+    run.set_defaults(handler=run_evaluation)
+
+    get = verbs.add_parser("get", help="print an evaluation record (EvaluationRecord JSON)")
+    get.add_argument("evaluation_id", metavar="EVALUATION_ID")
+    get.set_defaults(handler=run_get)
+
+    listing = verbs.add_parser("list", help="list evaluations")
+    listing.add_argument("--retriever-id")
+    listing.add_argument("--dataset", dest="dataset_name")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=run_list)
+
+    export = verbs.add_parser(
+        "export", help="write the evaluation's ranked results as a TREC run file"
+    )
+    export.add_argument("evaluation_id", metavar="EVALUATION_ID")
+    export.add_argument("--format", choices=["trec-run"], default="trec-run")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    export.set_defaults(handler=run_export)
+
+    trec = commands.add_parser(
+        "trec-eval",
+        help="trec_eval on TREC qrels and run files, printed as JSON",
+        description="Measures as trec_eval names them (P_5, recall_10, map, map_cut_10, ndcg, ndcg_cut_10, "
+        "recip_rank, set_P, set_recall, set_F) plus F1_k and F2_k; families (P, recall, map_cut, ndcg_cut, F1, F2) "
+        "expand to trec_eval's cutoffs. Ties: score descending, then docno descending. Only queries in both files.",
+    )
+    trec.add_argument("qrels", type=Path, metavar="QRELS")
+    trec.add_argument("run", type=Path, metavar="RUN")
+    trec.add_argument(
+        "-q", action="store_true", dest="per_query", help="also print per-query values"
+    )
+    trec.add_argument(
+        "-m",
+        action="append",
+        dest="measures",
+        metavar="MEASURE",
+        help="measure or family (repeatable)",
+    )
+    trec.set_defaults(handler=run_trec_eval)
+
+
+def run_evaluation(args: argparse.Namespace, paths: DataPaths) -> int:
+    config = {}
+    if args.k_values is not None:
+        config["k_values"] = args.k_values
+    if args.metrics is not None:
+        config["metrics"] = args.metrics
+    data = {"retriever_id": args.retriever_id, "dataset_name": args.dataset_name}
+    if config:
+        data["evaluation_config"] = config
+    request = parse_evaluation_request(data, paths)
+    if not args.wait:
+        print_json(accept_request(paths, request))
+        return 0
+    from eval_pipelines.cli.run_in_process import run_evaluation_here
+
+    record = run_evaluation_here(paths, request, new_evaluation_id(), progress)
+    print_json(record)
+    return 0 if record["status"] == "completed" else 1
+
+
+def _record(paths: DataPaths, evaluation_id: str) -> dict:
+    evaluation_id = validate_id(evaluation_id, "evaluation_id")
+    record = evaluation_store(paths).get(evaluation_id)
+    if record is None:
+        raise InvalidInputError(f"evaluation_id: no evaluation {evaluation_id!r}")
+    return record
+
+
+def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
+    record = _record(paths, args.evaluation_id)
+    if record["status"] not in FINAL_STATUSES:
+        from eval_pipelines.cli.run_in_process import refresh_record
+        from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+
+        record = refresh_record(paths, evaluation_lifecycle, record["evaluation_id"]) or record
+    print_json(record)
+    return 0
+
+
+def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
+    records = [
+        r
+        for r in evaluation_store(paths).records()
+        if (args.status is None or r["status"] == args.status)
+        and (args.retriever_id is None or r["retriever_id"] == args.retriever_id)
+        and (args.dataset_name is None or r["dataset_name"] == args.dataset_name)
+    ]
+    if args.json:
+        print_json(records)
+    elif records:
+        rows = []
+        for r in records:
+            ndcg = (r.get("metrics_by_k") or {}).get("10", {}).get("ndcg")
+            rows.append(
+                [
+                    r["evaluation_id"],
+                    r["status"],
+                    r["retriever_id"],
+                    r["dataset_name"],
+                    r.get("evaluated_queries") if r.get("evaluated_queries") is not None else "-",
+                    f"{ndcg:.4f}" if ndcg is not None else "-",
+                    r["created_at"],
+                ]
+            )
+        print(
+            format_table(
+                [
+                    "evaluation_id",
+                    "status",
+                    "retriever",
+                    "dataset",
+                    "evaluated",
+                    "ndcg@10",
+                    "created_at",
+                ],
+                rows,
+            )
+        )
+    else:
+        print("no evaluations")
+    return 0
+
+
+def run_export(args: argparse.Namespace, paths: DataPaths) -> int:
+    record = _record(paths, args.evaluation_id)
+    if record["status"] != "completed":
+        raise InvalidInputError(
+            f"evaluation_id: {record['evaluation_id']} is {record['status']}, not completed"
+        )
+    runs = evaluation_store(paths).read_table(record["evaluation_id"], "runs")
+    output = args.output or Path("/dev/stdout")
+    count = export_trec_run(runs, output, tag=record["retriever_id"])
+    if args.output:
+        print(f"wrote {count} queries to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_trec_eval(args: argparse.Namespace, paths: DataPaths) -> int:
+    missing = [str(f) for f in (args.qrels, args.run) if not f.is_file()]
+    if missing:
+        raise InvalidInputError(f"file not found: {', '.join(missing)}")
+    print_json(trec_eval(args.qrels, args.run, measures=args.measures, per_query=args.per_query))
+    return 0

@@ -1,0 +1,200 @@
+"""The evaluation's steps as plain functions: plan the queries, run them, score them, summarize.
+
+Skip-and-continue: an empty query input, a failed execution or a query without relevant documents
+is skipped with its reason and counted; none of them fails the evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eval_pipelines.core.datasets import Dataset
+from eval_pipelines.core.evaluations.request import EvaluationRequest
+from eval_pipelines.core.metrics.ground_truth import evaluate_rankings
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.retrieval.execution_store import write_executions
+from eval_pipelines.core.retrieval.registry import open_retriever
+from eval_pipelines.core.trec import write_run
+
+SKIP_EMPTY_INPUT = "empty_query_input"
+SKIP_NO_RELEVANT = "no_relevant_documents"
+SKIP_FAILED_EXECUTION = "failed_execution"
+CHUNK_SIZE = 1000
+
+# Record metric name -> trec_eval measure at a cutoff k, and uncut (over the whole retrieved list).
+CUT_MEASURES = {
+    "precision": "P_{k}",
+    "recall": "recall_{k}",
+    "f1": "F1_{k}",
+    "f2": "F2_{k}",
+    "map": "map_cut_{k}",
+    "ndcg": "ndcg_cut_{k}",
+    "mrr": "recip_rank_cut_{k}",
+}
+UNCUT_MEASURES = {
+    "precision": "set_P",
+    "recall": "set_recall",
+    "f1": "set_F",
+    "f2": "set_F2",
+    "map": "map",
+    "ndcg": "ndcg",
+    "mrr": "recip_rank",
+}
+
+RUNS_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("execution_id", pa.string()),
+        ("status", pa.string()),
+        ("error_type", pa.string()),
+        ("error", pa.string()),
+        ("ranking", pa.list_(pa.string())),
+        ("scores", pa.list_(pa.float64())),
+        ("latency_ms", pa.float64()),
+    ]
+)
+
+
+def plan_queries(dataset: Dataset) -> pa.Table:
+    """Every dataset query with its relevant-document count and, when it cannot be evaluated, why."""
+    queries, judgments = dataset.queries, dataset.judgments
+    relevant = judgments.filter(pc.greater_equal(judgments.column("relevance"), 1))
+    counts = relevant.group_by("query_id").aggregate([("document_id", "count")])
+    index = pc.index_in(queries.column("query_id"), value_set=counts.column("query_id"))
+    relevant_count = pc.fill_null(pc.take(counts.column("document_id_count"), index), 0)
+    empty = pc.equal(
+        pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(queries.column("query_text"), ""))), 0
+    )
+    reason = pc.if_else(
+        empty,
+        pa.scalar(SKIP_EMPTY_INPUT),
+        pc.if_else(
+            pc.equal(relevant_count, 0), pa.scalar(SKIP_NO_RELEVANT), pa.scalar(None, pa.string())
+        ),
+    )
+    return queries.append_column("relevant_count", relevant_count).append_column(
+        "skip_reason", reason
+    )
+
+
+def run_queries(
+    paths: DataPaths, evaluation_id: str, retriever_id: str, planned: pa.Table, log: Any = None
+) -> pa.Table:
+    """The retriever over every query not already skipped; every call kept as an execution."""
+    runnable = planned.filter(pc.is_null(planned.column("skip_reason")))
+    query_ids = runnable.column("query_id").to_pylist()
+    inputs = [json.loads(q) for q in runnable.column("query_input").to_pylist()]
+    parts = []
+    with open_retriever(paths, retriever_id) as retriever:
+        for chunk, start in enumerate(range(0, len(inputs), CHUNK_SIZE)):
+            executions = retriever.search_many(inputs[start : start + CHUNK_SIZE])
+            write_executions(paths, executions, batch_id=f"evaluation-{evaluation_id}-{chunk:04d}")
+            parts.append(
+                pa.table(
+                    {
+                        "query_id": query_ids[start : start + CHUNK_SIZE],
+                        "execution_id": [e.execution_id for e in executions],
+                        "status": [e.status for e in executions],
+                        "error_type": [e.error_type for e in executions],
+                        "error": [e.error for e in executions],
+                        "ranking": [e.document_ids for e in executions],
+                        "scores": [[d.score for d in e.documents] for e in executions],
+                        "latency_ms": [e.total_time_ms for e in executions],
+                    },
+                    schema=RUNS_SCHEMA,
+                )
+            )
+            if log:
+                log(
+                    f"{retriever_id}: ran {min(start + CHUNK_SIZE, len(inputs))}/{len(inputs)} queries"
+                )
+    return pa.concat_tables(parts) if parts else RUNS_SCHEMA.empty_table()
+
+
+def measures_for(request: EvaluationRequest) -> list[str]:
+    cut = [CUT_MEASURES[m].format(k=k) for m in request.metrics for k in request.k_values]
+    return cut + [UNCUT_MEASURES[m] for m in request.metrics]
+
+
+def score_queries(request: EvaluationRequest, dataset: Dataset, runs: pa.Table) -> pa.Table:
+    """Per query, per metric, per k (k null for the uncut value): one long table, computed in one pass."""
+    completed = runs.filter(pc.equal(runs.column("status"), "completed"))
+    wide = evaluate_rankings(
+        completed.column("query_id"),
+        completed.column("ranking").combine_chunks(),
+        dataset.judgments,
+        k_values=request.k_values,
+        measures=measures_for(request),
+    )
+    parts = []
+    for metric in request.metrics:
+        for k in (*request.k_values, None):
+            measure = UNCUT_MEASURES[metric] if k is None else CUT_MEASURES[metric].format(k=k)
+            parts.append(
+                pa.table(
+                    {
+                        "query_id": wide.column("query_id"),
+                        "metric": pa.array([metric] * wide.num_rows, pa.string()),
+                        "k": pa.array([k] * wide.num_rows, pa.int32()),
+                        "value": wide.column(measure).cast(pa.float64()),
+                    }
+                )
+            )
+    return pa.concat_tables(parts)
+
+
+def summarize(
+    request: EvaluationRequest, planned: pa.Table, runs: pa.Table, metrics: pa.Table
+) -> dict[str, Any]:
+    """Means over evaluated queries; totals and skipped counts by reason."""
+    skipped: dict[str, int] = {}
+    for reason in planned.column("skip_reason").drop_null().to_pylist():
+        skipped[reason] = skipped.get(reason, 0) + 1
+    failed = (
+        int(pc.sum(pc.not_equal(runs.column("status"), "completed")).as_py() or 0)
+        if runs.num_rows
+        else 0
+    )
+    if failed:
+        skipped[SKIP_FAILED_EXECUTION] = failed
+    evaluated = runs.num_rows - failed
+    means = (
+        metrics.group_by(["metric", "k"]).aggregate([("value", "mean")]).to_pylist()
+        if metrics.num_rows
+        else []
+    )
+    by_key = {(row["metric"], row["k"]): row["value_mean"] for row in means}
+
+    def mean(metric: str, k: int | None) -> float:
+        value = by_key.get((metric, k))
+        return 0.0 if value is None or np.isnan(value) else float(value)
+
+    return {
+        "overall_metrics": {m: mean(m, None) for m in request.metrics},
+        "metrics_by_k": {
+            str(k): {m: mean(m, k) for m in request.metrics} for k in request.k_values
+        },
+        "total_queries": planned.num_rows,
+        "evaluated_queries": evaluated,
+        "skipped_queries": planned.num_rows - evaluated,
+        "skipped_reasons": dict(sorted(skipped.items())),
+    }
+
+
+def export_trec_run(runs: pa.Table, path: Path, tag: str) -> int:
+    """Write the completed runs as a TREC run file; returns the number of queries written.
+
+    trec_eval re-sorts each query by score, so the scores written are rank-derived (n, n-1, ... 1):
+    any tool re-scoring the file then sees exactly the retriever's order, whatever its own scores were.
+    """
+    completed = runs.filter(pc.equal(runs.column("status"), "completed"))
+    rankings = completed.column("ranking").to_pylist()
+    scores = [[float(len(r) - i) for i in range(len(r))] for r in rankings]
+    write_run(path, completed.column("query_id").to_pylist(), rankings, scores, tag)
+    return completed.num_rows

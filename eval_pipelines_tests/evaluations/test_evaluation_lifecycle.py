@@ -1,0 +1,152 @@
+"""Evaluation requests through the shared sensors on a real instance, with skip-and-continue."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
+
+from eval_pipelines.assets.evaluations import evaluation_assets
+from eval_pipelines.core.datasets import import_dataset
+from eval_pipelines.core.evaluations.request import parse_evaluation_request
+from eval_pipelines.core.evaluations.submit import accept_request, evaluation_store
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.resources import DataDirResource
+from eval_pipelines.sensors.evaluations import evaluation_record_sensor, evaluation_request_sensor
+from eval_pipelines_tests.schemas import validation_errors
+
+QUERIES = [
+    {
+        "query_id": "q_ok",
+        "query_input": {"text": "sofa"},
+        "relevant_documents": ["d1"],
+        "relevance_scores": {"d1": 2},
+    },
+    {"query_id": "q_fail", "query_input": {"text": "boom"}, "relevant_documents": ["d1"]},
+    {"query_id": "q_empty", "query_input": {"text": "  "}, "relevant_documents": ["d1"]},
+    {
+        "query_id": "q_norel",
+        "query_input": {"text": "chair"},
+        "relevant_documents": [],
+        "relevance_scores": {"d1": 0},
+    },
+]
+
+
+class Search(BaseHTTPRequestHandler):
+    """Fails the query "boom" with a 500; answers d1, d2 otherwise."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if body["inputs"]["text"] == "boom":
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        payload = json.dumps(
+            {
+                "documents": [
+                    {"document_id": "d1", "score": 2.0},
+                    {"document_id": "d2", "score": 1.0},
+                ]
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def search_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Search)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/search"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def paths(tmp_path: Path, search_url: str) -> DataPaths:
+    paths = DataPaths(tmp_path / "data")
+    paths.retrievers_dir.mkdir(parents=True)
+    (paths.retrievers_dir / "api.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "id": "api",
+                "kind": "http",
+                "http": {"url": search_url, "max_retries": 0, "concurrency": 2},
+            }
+        )
+    )
+    source = tmp_path / "truth.jsonl"
+    source.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
+    import_dataset(paths, "tiny", [source])
+    return paths
+
+
+def test_a_request_runs_once_and_skips_what_it_cannot_evaluate(
+    paths: DataPaths, tmp_path: Path
+) -> None:
+    record = accept_request(
+        paths, parse_evaluation_request({"retriever_id": "api", "dataset_name": "tiny"}, paths)
+    )
+    evaluation_id = record["evaluation_id"]
+    assert record["status"] == "pending"
+    assert validation_errors("get_evaluation.openapi", "EvaluationRecord", record) == []
+    resources = {"data_dir": DataDirResource(path=str(paths.root))}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        result = evaluation_request_sensor(
+            build_sensor_context(instance=instance, resources=resources)
+        )
+        assert isinstance(result, SensorResult)
+        assert [(r.run_key, r.partition_key) for r in result.run_requests] == [
+            (evaluation_id, evaluation_id)
+        ]
+        [add] = result.dynamic_partitions_requests
+        instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+        assert instance.get_dynamic_partitions("evaluation") == [evaluation_id]
+        outcome = materialize(
+            evaluation_assets,
+            partition_key=evaluation_id,
+            instance=instance,
+            resources=resources,
+            tags=result.run_requests[0].tags,
+        )
+        assert outcome.success
+        assert all(c.passed for c in outcome.get_asset_check_evaluations())
+        evaluation_record_sensor(build_sensor_context(instance=instance, resources=resources))
+
+    final = evaluation_store(paths).get(evaluation_id)
+    assert final["status"] == "completed"
+    assert validation_errors("get_evaluation.openapi", "EvaluationRecord", final) == []
+    assert (final["total_queries"], final["evaluated_queries"], final["skipped_queries"]) == (
+        4,
+        1,
+        3,
+    )
+    assert final["skipped_reasons"] == {
+        "empty_query_input": 1,
+        "failed_execution": 1,
+        "no_relevant_documents": 1,
+    }
+    assert final["metrics_by_k"]["1"]["precision"] == 1.0
+    assert final["metrics_by_k"]["5"]["precision"] == pytest.approx(0.2)
+    assert final["overall_metrics"]["precision"] == pytest.approx(0.5)
+    assert final["overall_metrics"]["mrr"] == 1.0
