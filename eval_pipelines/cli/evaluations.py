@@ -195,10 +195,12 @@ def run_export(args: argparse.Namespace, paths: DataPaths) -> int:
             f"evaluation_id: {record['evaluation_id']} is {record['status']}, not completed"
         )
     runs = evaluation_store(paths).read_table(record["evaluation_id"], "runs")
-    output = args.output or Path("/dev/stdout")
-    count = export_trec_run(runs, output, tag=record["retriever_id"])
-    if args.output:
-        print(f"wrote {count} queries to {args.output}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.flush()
+        export_trec_run(runs, sys.stdout.buffer, tag=record["retriever_id"])
+        return 0
+    count = export_trec_run(runs, args.output, tag=record["retriever_id"])
+    print(f"wrote {count} queries to {args.output}", file=sys.stderr)
     return 0
 
 

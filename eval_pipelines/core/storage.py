@@ -12,10 +12,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eval_pipelines.core.errors import InvalidInputError
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of path; rename it over path only if the block succeeds."""
+    """Yield a temporary sibling of path; rename it over path only if the block succeeds.
+
+    Renaming over a device or a link to one (say /dev/stdout, as root) would replace it, so only a
+    regular file or nothing may stand at path.
+    """
+    if (path.exists() and not path.is_file()) or (path.is_symlink() and not path.resolve().is_file()):
+        raise InvalidInputError(f"{path}: not a regular file; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -135,7 +136,39 @@ def write_run(
     scores: ScoresInput | None = None,
     tag: str = DEFAULT_RUN_TAG,
 ) -> Path:
-    """Write `qid Q0 docno rank score tag` lines atomically; rank is the 1-based list position.
+    """Write the run to a file atomically (see run_table); never to a device or stream path."""
+    table = run_table(query_ids, rankings, scores, tag)
+    with atomic_path(path) as tmp:
+        _write_run_lines(table, tmp)
+    return path
+
+
+def stream_run(
+    stream: BinaryIO,
+    query_ids: Sequence[str] | pa.Array,
+    rankings: RankingsInput,
+    scores: ScoresInput | None = None,
+    tag: str = DEFAULT_RUN_TAG,
+) -> None:
+    """Write the run to an open binary stream (e.g. stdout), for `export` without --output."""
+    _write_run_lines(run_table(query_ids, rankings, scores, tag), stream)
+
+
+def _write_run_lines(table: pa.Table, destination: Path | BinaryIO) -> None:
+    pa_csv.write_csv(
+        table,
+        destination,
+        pa_csv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none"),
+    )
+
+
+def run_table(
+    query_ids: Sequence[str] | pa.Array,
+    rankings: RankingsInput,
+    scores: ScoresInput | None = None,
+    tag: str = DEFAULT_RUN_TAG,
+) -> pa.Table:
+    """`qid Q0 docno rank score tag` rows; rank is the 1-based list position.
 
     scores: per query, one score per document. None writes descending scores (n, n-1, ..., 1) so that
     trec_eval keeps the given order exactly. Given scores are written as they are: where they tie,
@@ -179,13 +212,7 @@ def write_run(
             "tag": pa.repeat(pa.scalar(tag), parent.size),
         }
     )
-    with atomic_path(path) as tmp:
-        pa_csv.write_csv(
-            table,
-            tmp,
-            pa_csv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none"),
-        )
-    return path
+    return table
 
 
 def _fields(

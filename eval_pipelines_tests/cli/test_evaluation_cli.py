@@ -131,3 +131,24 @@ def test_trec_eval_reports_malformed_lines_by_number(
     result = run_cli(data_dir, "trec-eval", str(qrels), str(run))
     assert result.returncode == 2
     assert "q.qrels:2" in result.stderr or "r.run:2" in result.stderr
+
+
+def test_export_without_output_streams_to_stdout(
+    small_demo: tuple[Path, CliResult], tmp_path: Path
+) -> None:
+    data_dir, _ = small_demo
+    completed = [
+        r
+        for r in json.loads(run_cli(data_dir, "evaluation", "list", "--json").stdout)
+        if r["status"] == "completed"
+    ]
+    evaluation_id = completed[0]["evaluation_id"]
+    streamed = run_cli(data_dir, "evaluation", "export", evaluation_id)
+    assert streamed.returncode == 0, streamed.stderr
+    written = tmp_path / "run.txt"
+    run_cli(data_dir, "evaluation", "export", evaluation_id, "--output", str(written))
+    assert streamed.stdout == written.read_text()
+    assert streamed.stdout.count("\n") > 100
+    refused = run_cli(data_dir, "evaluation", "export", evaluation_id, "--output", "/dev/null")
+    assert refused.returncode == 2
+    assert "not a regular file" in refused.stderr

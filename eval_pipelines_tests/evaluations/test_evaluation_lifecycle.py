@@ -150,3 +150,59 @@ def test_a_request_runs_once_and_skips_what_it_cannot_evaluate(
     assert final["metrics_by_k"]["5"]["precision"] == pytest.approx(0.2)
     assert final["overall_metrics"]["precision"] == pytest.approx(0.5)
     assert final["overall_metrics"]["mrr"] == 1.0
+
+
+def test_the_launchpad_job_stores_a_pending_evaluation(paths: DataPaths) -> None:
+    from eval_pipelines.definitions import defs
+
+    job = defs.resolve_job_def("submit_evaluation")
+    config = {
+        "retriever_id": "api",
+        "dataset_name": "tiny",
+        "evaluation_config": {"k_values": [2], "metrics": ["f2"]},
+    }
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {"submit_evaluation_request": {"config": config}}},
+            instance=instance,
+            resources={"data_dir": DataDirResource(path=str(paths.root))},
+        )
+    evaluation_id = result.output_for_node("submit_evaluation_request")
+    record = evaluation_store(paths).get(evaluation_id)
+    assert record["status"] == "pending"
+    assert record["config"] == {"k_values": [2], "metrics": ["f2"]}
+
+
+def test_a_failed_run_yields_a_failed_record_with_the_cause(
+    paths: DataPaths, tmp_path: Path
+) -> None:
+    import shutil
+
+    record = accept_request(
+        paths, parse_evaluation_request({"retriever_id": "api", "dataset_name": "tiny"}, paths)
+    )
+    shutil.rmtree(paths.dataset_dir("tiny"))
+    resources = {"data_dir": DataDirResource(path=str(paths.root))}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        result = evaluation_request_sensor(
+            build_sensor_context(instance=instance, resources=resources)
+        )
+        [add] = result.dynamic_partitions_requests
+        instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+        outcome = materialize(
+            evaluation_assets,
+            partition_key=record["evaluation_id"],
+            instance=instance,
+            resources=resources,
+            tags=result.run_requests[0].tags,
+            raise_on_error=False,
+        )
+        assert not outcome.success
+        evaluation_record_sensor(build_sensor_context(instance=instance, resources=resources))
+    failed = evaluation_store(paths).get(record["evaluation_id"])
+    assert failed["status"] == "failed"
+    assert failed["error_message"].startswith("evaluation_queries:")
+    assert "tiny" in failed["error_message"]
+    assert validation_errors("get_evaluation.openapi", "EvaluationRecord", failed) == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +20,7 @@ from eval_pipelines.core.metrics.ground_truth import evaluate_rankings
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution_store import write_executions
 from eval_pipelines.core.retrieval.registry import open_retriever
-from eval_pipelines.core.trec import write_run
+from eval_pipelines.core.trec import stream_run, write_run
 
 SKIP_EMPTY_INPUT = "empty_query_input"
 SKIP_NO_RELEVANT = "no_relevant_documents"
@@ -187,8 +187,8 @@ def summarize(
     }
 
 
-def export_trec_run(runs: pa.Table, path: Path, tag: str) -> int:
-    """Write the completed runs as a TREC run file; returns the number of queries written.
+def export_trec_run(runs: pa.Table, destination: Path | BinaryIO, tag: str) -> int:
+    """Write the completed runs as a TREC run file (or stream); returns the number of queries written.
 
     trec_eval re-sorts each query by score, so the scores written are rank-derived (n, n-1, ... 1):
     any tool re-scoring the file then sees exactly the retriever's order, whatever its own scores were.
@@ -196,5 +196,9 @@ def export_trec_run(runs: pa.Table, path: Path, tag: str) -> int:
     completed = runs.filter(pc.equal(runs.column("status"), "completed"))
     rankings = completed.column("ranking").to_pylist()
     scores = [[float(len(r) - i) for i in range(len(r))] for r in rankings]
-    write_run(path, completed.column("query_id").to_pylist(), rankings, scores, tag)
+    query_ids = completed.column("query_id").to_pylist()
+    if isinstance(destination, Path):
+        write_run(destination, query_ids, rankings, scores, tag)
+    else:
+        stream_run(destination, query_ids, rankings, scores, tag)
     return completed.num_rows
