@@ -22,7 +22,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Renaming over a device or a link to one (say /dev/stdout, as root) would replace it, so only a
     regular file or nothing may stand at path.
     """
-    if (path.exists() and not path.is_file()) or (path.is_symlink() and not path.resolve().is_file()):
+    if not path.is_file() and (path.exists() or path.is_symlink()):
         raise InvalidInputError(f"{path}: not a regular file; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
