@@ -74,6 +74,13 @@ class RecordStore:
     def request(self, record_id: str) -> dict[str, Any] | None:
         return self._read(self.folder(record_id) / "request.json")
 
+    def stored_request(self, record_id: str) -> dict[str, Any]:
+        """The request a run works from; its absence is a failure of the run, not of user input."""
+        request = self.request(record_id)
+        if request is None:
+            raise FileNotFoundError(f"{self.kind}/{record_id} has no stored request")
+        return request
+
     def save(self, record_id: str, record: dict[str, Any], run_id: str | None = None) -> None:
         """The record and, beside it, which Dagster run produced its current state."""
         self._write({"record": record, "run_id": run_id}, self.folder(record_id) / "record.json")

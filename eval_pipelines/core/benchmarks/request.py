@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.errors import InvalidInputError, InvalidRequestError
 from eval_pipelines.core.metrics.alignment import (
     DEFAULT_DEPTH,
     counted_types,
@@ -29,12 +29,8 @@ DEFAULT_EPSILON = 0.01
 EXTENSION_KEYS = {"seed", "replay_depth", "epsilon"}
 
 
-class RequestValidationError(InvalidInputError):
-    """Every problem of a request at once, one `field: problem` per line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid request:\n  " + "\n  ".join(problems))
+class RequestValidationError(InvalidRequestError):
+    title = "invalid benchmark request"
 
 
 @cache

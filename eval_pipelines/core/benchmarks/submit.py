@@ -35,7 +35,4 @@ def accept_request(
 
 
 def load_request(paths: DataPaths, benchmark_id: str) -> BenchmarkRequest:
-    raw = benchmark_store(paths).request(benchmark_id)
-    if raw is None:
-        raise FileNotFoundError(f"benchmark {benchmark_id!r} has no stored request")
-    return parse_request(raw, paths)
+    return parse_request(benchmark_store(paths).stored_request(benchmark_id), paths)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval_pipelines.core.datasets import list_datasets
-from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.errors import InvalidRequestError
 from eval_pipelines.core.retrieval.config import RetrieverConfigError
 from eval_pipelines.core.retrieval.registry import load_retriever_configs
 
@@ -17,10 +17,8 @@ MAX_K = 1000
 KNOWN_KEYS = {"retriever_id", "dataset_name", "evaluation_config"}
 
 
-class EvaluationRequestError(InvalidInputError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid evaluation request:\n  " + "\n  ".join(problems))
+class EvaluationRequestError(InvalidRequestError):
+    title = "invalid evaluation request"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,4 @@ def accept_request(
 
 
 def load_request(paths: DataPaths, evaluation_id: str) -> EvaluationRequest:
-    raw = evaluation_store(paths).request(evaluation_id)
-    if raw is None:
-        raise FileNotFoundError(f"evaluation {evaluation_id!r} has no stored request")
-    return parse_evaluation_request(raw, paths)
+    return parse_evaluation_request(evaluation_store(paths).stored_request(evaluation_id), paths)

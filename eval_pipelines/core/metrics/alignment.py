@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.metrics.rankings import RankingsInput, ranking_lists
 
 DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {
     "click": 1.0,
@@ -51,8 +52,6 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "promoted",
     "demoted",
 )
-
-RankingsInput = Sequence[Sequence[str] | None] | pa.Array | pa.ChunkedArray
 
 
 def ndcg_column(k: int) -> str:
@@ -163,7 +162,7 @@ def score_sessions(
     unweighted = sorted(t for t in counted_set if weight_of.get(t, 0.0) <= 0)
     if unweighted:
         raise ValueError(f"counted types {unweighted} have no positive weight")
-    lists = _list_array(rankings)
+    lists = ranking_lists(rankings)
     session_count = len(lists)
     docs = _session_documents(interactions, session_count, weight_of, counted_set)
     rank = _ranks(lists, docs, depth)
@@ -230,28 +229,6 @@ def _check_depth_and_cutoffs(depth: int, cutoffs: Sequence[int]) -> None:
             raise ValueError(f"cutoffs: {k!r} is not a positive integer")
     if len(set(cutoffs)) != len(cutoffs):
         raise ValueError(f"cutoffs: {list(cutoffs)} repeats a cutoff")
-
-
-def _list_array(rankings: RankingsInput) -> pa.Array:
-    if isinstance(rankings, pa.ChunkedArray):
-        rankings = rankings.combine_chunks()
-    if not isinstance(rankings, pa.Array):
-        rows = list(rankings)
-        for index, row in enumerate(rows):
-            if isinstance(row, str | bytes):
-                raise ValueError(f"rankings[{index}]: is a string, expected a list of document ids")
-        try:
-            rankings = pa.array(rows, type=pa.list_(pa.string()))
-        except (pa.ArrowException, TypeError) as error:
-            raise ValueError(f"rankings: not lists of document id strings ({error})") from error
-    if not (pa.types.is_list(rankings.type) or pa.types.is_large_list(rankings.type)):
-        raise ValueError(f"rankings: Arrow type {rankings.type} is not a list of document ids")
-    try:
-        return rankings.cast(pa.list_(pa.string()))
-    except pa.ArrowException as error:
-        raise ValueError(
-            f"rankings: values of type {rankings.type.value_type} are not document id strings"
-        ) from error
 
 
 def _string_column(table: pa.Table, name: str) -> pa.Array:

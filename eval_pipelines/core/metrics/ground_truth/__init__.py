@@ -22,10 +22,8 @@ from eval_pipelines.core.metrics.ground_truth.judgments import (
     QRELS_COLUMNS,
     JudgedRankings,
     QueryIdsInput,
-    RankingsInput,
     judge_rankings,
     query_id_array,
-    ranking_lists,
 )
 from eval_pipelines.core.metrics.ground_truth.measures import (
     COUNT_MEASURES,
@@ -48,6 +46,7 @@ from eval_pipelines.core.metrics.ground_truth.ranking import (
     ndcg,
     reciprocal_rank,
 )
+from eval_pipelines.core.metrics.rankings import RankingsInput, ranking_lists
 
 __all__ = [
     "COUNT_MEASURES",

@@ -27,7 +27,6 @@ RELEVANT_GRADE = 1
 _LISTED_PROBLEMS = 10
 
 QueryIdsInput = Sequence[str] | pa.Array | pa.ChunkedArray
-RankingsInput = Sequence[Sequence[str] | None] | pa.Array | pa.ChunkedArray
 
 
 @dataclass(frozen=True)
@@ -77,31 +76,6 @@ def query_id_array(query_ids: QueryIdsInput) -> pa.Array:
         repeated = encoded.dictionary.take(np.flatnonzero(counts > 1)[:_LISTED_PROBLEMS])
         raise ValueError(f"query_ids: repeated ids {repeated.to_pylist()}")
     return ids
-
-
-def ranking_lists(rankings: RankingsInput, query_count: int) -> pa.Array:
-    """One list of document id strings per query (a null list retrieved nothing)."""
-    if isinstance(rankings, pa.ChunkedArray):
-        rankings = rankings.combine_chunks()
-    if not isinstance(rankings, pa.Array):
-        rows = list(rankings)
-        for index, row in enumerate(rows):
-            if isinstance(row, str | bytes):
-                raise ValueError(f"rankings[{index}]: is a string, expected a list of document ids")
-        try:
-            rankings = pa.array(rows, type=pa.list_(pa.string()))
-        except (pa.ArrowException, TypeError) as error:
-            raise ValueError(f"rankings: not lists of document id strings ({error})") from error
-    if not (pa.types.is_list(rankings.type) or pa.types.is_large_list(rankings.type)):
-        raise ValueError(f"rankings: Arrow type {rankings.type} is not a list of document ids")
-    if len(rankings) != query_count:
-        raise ValueError(f"rankings: {len(rankings)} rankings for {query_count} query ids")
-    try:
-        return rankings.cast(pa.list_(pa.string()))
-    except pa.ArrowException as error:
-        raise ValueError(
-            f"rankings: values of type {rankings.type.value_type} are not document id strings"
-        ) from error
 
 
 def judge_rankings(query_ids: pa.Array, lists: pa.Array, qrels: pa.Table) -> JudgedRankings:
