@@ -1,11 +1,8 @@
 """Requests become partitions and runs, runs become records: sensors evaluated on a real instance."""
 
 import hashlib
-import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -26,6 +23,7 @@ from eval_pipelines.sensors.benchmarks import (
     benchmark_request_sensor,
 )
 from eval_pipelines_tests.schemas import validation_errors
+from eval_pipelines_tests.search_stub import search_stub
 
 REQUEST = {
     "benchmark_name": "sensor test",
@@ -137,43 +135,11 @@ def fails(text: str) -> bool:
     return hashlib.md5(text.encode()).hexdigest()[0] in "01234"
 
 
-class FlakySearch(BaseHTTPRequestHandler):
-    """Answers 500 for a fixed, known subset of query texts, and one document otherwise."""
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if fails(body["inputs"]["text"]):
-            self.send_response(500)
-            self.end_headers()
-            return
-        payload = json.dumps({"documents": [{"document_id": "prod_000001", "score": 1.0}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class FlakyServer(ThreadingHTTPServer):
-    request_queue_size = 128
-
-
 @pytest.fixture
 def flaky_server() -> Iterator[str]:
-    server = FlakyServer(("127.0.0.1", 0), FlakySearch)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/search"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    """Answers 500 for a fixed, known subset of query texts, and one document otherwise."""
+    with search_stub(lambda text: None if fails(text) else [("prod_000001", 1.0)]) as url:
+        yield url
 
 
 def test_injected_retriever_errors_fail_sessions_not_the_benchmark(

@@ -1,9 +1,7 @@
 """Evaluation requests through the shared sensors on a real instance, with skip-and-continue."""
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.resources import DataDirResource
 from eval_pipelines.sensors.evaluations import evaluation_record_sensor, evaluation_request_sensor
 from eval_pipelines_tests.schemas import validation_errors
+from eval_pipelines_tests.search_stub import search_stub
 
 QUERIES = [
     {
@@ -37,47 +36,11 @@ QUERIES = [
 ]
 
 
-class Search(BaseHTTPRequestHandler):
-    """Fails the query "boom" with a 500; answers d1, d2 otherwise."""
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if body["inputs"]["text"] == "boom":
-            self.send_response(500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        payload = json.dumps(
-            {
-                "documents": [
-                    {"document_id": "d1", "score": 2.0},
-                    {"document_id": "d2", "score": 1.0},
-                ]
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def search_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Search)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/search"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    """Fails the query "boom" with a 500; answers d1, d2 otherwise."""
+    with search_stub(lambda text: None if text == "boom" else [("d1", 2.0), ("d2", 1.0)]) as url:
+        yield url
 
 
 @pytest.fixture
