@@ -29,8 +29,15 @@ QRELS_FIELDS: tuple[str, ...] = ("query_id", "iteration", "document_id", "releva
 RUN_FIELDS: tuple[str, ...] = ("query_id", "Q0", "document_id", "rank", "score", "tag")
 DEFAULT_RUN_TAG = "eval_pipelines"
 
-_INTEGER = r"^[+-]?[0-9]{1,18}$"
+_MAX_INTEGER_DIGITS = 18
+_INTEGER = rf"^[+-]?[0-9]{{1,{_MAX_INTEGER_DIGITS}}}$"
 _DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+_CSV_BLOCK = 16 << 20
+_WORD = 8
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_TOP_BIT = np.uint64(1 << 63)
+_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(_WORD + 1)], dtype=np.uint64)
 
 RankingsInput = pa.Array | pa.ChunkedArray | Sequence[Sequence[str]]
 ScoresInput = pa.Array | pa.ChunkedArray | Sequence[Sequence[float]]
@@ -80,10 +87,10 @@ def read_qrels(path: Path) -> pa.Table:
     )
 
 
-def read_run_table(path: Path) -> pa.Table:
+def read_run_table(path: Path, data: bytes | None = None) -> pa.Table:
     """Run rows in file order: query_id, document_id, score (float64)."""
     problems = _Problems(path)
-    fields, line = _fields(path, RUN_FIELDS, problems)
+    fields, line = _fields(path, RUN_FIELDS, problems, data)
     _check_pattern(fields["rank"], line, _INTEGER, "rank", "an integer", problems)
     is_number = _check_pattern(fields["score"], line, _DECIMAL, "score", "a number", problems)
     score = np.zeros(len(line), dtype=np.float64)
@@ -103,12 +110,122 @@ def read_run_table(path: Path) -> pa.Table:
 
 def read_run(path: Path) -> tuple[pa.Array, pa.ListArray]:
     """Query ids (sorted, byte order) and each query's documents in trec_eval's order."""
-    table = read_run_table(path)
+    data = _file_bytes(path)
+    in_order = _run_in_trec_order(data)
+    if in_order is not None:
+        return in_order
+    table = read_run_table(path, data)
     return trec_ordered(
         table.column("query_id").combine_chunks(),
         table.column("document_id").combine_chunks(),
         table.column("score").to_numpy(),
     )
+
+
+def _run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
+    """The fast path for runs as retrievers write them: each query's lines together, best first.
+
+    Returns None (and the general path reads, sorts and reports) unless every line is well formed
+    and no query repeats a document: then the file order already is trec_eval's order, and only
+    the queries need sorting. Repeats are screened by fingerprint; a suspect goes the exact way.
+    """
+    table = _single_spaced_table(
+        data,
+        RUN_FIELDS,
+        {**dict.fromkeys(RUN_FIELDS, pa.string()), "score": pa.float64()},
+    )
+    if table is None:
+        return None
+    rank = table.column("rank")
+    if not (
+        pc.all(pc.ascii_is_decimal(rank)).as_py()
+        and pc.max(pc.binary_length(rank)).as_py() <= _MAX_INTEGER_DIGITS
+        and all(
+            pc.min(pc.binary_length(table.column(name))).as_py() > 0
+            for name in ("query_id", "Q0", "document_id", "tag")
+        )
+    ):
+        return None
+    score = table.column("score").to_numpy()
+    if not np.isfinite(score).all():
+        return None
+    query_id = table.column("query_id")
+    document_id = table.column("document_id").combine_chunks()
+    new_query = pc.not_equal(query_id.slice(1), query_id.slice(0, len(query_id) - 1))
+    starts = np.r_[0, np.flatnonzero(new_query.to_numpy()) + 1]
+    group_ids = query_id.take(pa.array(starts)).combine_chunks()
+    if pc.count_distinct(group_ids).as_py() != len(group_ids):
+        return None
+    within = np.ones(len(score) - 1, dtype=bool)
+    within[starts[1:] - 1] = False
+    step = np.diff(score)
+    if (step[within] > 0).any():
+        return None
+    tie = np.flatnonzero(within & (step == 0))
+    if (
+        tie.size
+        and not pc.all(
+            pc.greater(document_id.take(pa.array(tie)), document_id.take(pa.array(tie + 1)))
+        ).as_py()
+    ):
+        return None
+    offsets = np.r_[starts, len(score)]
+    if _may_repeat_within_groups(_fingerprints(document_id), offsets):
+        return None
+    rankings = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), document_id)
+    order = pc.array_sort_indices(group_ids)
+    if pc.all(pc.equal(order, pa.array(np.arange(len(group_ids))))).as_py():
+        return group_ids, rankings
+    return group_ids.take(order), rankings.take(order)
+
+
+def _fingerprints(values: pa.Array) -> np.ndarray:
+    """A 64-bit fingerprint per string from its length and its first and last 16 bytes.
+
+    Equal strings always get equal fingerprints; unequal ones rarely do (long ids that differ only
+    in the middle do), which costs only a detour through the exact path, never a wrong answer.
+    """
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[
+        values.offset : values.offset + len(values) + 1
+    ].astype(np.int64)
+    body = values.buffers()[2]
+    padded = np.zeros((0 if body is None else body.size) + _WORD, dtype=np.uint8)
+    if body is not None:
+        padded[: body.size] = np.frombuffer(body, dtype=np.uint8)
+    words_at = np.ndarray(
+        shape=(padded.size - _WORD + 1,), dtype="<u8", buffer=padded, strides=(1,)
+    )
+    start, length = offsets[:-1], np.diff(offsets)
+    end = start + length
+    longest = int(length.max()) if length.size else 0
+    positions = [start + _WORD * w for w in range(min(2, -(-longest // _WORD)))]
+    if longest > 2 * _WORD:
+        positions += [np.maximum(end - 2 * _WORD, start), np.maximum(end - _WORD, start)]
+    fingerprint = length.astype(np.uint64) * _MIX
+    for position in positions:
+        remaining = np.minimum(np.maximum(end - position, 0), _WORD)
+        fingerprint ^= words_at[position] & _LOW_BYTES[remaining]
+        fingerprint *= _MIX
+        fingerprint ^= fingerprint >> np.uint64(29)
+    return fingerprint
+
+
+def _may_repeat_within_groups(fingerprint: np.ndarray, offsets: np.ndarray) -> bool:
+    """Whether two entries of one group share a fingerprint (groups are offsets[i]:offsets[i+1])."""
+    sizes = np.diff(offsets)
+    if sizes.size == 0 or sizes.max() < 2:
+        return False
+    width = int(sizes.max())
+    if sizes.size * width <= 2 * fingerprint.size:
+        # One row per group, padded with column numbers, which real (top-bit) fingerprints never equal.
+        grid = np.tile(np.arange(width, dtype=np.uint64), (sizes.size, 1))
+        column = np.arange(fingerprint.size) - np.repeat(offsets[:-1], sizes)
+        grid[np.repeat(np.arange(sizes.size), sizes), column] = fingerprint | _TOP_BIT
+        grid.sort(axis=1)
+        return bool((grid[:, 1:] == grid[:, :-1]).any())
+    group = np.repeat(np.arange(sizes.size, dtype=np.uint64), sizes)
+    keyed = np.sort((fingerprint ^ group) * _MIX)
+    return bool((keyed[1:] == keyed[:-1]).any())
 
 
 def trec_ordered(
@@ -216,10 +333,10 @@ def run_table(
 
 
 def _fields(
-    path: Path, names: Sequence[str], problems: _Problems
+    path: Path, names: Sequence[str], problems: _Problems, data: bytes | None = None
 ) -> tuple[dict[str, pa.Array], np.ndarray]:
     """The well-formed lines' fields (strings) by name, and their 1-based line numbers."""
-    data = _file_bytes(path)
+    data = _file_bytes(path) if data is None else data
     single_spaced = _single_spaced_fields(data, names)
     if single_spaced is not None:
         return single_spaced
@@ -251,9 +368,26 @@ def _single_spaced_fields(
     Returns None unless every line parses to exactly the fields (and line numbers) the general
     path would find; then the general path runs and reports whatever is wrong.
     """
-    if not data or b"\v" in data or b"\f" in data:
+    table = _single_spaced_table(data, names, dict.fromkeys(names, pa.string()))
+    if table is None:
         return None
-    if data.count(b"\r") != data.count(b"\r\n"):
+    columns = {name: table.column(name).combine_chunks() for name in names}
+    if any(pc.min(pc.binary_length(column)).as_py() == 0 for column in columns.values()):
+        return None
+    return columns, np.arange(1, table.num_rows + 1, dtype=np.int64)
+
+
+def _single_spaced_table(
+    data: bytes, names: Sequence[str], types: dict[str, pa.DataType]
+) -> pa.Table | None:
+    """Every line as one row of len(names) columns of the given types, or None if any line is not.
+
+    A blank line is a row of one column, so it fails too. Arrow's multi-threaded CSV reader does the splitting and the number parsing; empty values are
+    left for the caller to check.
+    """
+    if not data or b"\v" in data or b"\f" in data or b"\0" in data:
+        return None
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
     if b"\t" not in data:
         delimiter = " "
@@ -261,26 +395,20 @@ def _single_spaced_fields(
         delimiter = "\t"
     else:
         return None
-    line_count = data.count(b"\n") + (not data.endswith(b"\n"))
     try:
         table = pa_csv.read_csv(
             pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(column_names=list(names)),
+            read_options=pa_csv.ReadOptions(column_names=list(names), block_size=_CSV_BLOCK),
             parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, quote_char=False, escape_char=False
+                delimiter=delimiter, quote_char=False, escape_char=False, ignore_empty_lines=False
             ),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                column_types=types, strings_can_be_null=False, null_values=[]
             ),
         )
     except pa.ArrowInvalid:
         return None
-    if table.num_rows != line_count:
-        return None
-    columns = {name: table.column(name).combine_chunks() for name in names}
-    if any(pc.min(pc.binary_length(column)).as_py() == 0 for column in columns.values()):
-        return None
-    return columns, np.arange(1, line_count + 1, dtype=np.int64)
+    return table
 
 
 def _file_bytes(path: Path) -> bytes:

@@ -10,10 +10,12 @@ import pytest
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.trec import (
+    _run_in_trec_order,
     _single_spaced_fields,
     read_qrels,
     read_run,
     read_run_table,
+    trec_ordered,
     write_run,
 )
 
@@ -255,3 +257,85 @@ def test_value_problems_in_a_single_spaced_file_keep_their_line_numbers(tmp_path
 def test_a_leading_byte_order_mark_is_not_part_of_the_first_query_id(tmp_path: Path) -> None:
     for text in ("\ufeffq1 0 d1 1\n", "\ufeffq1\t0  d1 1\n"):
         assert read_qrels(write(tmp_path / "qrels", text)).column("query_id").to_pylist() == ["q1"]
+
+
+def _sorted_the_general_way(path: Path) -> tuple[list[str], list[list[str]]]:
+    table = read_run_table(path)
+    query_ids, rankings = trec_ordered(
+        table.column("query_id").combine_chunks(),
+        table.column("document_id").combine_chunks(),
+        table.column("score").to_numpy(),
+    )
+    return query_ids.to_pylist(), rankings.to_pylist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_runs_already_in_trec_order_read_as_the_general_sort_gives(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    lines = []
+    for query in rng.permutation(30):
+        documents = rng.choice(500, size=int(rng.integers(1, 40)), replace=False)
+        scores = np.sort(rng.integers(0, 6, size=documents.size))[::-1].astype(float)
+        rows = sorted(zip(scores, [f"doc{d:03d}" for d in documents], strict=True), reverse=True)
+        lines += [f"q{query} Q0 {d} {r} {s:g} run" for r, (s, d) in enumerate(rows, start=1)]
+    path = write(tmp_path / "run", "\n".join(lines) + "\n")
+    fast = _run_in_trec_order(path.read_bytes())
+    assert fast is not None
+    query_ids, rankings = read_run(path)
+    assert (query_ids.to_pylist(), rankings.to_pylist()) == _sorted_the_general_way(path)
+    assert fast[0].to_pylist() == query_ids.to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("why", "text"),
+    [
+        ("queries interleaved", "q1 Q0 a 1 3 t\nq2 Q0 b 1 3 t\nq1 Q0 c 2 2 t\n"),
+        ("scores rising", "q1 Q0 a 1 1 t\nq1 Q0 b 2 2 t\n"),
+        ("tie not by id descending", "q1 Q0 a 1 2 t\nq1 Q0 b 2 2 t\n"),
+        ("signed rank", "q1 Q0 b 1 2 t\nq1 Q0 a +2 1 t\n"),
+    ],
+)
+def test_valid_runs_out_of_trec_order_are_sorted_the_general_way(
+    tmp_path: Path, why: str, text: str
+) -> None:
+    path = write(tmp_path / "run", text)
+    assert _run_in_trec_order(path.read_bytes()) is None, why
+    query_ids, rankings = read_run(path)
+    assert (query_ids.to_pylist(), rankings.to_pylist()) == _sorted_the_general_way(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("q1 Q0 a 1 3 t\nq1  b 2 2 t\n", ":2: expected 6 columns .* found 5"),
+        ("q1 Q0 a 1 3 t\nq1 Q0 b 2 2 \n", ":2: expected 6 columns .* found 5"),
+        ("q1 Q0 a 1 3 t\nq1 Q0 b 0x10 2 t\n", ":2: rank '0x10' is not an integer"),
+        ("q1 Q0 a 1 inf t\nq1 Q0 b 2 2 t\n", ":1: score 'inf' is not a number"),
+        ("q1 Q0 a 1 3 t\n\nq1 Q0 b 2 2 t\n", None),
+        ("q1 Q0 a 1 3 t\nq1 Q0 b 2 2 t\nq1 Q0 a 3 1 t\n", ":3: query 'q1' retrieved document 'a'"),
+    ],
+)
+def test_what_the_fast_path_declines_is_judged_by_the_general_one(
+    tmp_path: Path, text: str, problem: str | None
+) -> None:
+    path = write(tmp_path / "run", text)
+    assert _run_in_trec_order(path.read_bytes()) is None
+    if problem is None:
+        assert read_run(path)[1].to_pylist() == [["a", "b"]]
+        return
+    with pytest.raises(InvalidInputError, match=problem):
+        read_run(path)
+
+
+def test_long_ids_differing_only_in_the_middle_are_not_mistaken_for_repeats(
+    tmp_path: Path,
+) -> None:
+    documents = [f"collection-{'x' * 20}-{i:04d}-{'y' * 20}" for i in range(50)]
+    documents += [f"short{i}" for i in range(50)] + ["", "exactly8", "sixteen-bytes-id"][1:]
+    rows = [f"q1 Q0 {d} {r} {1000 - r} t" for r, d in enumerate(documents, start=1)]
+    path = write(tmp_path / "run", "\n".join(rows) + "\n")
+    query_ids, rankings = read_run(path)
+    assert query_ids.to_pylist() == ["q1"]
+    assert rankings.to_pylist() == [documents]
