@@ -149,19 +149,18 @@ def _run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
     score = table.column("score").to_numpy()
     if not np.isfinite(score).all():
         return None
-    query_id = table.column("query_id")
+    query_id = table.column("query_id").combine_chunks()
     document_id = table.column("document_id").combine_chunks()
     new_query = pc.not_equal(query_id.slice(1), query_id.slice(0, len(query_id) - 1))
-    starts = np.r_[0, np.flatnonzero(new_query.to_numpy()) + 1]
-    group_ids = query_id.take(pa.array(starts)).combine_chunks()
+    starts = np.r_[0, np.flatnonzero(new_query.to_numpy(zero_copy_only=False)) + 1]
+    group_ids = query_id.take(pa.array(starts))
     if pc.count_distinct(group_ids).as_py() != len(group_ids):
         return None
-    within = np.ones(len(score) - 1, dtype=bool)
-    within[starts[1:] - 1] = False
     step = np.diff(score)
-    if (step[within] > 0).any():
+    step[starts[1:] - 1] = -1.0
+    if (step > 0).any():
         return None
-    tie = np.flatnonzero(within & (step == 0))
+    tie = np.flatnonzero(step == 0)
     if (
         tie.size
         and not pc.all(
