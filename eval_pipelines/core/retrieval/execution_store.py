@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eval_pipelines.core.paths import DataPaths, validate_id
 from eval_pipelines.core.retrieval.execution import Execution, ScoredDocument, StageStatistics
@@ -38,8 +41,14 @@ EXECUTIONS_SCHEMA = pa.schema(
 )
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+_DOCUMENT_ID = attrgetter("document_id")
+_SCORE = attrgetter("score")
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL_JSON.encode(value)
 
 
 def executions_table(executions: Sequence[Execution]) -> pa.Table:
@@ -48,12 +57,13 @@ def executions_table(executions: Sequence[Execution]) -> pa.Table:
         (len(e.documents) for e in executions), dtype=np.int32, count=len(executions)
     )
     offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int32)
+    all_documents = list(chain.from_iterable(e.documents for e in executions))
     documents = pa.ListArray.from_arrays(
         pa.array(offsets, pa.int32()),
         pa.StructArray.from_arrays(
             [
-                pa.array([d.document_id for e in executions for d in e.documents], pa.string()),
-                pa.array([d.score for e in executions for d in e.documents], pa.float64()),
+                pa.array(list(map(_DOCUMENT_ID, all_documents)), pa.string()),
+                pa.array(list(map(_SCORE, all_documents)), pa.float64()),
             ],
             fields=list(DOCUMENT_TYPE),
         ),
@@ -65,7 +75,7 @@ def executions_table(executions: Sequence[Execution]) -> pa.Table:
         "query_input": [_json(e.query_input) for e in executions],
         "documents": documents,
         "stage_statistics": [
-            json.dumps({name: s.to_dict() for name, s in e.stages.items()}, separators=(",", ":"))
+            _COMPACT_JSON.encode({name: s.to_dict() for name, s in e.stages.items()})
             for e in executions
         ],
         "total_time_ms": [e.total_time_ms for e in executions],
@@ -95,20 +105,31 @@ def write_executions(
 ) -> list[Path]:
     """One Parquet file per retriever for this batch (rewritten atomically if the batch exists)."""
     validate_id(batch_id, "batch_id")
-    seen: set[str] = set()
-    by_retriever: dict[str, list[Execution]] = {}
-    for execution in executions:
-        if execution.execution_id in seen:
-            raise ValueError(f"execution_id: {execution.execution_id!r} appears twice in the batch")
-        seen.add(execution.execution_id)
-        by_retriever.setdefault(execution.retriever_id, []).append(execution)
-    return [
-        write_parquet_atomic(
-            executions_table(group),
-            paths.retriever_executions_dir(retriever_id) / f"{batch_id}.parquet",
+    return write_executions_table(paths, executions_table(executions), batch_id)
+
+
+def write_executions_table(paths: DataPaths, table: pa.Table, batch_id: str) -> list[Path]:
+    """write_executions for rows already in EXECUTIONS_SCHEMA, for callers that reuse the table.
+
+    Encoding Parquet releases the GIL, so a caller may run this on a thread beside live calls.
+    """
+    validate_id(batch_id, "batch_id")
+    execution_ids = table.column("execution_id")
+    if pc.count_distinct(execution_ids).as_py() != table.num_rows:
+        counts = pc.value_counts(execution_ids).to_pylist()
+        twice = next(c["values"] for c in counts if c["counts"] > 1)
+        raise ValueError(f"execution_id: {twice!r} appears twice in the batch")
+    retriever_ids = table.column("retriever_id")
+    distinct = pc.unique(retriever_ids).to_pylist()
+    written = []
+    for retriever_id in distinct:
+        group = table if len(distinct) == 1 else table.filter(pc.equal(retriever_ids, retriever_id))
+        written.append(
+            write_parquet_atomic(
+                group, paths.retriever_executions_dir(retriever_id) / f"{batch_id}.parquet"
+            )
         )
-        for retriever_id, group in by_retriever.items()
-    ]
+    return written
 
 
 def _utc(moment: datetime | None) -> datetime | None:
