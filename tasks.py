@@ -4,6 +4,7 @@
 python3 tasks.py demo   # create .venv, install, build the demo world and run the demo
 python3 tasks.py test   # create .venv, install, lint and run the whole test suite
 python3 tasks.py ui     # create .venv, install, open the Dagster UI (dagster dev) on 127.0.0.1:3000
+python3 tasks.py bench  # also install the peers (ranx), then run the benchmark suite (args: see --help)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("EVAL_PIPELINES_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed"
+BENCH_STAMP = VENV / ".installed-bench"
 
 
 def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
@@ -39,12 +41,26 @@ def setup() -> None:
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test]")
     STAMP.touch()
+    BENCH_STAMP.unlink(missing_ok=True)
+
+
+def setup_bench() -> None:
+    """The peers the benchmark suite measures against (ranx), installed once beside the test set."""
+    if BENCH_STAMP.exists():
+        return
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,bench]")
+    BENCH_STAMP.touch()
 
 
 def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "python", "-m", "pytest", *args)
+
+
+def bench(args: list[str]) -> None:
+    setup_bench()
+    run(BIN / "python", "-m", "benchmarks", *(args or ["all"]))
 
 
 def demo(args: list[str]) -> None:
@@ -78,7 +94,7 @@ def ui(args: list[str]) -> None:
     )
 
 
-COMMANDS = {"test": test, "demo": demo, "ui": ui, "setup": lambda args: None}
+COMMANDS = {"test": test, "demo": demo, "ui": ui, "bench": bench, "setup": lambda args: None}
 
 
 def main() -> None:

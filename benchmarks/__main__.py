@@ -8,7 +8,14 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import ground_truth, replay_in_process, sampling, session_scoring
+from benchmarks import (
+    end_to_end,
+    ground_truth,
+    replay_http,
+    replay_in_process,
+    sampling,
+    session_scoring,
+)
 from benchmarks.harness import BenchmarkResult, format_table, write_results
 
 BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
@@ -16,6 +23,8 @@ BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     session_scoring.NAME: session_scoring.run,
     sampling.NAME: sampling.run,
     replay_in_process.NAME: replay_in_process.run,
+    replay_http.NAME: replay_http.run,
+    end_to_end.NAME: end_to_end.run,
 }
 SCALES: tuple[str, ...] = ("tiny", "small", "full")
 

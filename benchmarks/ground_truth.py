@@ -42,6 +42,26 @@ PYTREC_MEASURES: frozenset[str] = frozenset(
 COMPARED_MEASURES: tuple[str, ...] = tuple(
     [f"{family}_{k}" for family in PYTREC_CUT for k in CUTOFFS] + list(PYTREC_UNCUT)
 )
+RANX_MEASURES: dict[str, str] = {
+    **{
+        f"{ranx}@{k}": f"{ours}_{k}"
+        for ranx, ours in (
+            ("precision", "P"),
+            ("recall", "recall"),
+            ("f1", "F1"),
+            ("map", "map_cut"),
+            ("ndcg", "ndcg_cut"),
+            ("mrr", "recip_rank_cut"),
+        )
+        for k in CUTOFFS
+    },
+    "precision": "set_P",
+    "recall": "set_recall",
+    "f1": "set_F",
+    "map": "map",
+    "ndcg": "ndcg",
+    "mrr": "recip_rank",
+}
 CHECKED_QUERIES = 2_000
 TOLERANCE = 1e-9
 _DOCUMENT_SPACING = 7
@@ -142,6 +162,51 @@ def pytrec_eval_evaluate(
     return pytrec_eval.RelevanceEvaluator(qrels, set(PYTREC_MEASURES)).evaluate(run)
 
 
+def ranx_inputs(qrels_path: Path, run_path: Path) -> tuple[Any, Any]:
+    """ranx's Qrels and Run, built from the files by ranx's own readers."""
+    from ranx import Qrels, Run
+
+    return Qrels.from_file(str(qrels_path), kind="trec"), Run.from_file(str(run_path), kind="trec")
+
+
+def ranx_evaluate(qrels: Any, run: Any) -> dict[str, np.ndarray]:
+    """Per-query values of every measure both tools define alike (not stored back into the run)."""
+    from ranx import evaluate
+
+    return evaluate(qrels, run, list(RANX_MEASURES), return_mean=False, save_results_in_run=False)
+
+
+def ranx_from_files(qrels_path: Path, run_path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    qrels, run = ranx_inputs(qrels_path, run_path)
+    return list(run.keys()), ranx_evaluate(qrels, run)
+
+
+def check_against_ranx(
+    engine: pa.Table, reference: tuple[list[str], dict[str, np.ndarray]]
+) -> dict[str, Any]:
+    """Raise CorrectnessError unless ranx gives the same value for every query and common measure."""
+    query_ids, values = reference
+    if sorted(query_ids) != sorted(engine.column("query_id").to_pylist()):
+        raise CorrectnessError("ranx and eval-pipelines evaluated different query sets")
+    row_of = {query_id: row for row, query_id in enumerate(engine.column("query_id").to_pylist())}
+    rows = np.array([row_of[query_id] for query_id in query_ids])
+    worst = 0.0
+    for ranx_name, ours in RANX_MEASURES.items():
+        difference = np.abs(engine.column(ours).to_numpy()[rows] - np.asarray(values[ranx_name]))
+        if not np.all(difference <= TOLERANCE):
+            at = int(np.nanargmax(np.where(np.isnan(difference), np.inf, difference)))
+            raise CorrectnessError(
+                f"{ours} differs from ranx {ranx_name} for query {query_ids[at]}:"
+                f" engine {engine.column(ours)[int(rows[at])].as_py()} vs ranx {values[ranx_name][at]}"
+            )
+        worst = max(worst, float(difference.max()))
+    return {
+        "queries_compared": len(query_ids),
+        "measures_compared": dict(RANX_MEASURES),
+        "max_abs_difference": worst,
+    }
+
+
 def check_against_pytrec_eval(
     engine: pa.Table, reference: dict[str, dict[str, float]], seed: int
 ) -> dict[str, Any]:
@@ -189,24 +254,67 @@ def run(scale: str, repeat: int, workdir: Path, seed: int = 1) -> BenchmarkResul
             "pytrec_eval",
             lambda: pytrec_eval_evaluate(*pytrec_eval_dicts(qrels_path, run_path)),
         ),
+    ]
+    kernels = [
         (
             "eval-pipelines metrics only",
             lambda: evaluate_rankings(parsed_ids, parsed_rankings, parsed_qrels, k_values=CUTOFFS),
         ),
         ("pytrec_eval metrics only", lambda: pytrec_eval_evaluate(trec_qrels, trec_run)),
     ]
-    results, outputs = run_contenders(contenders, repeat)
-    checks = check_against_pytrec_eval(outputs["eval-pipelines"], outputs["pytrec_eval"], seed)
-    if not outputs["eval-pipelines"].equals(outputs["eval-pipelines metrics only"]):
-        raise CorrectnessError("metrics-only run differs from the end-to-end run")
-    medians = {r.name: r.median_seconds for r in results}
     unavailable: dict[str, str] = {}
     try:
         import ranx  # noqa: F401
     except ImportError:
-        unavailable["ranx"] = "not installed (not a project dependency)"
+        unavailable["ranx"] = "not installed: pip install -e .[bench]"
     else:
-        unavailable["ranx"] = "installed but not wired into this benchmark yet"
+        ranx_qrels, ranx_run = ranx_inputs(qrels_path, run_path)
+        ranx_typed = (ranx_qrels.to_typed_list(), ranx_run.to_typed_list())
+        contenders.append(("ranx", lambda: ranx_from_files(qrels_path, run_path)))
+        kernels.append(("ranx metrics only", lambda: ranx_evaluate(*ranx_typed)))
+    results, outputs = run_contenders(contenders + kernels, repeat)
+    checks = {
+        "pytrec_eval": check_against_pytrec_eval(
+            outputs["eval-pipelines"], outputs["pytrec_eval"], seed
+        )
+    }
+    if not outputs["eval-pipelines"].equals(outputs["eval-pipelines metrics only"]):
+        raise CorrectnessError("metrics-only run differs from the end-to-end run")
+    medians = {r.name: r.median_seconds for r in results}
+    targets = [
+        Target(
+            "speed-up over pytrec_eval end to end (x)",
+            medians["pytrec_eval"] / medians["eval-pipelines"],
+            10.0,
+            higher_is_better=True,
+        )
+    ]
+    notes = [
+        "eval-pipelines computes more measures than pytrec_eval offers (F1/F2 at k,"
+        " recip_rank_cut, set_F2); only the common ones are compared.",
+        "pytrec_eval's input dicts and ranx's Qrels/Run are built from the same files inside"
+        " their timed end-to-end steps; the metrics-only steps start from parsed inputs"
+        " (ranx: its Numba typed lists).",
+    ]
+    if "ranx" in medians:
+        ranx_output = outputs["ranx"]
+        checks["ranx"] = check_against_ranx(outputs["eval-pipelines"], ranx_output)
+        checks["ranx"]["first_call_seconds"] = {
+            r.name: r.warmup_seconds[0] for r in results if r.name.startswith("ranx")
+        }
+        targets.append(
+            Target(
+                "metric kernel time relative to ranx's kernel (x, lower is faster)",
+                medians["eval-pipelines metrics only"] / medians["ranx metrics only"],
+                2.0,
+            )
+        )
+        first = checks["ranx"]["first_call_seconds"]
+        notes.append(
+            f"ranx's first calls (Numba compiling, or loading its on-disk cache) took"
+            f" {first['ranx']:.1f} s end to end and {first['ranx metrics only']:.1f} s for the"
+            " kernel; they are warm-up rounds, not in the medians."
+        )
     return BenchmarkResult(
         name=NAME,
         parameters={
@@ -218,18 +326,8 @@ def run(scale: str, repeat: int, workdir: Path, seed: int = 1) -> BenchmarkResul
         },
         contenders=results,
         checks=checks,
-        targets=[
-            Target(
-                "speed-up over pytrec_eval end to end (x)",
-                medians["pytrec_eval"] / medians["eval-pipelines"],
-                10.0,
-                higher_is_better=True,
-            )
-        ],
-        notes=[
-            "eval-pipelines computes more measures than pytrec_eval offers (F1/F2 at k,"
-            " recip_rank_cut, set_F2); only the common ones are compared.",
-            "pytrec_eval's input dicts are built from the same files inside its timed step.",
-        ],
+        targets=targets,
+        notes=notes,
         unavailable=unavailable,
+        peer_groups=[tuple(name for name, _ in contenders), tuple(name for name, _ in kernels)],
     )

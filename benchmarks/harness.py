@@ -55,6 +55,7 @@ class ContenderResult:
     peak_rss_bytes: int
     rss_method: str
     items: int | None = None
+    warmup_seconds: list[float] = field(default_factory=list)
 
     @property
     def median_seconds(self) -> float:
@@ -99,15 +100,25 @@ class BenchmarkResult:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
+    peer_groups: list[tuple[str, ...]] = field(default_factory=list)
 
     def ratios(self) -> dict[str, dict[str, float]]:
-        """contender -> peer -> peer's median / contender's median (> 1: the contender is faster)."""
+        """contender -> peer -> peer's median / contender's median (> 1: the contender is faster).
+
+        Peers are the other contenders of its peer group (all of them when there are no groups),
+        so an end-to-end time is never divided by a kernel-only one.
+        """
         return {
             a.name: {
-                b.name: b.median_seconds / a.median_seconds for b in self.contenders if b is not a
+                b.name: b.median_seconds / a.median_seconds
+                for b in self.contenders
+                if b is not a and self._peers(a.name, b.name)
             }
             for a in self.contenders
         }
+
+    def _peers(self, a: str, b: str) -> bool:
+        return not self.peer_groups or any(a in g and b in g for g in self.peer_groups)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +130,7 @@ class BenchmarkResult:
             "targets": [t.to_json() for t in self.targets],
             "notes": self.notes,
             "unavailable": self.unavailable,
+            "peer_groups": [list(group) for group in self.peer_groups],
         }
 
 
@@ -160,8 +172,9 @@ def run_contenders(
     warmup: int = 1,
     items: int | None = None,
 ) -> tuple[list[ContenderResult], dict[str, Any]]:
-    """Alternate the contenders: `warmup` untimed rounds, then `repeat` timed rounds.
+    """Alternate the contenders: `warmup` rounds (timed apart), then `repeat` timed rounds.
 
+    Warm-up times are kept separately: a peer that compiles on its first call shows it there.
     Returns the timings and each contender's output from the first warm-up round (for the checks).
     """
     if repeat < 1 or warmup < 1:
@@ -174,7 +187,9 @@ def run_contenders(
             if round_number == 0:
                 outputs[name] = output
             del output
-            if round_number >= warmup:
+            if round_number < warmup:
+                results[name].warmup_seconds.append(seconds)
+            else:
                 result = results[name]
                 result.seconds.append(seconds)
                 result.peak_rss_bytes = max(result.peak_rss_bytes, peak)
