@@ -92,9 +92,10 @@ class BM25Index:
         if not ids or top_k <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float64), len(ids)
         starts, ends = self._indptr[ids], self._indptr[np.asarray(ids) + 1]
-        matched = np.unique(
-            np.concatenate([self._indices[s:e] for s, e in zip(starts, ends, strict=True)])
-        ).astype(np.int64)
+        contains_token = np.zeros(self.num_docs, dtype=bool)
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            contains_token[self._indices[start:end]] = True
+        matched = np.flatnonzero(contains_token)
         if allowed_rows is not None:
             matched = matched[np.isin(matched, allowed_rows, assume_unique=True)]
         scores = self.model.get_scores_from_ids(ids)[matched].astype(np.float64)
