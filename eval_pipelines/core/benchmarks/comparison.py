@@ -12,7 +12,12 @@ the baseline. Choices made where the contract is silent, so every record is defi
 - A failed row without an error_type is counted under "unknown" in error_summary.
 - taxonomy_deltas holds every node of the benchmark's sessions (sorted), {} when no session has one.
 - The recommendation quotes the raw p-value of the promoted candidate (the field's value); promotion
-  needs its Holm-adjusted p-value (across candidates) below alpha and a positive NDCG@10 delta.
+  needs its Holm-adjusted p-value (across candidates) below alpha and a positive NDCG@10 delta. When
+  the baseline scored no session, nothing could be compared and the recommendation says so.
+- Each result's scored_sessions counts the sessions its metrics average over; 0 means the metrics
+  are placeholders. A candidate's sessions_improved + degraded + neutral count exactly the sessions
+  it and the baseline both scored (overall and per taxonomy node), so a record can tell which nodes
+  had too few paired sessions to be tested (untested_taxonomy_nodes).
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ SCORE_TABLE_COLUMNS: tuple[str, ...] = (
     LOGGED_NDCG_COLUMN,
 )
 PRIMARY_NDCG = ndcg_column(PRIMARY_CUTOFF)
+DEFAULT_ALPHA = 0.05
+MIN_NODE_SESSIONS = 10
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,8 @@ def benchmark_results(
     scores: pa.Table,
     pipelines: Sequence[PipelineInfo],
     epsilon: float = 0.01,
-    alpha: float = 0.05,
-    min_node_sessions: int = 10,
+    alpha: float = DEFAULT_ALPHA,
+    min_node_sessions: int = MIN_NODE_SESSIONS,
     cutoffs: Sequence[int] = CUTOFFS,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(results: one BenchmarkResult per pipeline, in order; comparison: the BenchmarkComparison)."""
@@ -116,6 +123,7 @@ def benchmark_results(
                 "latency": _latency_metrics(grid, index),
                 "failed_sessions": int((grid.present[index] & ~grid.completed[index]).sum()),
                 "error_summary": grid.error_summaries[index],
+                "scored_sessions": int(grid.scored[index].sum()),
             }
         )
     comparisons: list[dict[str, Any]] = []
@@ -129,7 +137,7 @@ def benchmark_results(
     return results, {
         "baseline_retriever_id": pipelines[0].retriever_id,
         "comparisons": comparisons,
-        "recommendation": _recommendation(pipelines, comparisons, tests, alpha),
+        "recommendation": _recommendation(grid, pipelines, comparisons, tests, alpha),
     }
 
 
@@ -429,8 +437,9 @@ def _alignment_metrics(
     position_delta = _ratio(total("position_delta_sum"), total("interacted_count"))
     promoted = total("promoted")
     demoted = total("demoted")
+    own_ndcg = np.where(grid.scored[index], grid.values[PRIMARY_NDCG][index], np.nan)
     with np.errstate(invalid="ignore"):
-        delta = grid.values[PRIMARY_NDCG][index] - reference_ndcg
+        delta = own_ndcg - reference_ndcg
     paired = ~np.isnan(delta)
     improved = counted(paired & (delta > epsilon))
     degraded = counted(paired & (delta < -epsilon))
@@ -546,6 +555,7 @@ def _taxonomy_wins_losses(
 
 
 def _recommendation(
+    grid: _ScoreGrid,
     pipelines: Sequence[PipelineInfo],
     comparisons: Sequence[dict[str, Any]],
     tests: Sequence[PairedTest],
@@ -555,6 +565,15 @@ def _recommendation(
     baseline = pipelines[0].retriever_id
     if not tests:
         return f"Keep the baseline {baseline}: there is no candidate to compare."
+    if not grid.execution_ids:
+        return f"No verdict: the benchmark has no session, so nothing was compared with {baseline}."
+    if not grid.scored[0].any():
+        sessions = int(grid.present[0].sum())
+        failed = int((grid.present[0] & ~grid.completed[0]).sum())
+        return (
+            f"No verdict: the baseline {baseline} scored no session ({failed} of {sessions}"
+            " failed), so no candidate could be compared with it."
+        )
     testable = [i for i, test in enumerate(tests) if test.p_value is not None]
     if not testable:
         return (
@@ -596,3 +615,19 @@ def _signed(value: float, digits: int) -> str:
 def _p_text(p_value: float | None) -> str:
     p = float(p_value if p_value is not None else 1.0)
     return "< 0.0001" if p < 0.0001 else f"= {p:.4f}"
+
+
+def untested_taxonomy_nodes(
+    candidate_result: dict[str, Any], min_node_sessions: int = MIN_NODE_SESSIONS
+) -> dict[str, int]:
+    """A candidate's taxonomy nodes with too few paired sessions for a win or loss, and their counts.
+
+    Read from its BenchmarkResult: improved + degraded + neutral sessions are its paired sessions.
+    """
+    counts = {
+        node: metrics["sessions_improved"]
+        + metrics["sessions_degraded"]
+        + metrics["sessions_neutral"]
+        for node, metrics in (candidate_result.get("taxonomy_deltas") or {}).items()
+    }
+    return {node: count for node, count in sorted(counts.items()) if count < min_node_sessions}

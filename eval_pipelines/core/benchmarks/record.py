@@ -1,11 +1,24 @@
 """The BenchmarkResponse record through its lifecycle: pending -> building_sessions -> replaying ->
-computing_metrics -> completed, or failed with the reason."""
+computing_metrics -> completed, or failed with the reason.
+
+A completed record never lets a placeholder pass for a measurement or a verdict: `warnings` name each
+pipeline that scored no session (its zeros are placeholders) and each comparison with too few paired
+sessions for a test, and each comparison lists in `taxonomy_untested` the taxonomy nodes with too few
+paired sessions for a win or loss (node -> paired sessions).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from eval_pipelines.core.benchmarks.comparison import (
+    DEFAULT_ALPHA,
+    MIN_NODE_SESSIONS,
+    untested_taxonomy_nodes,
+)
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
+
+STATISTICS_SETTINGS = {"alpha": DEFAULT_ALPHA, "min_node_sessions": MIN_NODE_SESSIONS}
 
 PROGRESS_STATUSES = ("pending", "building_sessions", "replaying", "computing_metrics")
 
@@ -30,6 +43,7 @@ def pending_record(request: BenchmarkRequest, benchmark_id: str, created_at: str
             "replay_depth": request.replay_depth,
             "epsilon": request.epsilon,
             "sessions_requested": request.session_count,
+            **STATISTICS_SETTINGS,
         },
         "warnings": [],
     }
@@ -56,18 +70,83 @@ def completed_record(
     completed_at: str,
 ) -> dict[str, Any]:
     """outcome: the benchmark_comparison asset's output (results, comparison, sampling facts)."""
+    results = outcome["results"]
+    comparison = outcome["comparison"]
     return {
         **record,
         "status": "completed",
         "session_count": outcome["sessions_sampled"],
-        "results": outcome["results"],
-        "comparison": outcome["comparison"],
+        "results": results,
+        "comparison": _with_untested_nodes(comparison, results),
         "started_at": record["started_at"] or started_at or completed_at,
         "completed_at": completed_at,
         "error_message": None,
-        "settings": {**record["settings"], "sessions_matched": outcome["sessions_matched"]},
-        "warnings": outcome["warnings"],
+        "settings": {
+            **record["settings"],
+            **STATISTICS_SETTINGS,
+            "sessions_matched": outcome["sessions_matched"],
+        },
+        "warnings": [
+            *outcome["warnings"],
+            *_statistics_warnings(results, comparison, outcome["sessions_sampled"]),
+        ],
     }
+
+
+def _with_untested_nodes(
+    comparison: dict[str, Any], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    result_of = {result["retriever_id"]: result for result in results}
+    return {
+        **comparison,
+        "comparisons": [
+            {
+                **item,
+                "taxonomy_untested": untested_taxonomy_nodes(
+                    result_of[item["candidate_retriever_id"]]
+                ),
+            }
+            for item in comparison["comparisons"]
+        ],
+    }
+
+
+def _statistics_warnings(
+    results: list[dict[str, Any]], comparison: dict[str, Any], sessions: int
+) -> list[str]:
+    """What in the results is a placeholder rather than a measurement, or untested, in words."""
+    if sessions == 0:
+        return ["no session was sampled: every metric is a placeholder (0) and nothing was tested"]
+    warnings = []
+    unscored = set()
+    for position, result in enumerate(results):
+        scored = result.get("scored_sessions")
+        if scored is None or scored > 0:
+            continue
+        unscored.add(result["retriever_id"])
+        failed = result["failed_sessions"]
+        errors = ", ".join(f"{kind} {count}" for kind, count in result["error_summary"].items())
+        placeholders = "metrics and latency are" if failed == sessions else "metrics are"
+        consequence = (
+            "no candidate could be compared with it"
+            if position == 0
+            else "it was not compared and cannot be recommended"
+        )
+        warnings.append(
+            f"{result['retriever_id']} scored no session ({failed} of {sessions} failed"
+            f"{': ' + errors if errors else ''}): its {placeholders} placeholders (0), not"
+            f" measurements, and {consequence}"
+        )
+    baseline = comparison["baseline_retriever_id"]
+    for item in comparison["comparisons"]:
+        candidate = item["candidate_retriever_id"]
+        if item["p_value"] is None and not {baseline, candidate} & unscored:
+            warnings.append(
+                f"{candidate}: only {item['paired_sessions']} session(s) scored by both it and the"
+                f" baseline {baseline}; a paired test needs 2, so there is no p-value, interval or"
+                " verdict"
+            )
+    return warnings
 
 
 def failed_record(

@@ -1,0 +1,364 @@
+"""Degenerate benchmarks get defined, valid, honest records: no NaN, no placeholder posing as a verdict.
+
+One session, all-zero deltas, taxonomy nodes with too few sessions, a pipeline whose every session
+failed and a benchmark with no session at all: first through benchmark_results and completed_record
+(every branch, exactly), then end to end on the small demo world through a real Dagster instance,
+with a retriever that is down (nothing listens on its loopback port).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from dagster import DagsterInstance
+
+from eval_pipelines.cli.run_in_process import run_benchmark_here
+from eval_pipelines.core.benchmarks.comparison import (
+    MIN_NODE_SESSIONS,
+    PipelineInfo,
+    benchmark_results,
+    untested_taxonomy_nodes,
+)
+from eval_pipelines.core.benchmarks.record import completed_record, pending_record
+from eval_pipelines.core.benchmarks.request import parse_request
+from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
+from eval_pipelines.core.demo import DemoScale, build_demo_world
+from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.core.benchmarks.test_comparison import (
+    BASE,
+    CAND,
+    assert_plain_json,
+    completed,
+    failed,
+    table,
+)
+from eval_pipelines_tests.schemas import validation_errors
+
+OTHER = PipelineInfo("other", "Other candidate", "hash-other")
+DOWN = "demo_down"
+ZEROS = dict.fromkeys(("1", "5", "10", "20"), 0.0)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
+    """Retrievers base, cand and other, so requests naming them validate (they are never called)."""
+    paths = DataPaths(Path(tmp_path_factory.mktemp("registry")) / "data")
+    paths.retrievers_dir.mkdir(parents=True)
+    for info in (BASE, CAND, OTHER):
+        config = {"id": info.retriever_id, "kind": "http", "http": {"url": "http://127.0.0.1:9/"}}
+        (paths.retrievers_dir / f"{info.retriever_id}.yaml").write_text(yaml.safe_dump(config))
+    return paths
+
+
+def final_record(
+    registry: DataPaths, rows: list[dict[str, Any]], pipelines: list[PipelineInfo], sessions: int
+) -> dict[str, Any]:
+    """The completed BenchmarkResponse these score rows yield, checked valid and NaN-free."""
+    results, comparison = benchmark_results(table(rows), pipelines)
+    request = parse_request(
+        {
+            "benchmark_name": "degenerate",
+            "baseline_retriever_id": pipelines[0].retriever_id,
+            "candidate_retriever_ids": [p.retriever_id for p in pipelines[1:]],
+        },
+        registry,
+    )
+    pending = pending_record(request, "bench_degenerate", "2026-11-01T00:00:00Z")
+    outcome = {
+        "results": results,
+        "comparison": comparison,
+        "sessions_sampled": sessions,
+        "sessions_matched": sessions,
+        "warnings": [],
+    }
+    record = completed_record(pending, outcome, None, "2026-11-01T00:01:00Z")
+    assert_valid_json_record(record)
+    return record
+
+
+def assert_valid_json_record(record: dict[str, Any]) -> None:
+    """Schema-valid, plain JSON types, no NaN or infinity, and no -0.0 (it prints as "-0.0")."""
+    assert validation_errors("get_benchmark.openapi", "BenchmarkResponse", record) == []
+    assert_plain_json(record)
+    json.dumps(record, allow_nan=False)
+    assert not [v for v in floats(record) if v == 0 and math.copysign(1.0, v) < 0]
+
+
+def floats(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [f for item in value.values() for f in floats(item)]
+    if isinstance(value, list):
+        return [f for item in value for f in floats(item)]
+    return [value] if isinstance(value, float) else []
+
+
+def sessions_of(
+    pipeline: str, ndcg: np.ndarray, nodes: list[str | None], **fields: Any
+) -> list[dict[str, Any]]:
+    return [
+        completed(f"e{i:03d}", pipeline, float(value), node=nodes[i], logged=0.4, **fields)
+        for i, value in enumerate(ndcg)
+    ]
+
+
+def test_one_session_has_no_test_and_the_record_says_so(registry: DataPaths) -> None:
+    rows = [completed("e1", "base", 0.4), completed("e1", "cand", 0.9)]
+    record = final_record(registry, rows, [BASE, CAND], sessions=1)
+    (pair,) = record["comparison"]["comparisons"]
+    assert (pair["p_value"], pair["confidence_interval"], pair["paired_sessions"]) == (
+        None,
+        None,
+        1,
+    )
+    assert pair["ndcg_delta"]["10"] == pytest.approx(0.5)
+    assert record["comparison"]["recommendation"] == (
+        "Keep the baseline base: fewer than 2 sessions were replayed successfully by both it and"
+        " any candidate, too few to test a difference."
+    )
+    assert record["warnings"] == [
+        "cand: only 1 session(s) scored by both it and the baseline base; a paired test needs 2,"
+        " so there is no p-value, interval or verdict"
+    ]
+    assert [r["scored_sessions"] for r in record["results"]] == [1, 1]
+
+
+def test_all_zero_deltas_give_p_one_an_interval_of_zero_and_no_verdict(registry: DataPaths) -> None:
+    base = np.random.default_rng(21).uniform(0.1, 0.9, 30)
+    nodes = ["shoes"] * 15 + ["hats"] * 15
+    rows = sessions_of("base", base, nodes) + sessions_of("cand", base.copy(), nodes)
+    record = final_record(registry, rows, [BASE, CAND], sessions=30)
+    (pair,) = record["comparison"]["comparisons"]
+    assert (pair["p_value"], pair["confidence_interval"]) == (1.0, [0.0, 0.0])
+    assert pair["ndcg_delta"] == pair["recall_delta"] == ZEROS
+    assert (pair["taxonomy_wins"], pair["taxonomy_losses"], pair["taxonomy_untested"]) == (
+        [],
+        [],
+        {},
+    )
+    assert record["comparison"]["recommendation"].startswith(
+        "Keep the baseline base: no candidate beats it significantly"
+    )
+    assert record["warnings"] == []
+    metrics = record["results"][1]["metrics"]
+    assert (metrics["sessions_improved"], metrics["sessions_degraded"]) == (0, 0)
+    assert metrics["sessions_neutral"] == 30
+
+
+@pytest.mark.parametrize("small_node", [MIN_NODE_SESSIONS - 1, MIN_NODE_SESSIONS])
+def test_a_taxonomy_node_with_too_few_sessions_is_marked_untested_not_judged(
+    registry: DataPaths, small_node: int
+) -> None:
+    """Both nodes gain clearly; only a node with at least MIN_NODE_SESSIONS pairs may be called a win.
+
+    Failures on either side and a session without a node must not be counted as pairs of a node.
+    """
+    rng = np.random.default_rng(22)
+    size = 20 + small_node + 3
+    base = rng.uniform(0.2, 0.6, size)
+    cand = base + 0.2 + rng.normal(0, 0.01, size)
+    nodes: list[str | None] = ["big"] * 20 + ["small"] * small_node + ["small", "small", None]
+    rows = sessions_of("base", base, nodes) + sessions_of("cand", cand, nodes)
+    rows[size - 3] = failed(
+        rows[size - 3]["execution_id"], "base", "timeout", node="small", logged=0.4
+    )
+    rows[2 * size - 2] = failed(
+        rows[2 * size - 2]["execution_id"], "cand", None, node="small", logged=0.4
+    )
+    record = final_record(registry, rows, [BASE, CAND], sessions=size)
+    (pair,) = record["comparison"]["comparisons"]
+    candidate = record["results"][1]
+    assert candidate["taxonomy_deltas"]["small"]["sessions_improved"] == small_node
+    if small_node < MIN_NODE_SESSIONS:
+        assert (pair["taxonomy_wins"], pair["taxonomy_untested"]) == (
+            ["big"],
+            {"small": small_node},
+        )
+    else:
+        assert (pair["taxonomy_wins"], pair["taxonomy_untested"]) == (["big", "small"], {})
+    assert pair["taxonomy_losses"] == []
+    assert untested_taxonomy_nodes(candidate, small_node + 1) == {"small": small_node}
+    assert pair["paired_sessions"] == 20 + small_node + 1
+    assert candidate["metrics"]["sessions_improved"] == pair["paired_sessions"]
+    assert record["settings"]["min_node_sessions"] == MIN_NODE_SESSIONS
+
+
+def test_a_candidate_whose_every_session_failed_is_never_recommended(registry: DataPaths) -> None:
+    rng = np.random.default_rng(23)
+    base = rng.uniform(0.2, 0.6, 40)
+    nodes = ["shoes"] * 40
+    rows = sessions_of("base", base, nodes) + sessions_of("other", base + 0.1, nodes)
+    errors = ["timeout"] * 30 + ["http_5xx"] * 8 + [None] * 2
+    rows += [
+        failed(f"e{i:03d}", "cand", error, node="shoes", logged=0.4)
+        for i, error in enumerate(errors)
+    ]
+    record = final_record(registry, rows, [BASE, CAND, OTHER], sessions=40)
+    cand = record["results"][1]
+    assert (cand["scored_sessions"], cand["failed_sessions"]) == (0, 40)
+    assert cand["metrics"]["ndcg_at_k"] == ZEROS
+    down, other = record["comparison"]["comparisons"]
+    assert (down["p_value"], down["confidence_interval"], down["paired_sessions"]) == (
+        None,
+        None,
+        0,
+    )
+    assert down["taxonomy_untested"] == {"shoes": 0}
+    assert other["p_value"] == 0.0
+    assert record["comparison"]["recommendation"].startswith("Promote other: NDCG@10 +0.1000")
+    assert record["warnings"] == [
+        "cand scored no session (40 of 40 failed: http_5xx 8, timeout 30, unknown 2): its metrics"
+        " and latency are placeholders (0), not measurements, and it was not compared and cannot"
+        " be recommended"
+    ]
+
+
+def test_a_baseline_whose_every_session_failed_yields_no_verdict(registry: DataPaths) -> None:
+    rows = [failed(f"e{i:03d}", "base", "connection_error") for i in range(12)]
+    rows += [completed(f"e{i:03d}", "cand", 0.9) for i in range(12)]
+    record = final_record(registry, rows, [BASE, CAND], sessions=12)
+    assert record["comparison"]["recommendation"] == (
+        "No verdict: the baseline base scored no session (12 of 12 failed), so no candidate could"
+        " be compared with it."
+    )
+    assert record["warnings"] == [
+        "base scored no session (12 of 12 failed: connection_error 12): its metrics and latency"
+        " are placeholders (0), not measurements, and no candidate could be compared with it"
+    ]
+    (pair,) = record["comparison"]["comparisons"]
+    assert (pair["p_value"], pair["ndcg_delta"]) == (None, ZEROS)
+
+
+def test_a_benchmark_without_sessions_yields_no_verdict(registry: DataPaths) -> None:
+    record = final_record(registry, [], [BASE, CAND], sessions=0)
+    assert record["comparison"]["recommendation"] == (
+        "No verdict: the benchmark has no session, so nothing was compared with base."
+    )
+    assert record["warnings"] == [
+        "no session was sampled: every metric is a placeholder (0) and nothing was tested"
+    ]
+    assert [r["scored_sessions"] for r in record["results"]] == [0, 0]
+
+
+@pytest.fixture(scope="module")
+def demo_with_a_dead_retriever(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
+    """The small demo world plus demo_down, an HTTP retriever whose loopback port nobody serves."""
+    paths = DataPaths(Path(tmp_path_factory.mktemp("degenerate")) / "data")
+    build_demo_world(paths, scale=DemoScale.small())
+    config = {
+        "id": DOWN,
+        "kind": "http",
+        "http": {"url": f"http://127.0.0.1:{free_port()}/search", "max_retries": 0},
+    }
+    (paths.retrievers_dir / f"{DOWN}.yaml").write_text(yaml.safe_dump(config))
+    return paths
+
+
+def run_benchmark(
+    paths: DataPaths, tmp_path: Path, benchmark_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    request = parse_request({"benchmark_name": benchmark_id, **body}, paths)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        record = run_benchmark_here(paths, request, benchmark_id, lambda _: None, instance=instance)
+    assert record["status"] == "completed", record["error_message"]
+    assert_valid_json_record(record)
+    return record
+
+
+def by_candidate(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["candidate_retriever_id"]: c for c in record["comparison"]["comparisons"]}
+
+
+def test_end_to_end_one_session_and_a_dead_retriever(
+    demo_with_a_dead_retriever: DataPaths, tmp_path: Path
+) -> None:
+    paths = demo_with_a_dead_retriever
+    sessions = sample_sessions(paths, SessionFilter(), 10, 0).sessions
+    moment = sessions.column("created_at")[0].as_py().isoformat()
+    record = run_benchmark(
+        paths,
+        tmp_path,
+        "bench_one_session",
+        {
+            "baseline_retriever_id": PROD,
+            "candidate_retriever_ids": [PROD_COPY, BETTER, DOWN],
+            "session_filter": {"time_range": {"start": moment, "end": moment}},
+        },
+    )
+    assert record["session_count"] == 1
+    node = sessions.column("taxonomy_node_id")[0].as_py()
+    comparisons = by_candidate(record)
+    for candidate, paired in ((PROD_COPY, 1), (BETTER, 1), (DOWN, 0)):
+        pair = comparisons[candidate]
+        assert (pair["p_value"], pair["confidence_interval"]) == (None, None), candidate
+        assert (pair["paired_sessions"], pair["taxonomy_untested"]) == (paired, {node: paired})
+    assert record["comparison"]["recommendation"].startswith(
+        f"Keep the baseline {PROD}: fewer than 2 sessions"
+    )
+    assert record["warnings"] == [
+        "only 1 sessions match the filter; using all of them (requested 1000)",
+        f"{DOWN} scored no session (1 of 1 failed: connection_error 1): its metrics and latency are"
+        " placeholders (0), not measurements, and it was not compared and cannot be recommended",
+        *(
+            f"{candidate}: only 1 session(s) scored by both it and the baseline {PROD}; a paired"
+            " test needs 2, so there is no p-value, interval or verdict"
+            for candidate in (PROD_COPY, BETTER)
+        ),
+    ]
+
+
+def test_end_to_end_the_copy_ties_everywhere_and_the_dead_retriever_has_no_metrics(
+    demo_with_a_dead_retriever: DataPaths, tmp_path: Path
+) -> None:
+    record = run_benchmark(
+        demo_with_a_dead_retriever,
+        tmp_path,
+        "bench_copy_and_down",
+        {
+            "baseline_retriever_id": PROD,
+            "candidate_retriever_ids": [PROD_COPY, DOWN],
+            "session_count": 60,
+        },
+    )
+    copy, down = by_candidate(record)[PROD_COPY], by_candidate(record)[DOWN]
+    assert (copy["p_value"], copy["confidence_interval"], copy["paired_sessions"]) == (
+        1.0,
+        [0.0, 0.0],
+        60,
+    )
+    assert copy["ndcg_delta"] == copy["recall_delta"] == ZEROS
+    assert copy["taxonomy_wins"] == copy["taxonomy_losses"] == []
+    nodes = record["results"][0]["taxonomy_deltas"]
+    assert (
+        sum(copy["taxonomy_untested"].values())
+        + sum(nodes[n]["sessions_neutral"] for n in nodes if n not in copy["taxonomy_untested"])
+        == 60
+    )
+    assert (down["p_value"], down["paired_sessions"]) == (None, 0)
+    assert down["taxonomy_untested"] == dict.fromkeys(nodes, 0)
+    results = {r["retriever_id"]: r for r in record["results"]}
+    assert results[PROD_COPY]["metrics"] == {
+        **results[PROD]["metrics"],
+        "sessions_improved": 0,
+        "sessions_degraded": 0,
+        "sessions_neutral": 60,
+    }
+    assert (results[DOWN]["scored_sessions"], results[DOWN]["failed_sessions"]) == (0, 60)
+    assert results[DOWN]["error_summary"] == {"connection_error": 60}
+    assert record["comparison"]["recommendation"] == (
+        f"Keep the baseline {PROD}: no candidate beats it significantly at alpha = 0.05 after Holm"
+        f" correction (best: {PROD_COPY}, NDCG@10 +0.0000, adjusted p = 1.0000, n = 60 sessions)."
+    )
+    assert record["warnings"] == [
+        f"{DOWN} scored no session (60 of 60 failed: connection_error 60): its metrics and latency"
+        " are placeholders (0), not measurements, and it was not compared and cannot be recommended"
+    ]
