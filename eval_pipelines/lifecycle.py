@@ -62,7 +62,11 @@ def failure_message(instance: DagsterInstance, run_id: str, status: DagsterRunSt
     for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
         for entry in instance.all_logs(run_id, of_type=event_type):
             event = entry.dagster_event
-            data = getattr(event, "step_failure_data", None)
+            # Only a STEP_FAILURE carries step_failure_data; asking a RUN_FAILURE for it raises.
+            is_step_failure = (
+                event is not None and event.event_type == DagsterEventType.STEP_FAILURE
+            )
+            data = event.step_failure_data if is_step_failure else None
             if data is not None and data.error is not None:
                 error = data.error
                 while error.cause is not None:  # Dagster wraps the user's exception; show the cause
