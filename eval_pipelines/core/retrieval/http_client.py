@@ -1,8 +1,11 @@
 """HTTP retrievers: POST a JSON body to a search engine and read its ranking (stdlib only).
 
-Transient failures (timeouts, connection errors, 5xx) are retried with exponential backoff and full
-jitter; 4xx and malformed answers are not, since repeating them cannot help. Header values may come
-from environment variables and are never copied into messages or records.
+Transient failures (timeouts, connection errors, 5xx, 429) are retried with exponential backoff and
+full jitter, waiting at least what a Retry-After header asks (capped by backoff_max_s, so every call
+keeps a deadline); other 4xx and malformed answers are not, since repeating them cannot help. Once
+several calls in a row could not even connect (the engine is down), later calls make one attempt
+each instead of retrying, so a replay against a dead engine fails fast. Header values may come from
+environment variables and are never copied into messages or records.
 
 Calls run as coroutines on one event-loop thread per retriever, over a pool of keep-alive HTTP/1.1
 connections: a thread per call on http.client cost ~1.5x the CPU per call (GIL hand-offs, header
@@ -13,16 +16,19 @@ whole: connecting, sending and reading the full answer.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import http.client
 import json
 import math
 import os
 import random
 import re
+import socket
 import ssl
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +60,8 @@ _SHUTDOWN_TIMEOUT_S = 10.0
 _MAX_HEAD_BYTES = 64 * 1024
 _MAX_RESPONSE_BYTES = 1024**3
 _NO_BODY_STATUSES = (204, 304)
+_TOO_MANY_REQUESTS = 429
+_UNREACHABLE_AFTER_CALLS = 3
 _LEGAL_HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")
 _ILLEGAL_HEADER_VALUE = re.compile(r"[\r\n\x00]")
 _OWN_HEADERS = frozenset({"host", "content-length", "accept-encoding", "transfer-encoding"})
@@ -71,6 +79,14 @@ class MissingSecretError(Exception):
 
 class MalformedResponseError(Exception):
     """The engine answered, but not in the configured shape."""
+
+
+class _ConnectFailed(Exception):
+    """No connection could be opened: nothing was sent, the engine may be down."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def render_template(template: Any, values: dict[str, Any]) -> Any:
@@ -117,6 +133,29 @@ def lookup_path(document: Any, path: str) -> Any:
             return None
         current = current[part]
     return current
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date); None if unusable.
+
+    Fractional seconds are accepted, as some engines send them; a date in the past means 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -194,6 +233,30 @@ class _Answer:
     status: int
     body: bytes
     keep_alive: bool
+    retry_after: str | None = None
+
+
+@dataclass
+class _Attempts:
+    """What the attempts of one call saw: the last answer, the failure, and the waits between.
+
+    reached: some attempt got further than failing to connect; a timeout counts, since the
+    engine may have been slow to answer rather than unreachable.
+    """
+
+    count: int = 0
+    answer: _Answer | None = None
+    failure: _Failure | None = None
+    waits_s: list[float] = field(default_factory=list)
+    reached: bool = False
+
+    @property
+    def status(self) -> int:
+        return self.answer.status if self.answer is not None else 0
+
+    @property
+    def body(self) -> bytes:
+        return self.answer.body if self.answer is not None else b""
 
 
 @dataclass
@@ -233,7 +296,7 @@ class _Connection:
         body, delimited = await self._read_body(status, headers)
         tokens = headers.get("connection", "").lower()
         persistent = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
-        return _Answer(status, body, delimited and persistent)
+        return _Answer(status, body, delimited and persistent, headers.get("retry-after"))
 
     async def _until(self, marker: bytes, first: bool = False) -> bytes:
         try:
@@ -321,8 +384,8 @@ class HttpRetriever:
         self._host = target.hostname or ""
         self._port = target.port or (443 if target.scheme == "https" else 80)
         self._path = (target.path or "/") + (f"?{target.query}" if target.query else "")
-        self._display_url = f"{target.scheme}://{target.netloc}{target.path or '/'}"
         self._host_header = target.netloc.rpartition("@")[2]
+        self._display_url = f"{target.scheme}://{self._host_header}{target.path or '/'}"
         self._tls = _tls_context() if target.scheme == "https" else None
         self._random = random.Random(jitter_seed)
         response = self.http.response
@@ -334,6 +397,7 @@ class HttpRetriever:
         self._loop_thread: threading.Thread | None = None
         self._slots: asyncio.Semaphore | None = None
         self._idle: list[_Connection] = []
+        self._unreachable_calls = 0
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The loop every call of this retriever runs on, started on first use."""
@@ -342,6 +406,7 @@ class HttpRetriever:
                 self._loop = asyncio.new_event_loop()
                 self._slots = asyncio.Semaphore(self.http.concurrency)
                 self._idle = []
+                self._unreachable_calls = 0
                 self._loop_thread = threading.Thread(
                     target=self._loop.run_forever, name=f"http-{self.config.id}", daemon=True
                 )
@@ -366,14 +431,25 @@ class HttpRetriever:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
     async def _connect(self) -> _Connection:
-        reader, writer = await asyncio.open_connection(
-            self._host,
-            self._port,
-            ssl=self._tls,
-            server_hostname=self._host if self._tls is not None else None,
-            limit=_MAX_HEAD_BYTES,
-        )
+        try:
+            reader, writer = await asyncio.open_connection(
+                self._host,
+                self._port,
+                ssl=self._tls,
+                server_hostname=self._host if self._tls is not None else None,
+                limit=_MAX_HEAD_BYTES,
+            )
+        except OSError as exc:
+            raise _ConnectFailed(self._connect_problem(exc)) from None
         return _Connection(reader, writer)
+
+    def _connect_problem(self, exc: OSError) -> str:
+        where = f"{self._host}:{self._port}"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"cannot connect to {where}: connection refused (is the engine running?)"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot resolve host {self._host!r}: {exc.strerror or exc}"
+        return f"cannot connect to {where}: {type(exc).__name__}: {exc}"
 
     def _idle_connection(self) -> _Connection | None:
         while self._idle:
@@ -383,35 +459,45 @@ class HttpRetriever:
             connection.close()
         return None
 
-    async def _post(self, request: bytes) -> tuple[int, bytes]:
-        """One POST within timeout_s on an idle connection or a new one; a reused connection the
-        server closed is replaced once."""
+    async def _post(self, request: bytes) -> _Answer:
+        """One POST within timeout_s on an idle connection or a new one. A reused connection that
+        the server closed is replaced by one new connection, never by another idle one (each could
+        be stale too): the engine sees such a request at most twice."""
         async with asyncio.timeout(self.http.timeout_s):
-            while True:
-                connection = self._idle_connection()
-                reused = connection is not None
-                if connection is None:
-                    connection = await self._connect()
+            idle = self._idle_connection()
+            if idle is not None:
                 try:
-                    answer = await connection.exchange(request)
+                    return await self._exchange(idle, request)
                 except _STALE_CONNECTION_ERRORS:
-                    connection.close()
-                    if reused:
-                        continue
-                    raise
-                except BaseException:
-                    connection.close()
-                    raise
-                if answer.keep_alive:
-                    self._idle.append(connection)
-                else:
-                    connection.close()
-                return answer.status, answer.body
+                    pass
+            return await self._exchange(await self._connect(), request)
+
+    async def _exchange(self, connection: _Connection, request: bytes) -> _Answer:
+        """The answer on this connection, which goes back to the pool only if it can carry more."""
+        try:
+            answer = await connection.exchange(request)
+        except BaseException:
+            connection.close()
+            raise
+        if answer.keep_alive:
+            self._idle.append(connection)
+        else:
+            connection.close()
+        return answer
 
     def _backoff_s(self, retry: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2^(retry-1))]."""
         ceiling = min(self.http.backoff_max_s, self.http.backoff_base_s * 2 ** (retry - 1))
         return self._random.uniform(0.0, ceiling)
+
+    def _wait_before_retry_s(self, retry: int, previous: _Answer | None) -> float:
+        """The jittered backoff, added to what the engine's Retry-After asked for, at most
+        backoff_max_s: waiting longer would let one answer header stall a whole replay."""
+        backoff = self._backoff_s(retry)
+        asked = parse_retry_after(previous.retry_after if previous is not None else None)
+        if asked is None:
+            return backoff
+        return min(self.http.backoff_max_s, asked + backoff)
 
     def _parse(self, data: bytes, limit: int) -> tuple[list[ScoredDocument], Any]:
         try:
@@ -538,29 +624,61 @@ class HttpRetriever:
             prepared = self._prepare(query_input, limit, execution_id)
             if prepared.refusal is not None:
                 return prepared.refusal
-            failure: _Failure | None = None
-            attempts = 0
-            status = 0
-            data = b""
-            for attempt in range(self.http.max_retries + 1):
-                if attempt:
-                    await asyncio.sleep(self._backoff_s(attempt))
-                attempts += 1
-                try:
-                    status, data = await self._post(prepared.request)
-                except TimeoutError:
-                    failure = _Failure(ERROR_TIMEOUT, f"timed out after {self.http.timeout_s:g} s")
-                    continue
-                except (OSError, http.client.HTTPException) as exc:
-                    failure = _Failure(ERROR_CONNECTION, f"{type(exc).__name__}: {exc}")
-                    continue
-                if 500 <= status <= 599:
-                    snippet = data[:_BODY_SNIPPET].decode("utf-8", "replace")
-                    failure = _Failure(ERROR_HTTP_5XX, f"HTTP {status}: {snippet}")
-                    continue
-                failure = None
-                break
-            return self._outcome(prepared, failure, attempts, status, data)
+            engine_down = self._unreachable_calls >= _UNREACHABLE_AFTER_CALLS
+            seen = await self._attempt(prepared.request, engine_down)
+            if seen.reached:
+                self._unreachable_calls = 0
+            else:
+                self._unreachable_calls += 1
+                if seen.failure is not None and seen.count <= self.http.max_retries:
+                    seen.failure.message += (
+                        f"; not retried: the previous {_UNREACHABLE_AFTER_CALLS}+ calls"
+                        " could not connect either"
+                    )
+            return self._outcome(prepared, seen)
+
+    async def _attempt(self, request: bytes, engine_down: bool) -> _Attempts:
+        """Send until an answer that is final or the retries run out; when the engine looks down,
+        a call that cannot connect gives up at once."""
+        seen = _Attempts()
+        for attempt in range(self.http.max_retries + 1):
+            if attempt:
+                wait_s = self._wait_before_retry_s(attempt, seen.answer)
+                seen.waits_s.append(wait_s)
+                await asyncio.sleep(wait_s)
+            seen.count += 1
+            seen.answer = None
+            try:
+                seen.answer = answer = await self._post(request)
+            except _ConnectFailed as exc:
+                seen.failure = _Failure(ERROR_CONNECTION, exc.reason)
+                if engine_down:
+                    break
+                continue
+            except TimeoutError:
+                seen.reached = True
+                seen.failure = _Failure(ERROR_TIMEOUT, f"timed out after {self.http.timeout_s:g} s")
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                seen.reached = True
+                seen.failure = _Failure(ERROR_CONNECTION, f"{type(exc).__name__}: {exc}")
+                continue
+            seen.reached = True
+            if 500 <= answer.status <= 599 or answer.status == _TOO_MANY_REQUESTS:
+                snippet = answer.body[:_BODY_SNIPPET].decode("utf-8", "replace")
+                asked = (
+                    f" (Retry-After: {answer.retry_after[:40]})"
+                    if answer.retry_after is not None
+                    else ""
+                )
+                seen.failure = _Failure(
+                    ERROR_HTTP_5XX if answer.status >= 500 else ERROR_HTTP_4XX,
+                    f"HTTP {answer.status}: {snippet}{asked}",
+                )
+                continue
+            seen.failure = None
+            break
+        return seen
 
     def _prepare(
         self, query_input: dict[str, Any], limit: int | None, execution_id: str | None
@@ -597,17 +715,13 @@ class HttpRetriever:
         )
         return _Prepared(call, effective_limit, list(headers.values()), request)
 
-    def _outcome(
-        self,
-        prepared: _Prepared,
-        failure: _Failure | None,
-        attempts: int,
-        status: int,
-        data: bytes,
-    ) -> Execution:
+    def _outcome(self, prepared: _Prepared, seen: _Attempts) -> Execution:
         call, secrets = prepared.call, prepared.secrets
         call_ms = call.elapsed_ms()
-        transport = {"attempts": attempts, "status": status or None}
+        failure, attempts, status, data = seen.failure, seen.count, seen.status, seen.body
+        transport: dict[str, Any] = {"attempts": attempts, "status": status or None}
+        if seen.waits_s:
+            transport["retry_waits_ms"] = [wait_s * 1000.0 for wait_s in seen.waits_s]
 
         def failed_stage(message: str) -> dict[str, StageStatistics]:
             return {
