@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
-from eval_pipelines.core.benchmarks.replay import replay_sessions
+from eval_pipelines.core.benchmarks.replay import default_replay_deadline_s, replay_sessions
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.benchmarks.submit import OUTCOME, SAMPLE, load_request
@@ -119,8 +119,19 @@ def benchmark_replays(
     paths, benchmark_id = data_dir.paths, context.partition_key
     request = load_request(paths, benchmark_id)
     sessions = store(paths).read_table(benchmark_id, "sessions")
+    configs = load_retriever_configs(paths)
+    deadline_s = default_replay_deadline_s(
+        sessions.num_rows, [configs[pid] for pid in request.pipeline_ids]
+    )
     replays = replay_sessions(
-        paths, benchmark_id, sessions, request.pipeline_ids, request.replay_depth, context.log.info
+        paths,
+        benchmark_id,
+        sessions,
+        request.pipeline_ids,
+        request.replay_depth,
+        context.log.info,
+        resume_dir=paths.benchmark_replay_chunks_dir(benchmark_id),
+        deadline_s=deadline_s,
     )
     store(paths).write_table(benchmark_id, "replays", replays)
     data_dir.refresh_views()
@@ -133,7 +144,11 @@ def benchmark_replays(
             f"| {row['pipeline_id']} | {row['status']} | {row['latency_ms_count']} | {row['latency_ms_mean']:.2f} |"
         )
     return MaterializeResult(
-        metadata={"rows": replays.num_rows, "replays": MetadataValue.md("\n".join(lines))}
+        metadata={
+            "rows": replays.num_rows,
+            "replay_deadline_s": deadline_s,
+            "replays": MetadataValue.md("\n".join(lines)),
+        }
     )
 
 

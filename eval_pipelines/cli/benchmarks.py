@@ -1,4 +1,4 @@
-"""`eval-pipelines benchmark create|get|list`."""
+"""`eval-pipelines benchmark create|rerun|get|list`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--wait", action="store_true", help="run in this process and print the final record"
     )
     create.set_defaults(handler=run_create)
+
+    rerun = verbs.add_parser(
+        "rerun",
+        help="run an unfinished benchmark again here, resuming its replay; print the final record",
+        description="Run BENCHMARK_ID again in this process with the request it was created with "
+        "(after its run was killed, crashed or failed), and print the final record. Replay chunks "
+        "an earlier run finished are loaded, not replayed, so the record equals an uninterrupted "
+        "run's (EVAL_PIPELINES_REPLAY_CHUNK_SIZE sets sessions per chunk, default 1000). Refused "
+        "(exit 2) while the benchmark is still running, and once it has completed.",
+    )
+    rerun.add_argument("benchmark_id", metavar="BENCHMARK_ID")
+    rerun.set_defaults(handler=run_rerun)
 
     get = verbs.add_parser("get", help="print a benchmark record (BenchmarkResponse JSON)")
     get.add_argument("benchmark_id", metavar="BENCHMARK_ID")
@@ -111,6 +123,15 @@ def run_create(args: argparse.Namespace, paths: DataPaths) -> int:
 
     benchmark_id = new_benchmark_id()
     record = run_benchmark_here(paths, request, benchmark_id, progress)
+    print_json(record)
+    return 0 if record["status"] == "completed" else 1
+
+
+def run_rerun(args: argparse.Namespace, paths: DataPaths) -> int:
+    from eval_pipelines.cli.run_in_process import rerun_benchmark_here
+
+    benchmark_id = validate_id(args.benchmark_id, "benchmark_id")
+    record = rerun_benchmark_here(paths, benchmark_id, progress)
     print_json(record)
     return 0 if record["status"] == "completed" else 1
 

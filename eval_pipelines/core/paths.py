@@ -13,16 +13,39 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_ENV_VAR = "EVAL_PIPELINES_DATA"
 
 # Ids reach file names and SQL, so they are kept to a safe alphabet.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+ID_RULE = "1-128 characters: letters, digits, '_', '-', '.'; starting with a letter or digit"
+SHOWN_CHARACTERS = 80
+
+
+def shown(value: object, limit: int = SHOWN_CHARACTERS) -> str:
+    """repr(value) for an error message, shortened when long: a 1 MB id must not become a 1 MB message."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str | bytes):
+        size = f" ({len(value)} characters)"
+    elif isinstance(value, list | tuple | dict):
+        size = f" ({len(value)} items)"
+    else:
+        size = ""
+    return f"{text[: limit - 10]}...{text[-7:]}{size}"
+
+
+def shown_field(key: object) -> str:
+    """A field name as a message names it; a huge or unprintable key is quoted and shortened."""
+    text = str(key)
+    return text if len(text) <= SHOWN_CHARACTERS and text.isprintable() else shown(key)
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_SAFE_ID.fullmatch(value)) and ".." not in value
 
 
 def validate_id(value: object, field: str) -> str:
     """Return value when it is safe to use in a file name; else raise InvalidInputError naming field."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
-        raise InvalidInputError(
-            f"{field}: {value!r} is not a valid id (1-128 characters: letters, digits, '_', '-', '.';"
-            " starting with a letter or digit)"
-        )
+    if not isinstance(value, str) or not is_valid_id(value):
+        raise InvalidInputError(f"{field}: {shown(value)} is not a valid id ({ID_RULE})")
     return value
 
 
@@ -77,6 +100,12 @@ class DataPaths:
 
     def dataset_dir(self, name: str) -> Path:
         return self.datasets_dir / validate_id(name, "dataset")
+
+    def benchmark_replay_chunks_dir(self, benchmark_id: str) -> Path:
+        """Finished replay chunks of one benchmark, kept so a re-run of its partition resumes."""
+        return (
+            self.root / "benchmarks" / validate_id(benchmark_id, "benchmark_id") / "replay_chunks"
+        )
 
     @property
     def demo_dir(self) -> Path:
