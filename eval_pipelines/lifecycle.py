@@ -128,5 +128,5 @@ def sync_record(
         fresh = {**record, "started_at": None} if entry.get("run_id") != run.run_id else record
         updated = lifecycle.in_progress(fresh, status, started_at or utc_timestamp())
     if updated != record or entry.get("run_id") != run.run_id:
-        store.save(record_id, updated, run.run_id)
+        updated = store.save(record_id, updated, run.run_id)
     return updated

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +35,29 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def directory_lock(directory: Path, timeout_s: float = 60.0) -> Iterator[None]:
+    """Exclusive among processes for a short critical section, held on the directory itself (no
+    lock file left behind); the kernel releases it if the holder dies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{directory}: another process held its lock for {timeout_s:g} s"
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(handle)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> Path:

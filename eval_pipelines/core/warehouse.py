@@ -1,24 +1,20 @@
-"""DuckDB as the query layer: one database file holding a view per Parquet table.
+"""DuckDB as the query layer: a view per Parquet table, over the files as they are when it is read.
 
-No process keeps the file open longer than one short transaction (DuckDB allows one writer process or
-many readers), so every function here opens, works and closes.
+Nothing here holds a DuckDB file lock another process could trip over: `query` builds its views in an
+in-memory database, and the warehouse file (for DuckDB clients outside the project) is rebuilt under a
+temporary name and renamed into place, so its readers never see it half-made and never block a writer.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from eval_pipelines.core.paths import DataPaths
-
-T = TypeVar("T")
-
-_LOCK_RETRIES = 50
+from eval_pipelines.core.paths import DataPaths, is_valid_id
+from eval_pipelines.core.storage import atomic_path, directory_lock
 
 
 def table_globs(paths: DataPaths) -> dict[str, str]:
@@ -37,7 +33,10 @@ def table_globs(paths: DataPaths) -> dict[str, str]:
         "evaluation_query_metrics": "evaluations/*/query_metrics.parquet",
     }
     if paths.collections_dir.is_dir():
-        for collection in sorted(p for p in paths.collections_dir.iterdir() if p.is_dir()):
+        # Only folders named as collections can be (a view name is SQL text, never a value).
+        for collection in sorted(
+            p for p in paths.collections_dir.iterdir() if p.is_dir() and is_valid_id(p.name)
+        ):
             tables[f"collection_{collection.name.replace('-', '_').replace('.', '_')}"] = (
                 f"collections/{collection.name}/*.parquet"
             )
@@ -48,54 +47,38 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _with_lock_retry(action: Callable[[], T]) -> T:
-    """Another process may hold the write lock for a moment: retry with bounded, jittered backoff."""
-    for attempt in range(_LOCK_RETRIES):
-        try:
-            return action()
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
-                raise
-            time.sleep(min(0.5, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
-    raise AssertionError("unreachable")
-
-
-def refresh_views(paths: DataPaths) -> list[str]:
-    """(Re)create one view per table that has files, and drop views whose files are gone."""
-    wanted = {
-        name: paths.root / pattern
-        for name, pattern in table_globs(paths).items()
+def view_definitions(paths: DataPaths) -> dict[str, str]:
+    """View name -> its SELECT, for each table with at least one finished (not temporary) file."""
+    return {
+        name: f"SELECT * FROM read_parquet({_sql_string(str(paths.root / pattern))}, "
+        "union_by_name = true)"
+        for name, pattern in sorted(table_globs(paths).items())
         if any(not f.name.startswith(".") for f in paths.root.glob(pattern))
     }
 
-    def apply() -> list[str]:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        with duckdb.connect(str(paths.warehouse)) as con:
-            existing = {
-                row[0]
-                for row in con.execute(
-                    "SELECT view_name FROM duckdb_views() WHERE NOT internal"
-                ).fetchall()
-            }
-            con.execute("BEGIN")
-            for stale in sorted(existing - set(wanted)):
-                con.execute(f'DROP VIEW IF EXISTS "{stale}"')
-            for name, pattern in sorted(wanted.items()):
-                con.execute(
-                    f'CREATE OR REPLACE VIEW "{name}" AS '
-                    f"SELECT * FROM read_parquet({_sql_string(str(pattern))}, union_by_name = true)"
-                )
-            con.execute("COMMIT")
-        return sorted(wanted)
 
-    return _with_lock_retry(apply)
+def _create_views(con: duckdb.DuckDBPyConnection, definitions: dict[str, str]) -> None:
+    for name, select in definitions.items():
+        con.execute(f'CREATE VIEW "{name}" AS {select}')
+
+
+def refresh_views(paths: DataPaths) -> list[str]:
+    """Rebuild the warehouse file with one view per table that has files; returns the view names.
+
+    One rebuild at a time, so the file renamed in last was made from the newest listing of files.
+    """
+    with directory_lock(paths.root):
+        definitions = view_definitions(paths)
+        with atomic_path(paths.warehouse) as tmp:
+            tmp.unlink()  # DuckDB creates its database file itself; it refuses an empty one
+            with duckdb.connect(str(tmp)) as con:
+                _create_views(con, definitions)
+                con.execute("CHECKPOINT")
+    return list(definitions)
 
 
 def query(paths: DataPaths, sql: str, parameters: Sequence[Any] | None = None) -> pa.Table:
-    """Run one read-only query against the warehouse views; values go in as parameters only."""
-
-    def run() -> pa.Table:
-        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            return con.sql(sql, params=list(parameters or [])).to_arrow_table()
-
-    return _with_lock_retry(run)
+    """Run one query against the views, built afresh in memory; values go in as parameters only."""
+    with duckdb.connect(":memory:") as con:
+        _create_views(con, view_definitions(paths))
+        return con.sql(sql, params=list(parameters or [])).to_arrow_table()

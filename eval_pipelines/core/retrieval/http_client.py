@@ -123,6 +123,20 @@ def resolve_headers(
     return resolved
 
 
+def header_secrets(
+    headers: dict[str, str], environ: dict[str, str] | os._Environ[str]
+) -> list[str]:
+    """What no message may repeat: each referenced variable's value and each header value built
+    from one, longest first (so a whole value is masked before a secret inside it)."""
+    found = set()
+    for name, template in headers.items():
+        variables = ENV_REFERENCE.findall(template)
+        if variables:
+            found.update(environ[v] for v in variables if v in environ)
+            found.add(resolve_headers({name: template}, environ)[name])
+    return sorted((value for value in found if value), key=len, reverse=True)
+
+
 def lookup_path(document: Any, path: str) -> Any:
     """Follow a dotted path through nested objects ("" is the document itself); None when absent."""
     if not path:
@@ -567,6 +581,14 @@ class HttpRetriever:
             ranked.append(ScoredDocument(document_id, float(score)))
         return ranked
 
+    def _excerpt(self, text: str, secrets: Sequence[str], limit: int = _BODY_SNIPPET) -> str:
+        """At most limit characters, secrets masked first: cutting first could keep part of one."""
+        return self._redact(text, secrets)[:limit]
+
+    def _body_excerpt(self, body: bytes, secrets: Sequence[str]) -> str:
+        window = _BODY_SNIPPET * 4 + max((len(s.encode()) for s in secrets), default=0)
+        return self._excerpt(body[:window].decode("utf-8", "replace"), secrets)
+
     def _redact(self, message: str, secrets: Sequence[str]) -> str:
         for secret in secrets:
             if secret:
@@ -625,7 +647,7 @@ class HttpRetriever:
             if prepared.refusal is not None:
                 return prepared.refusal
             engine_down = self._unreachable_calls >= _UNREACHABLE_AFTER_CALLS
-            seen = await self._attempt(prepared.request, engine_down)
+            seen = await self._attempt(prepared.request, prepared.secrets, engine_down)
             if seen.reached:
                 self._unreachable_calls = 0
             else:
@@ -637,7 +659,9 @@ class HttpRetriever:
                     )
             return self._outcome(prepared, seen)
 
-    async def _attempt(self, request: bytes, engine_down: bool) -> _Attempts:
+    async def _attempt(
+        self, request: bytes, secrets: Sequence[str], engine_down: bool
+    ) -> _Attempts:
         """Send until an answer that is final or the retries run out; when the engine looks down,
         a call that cannot connect gives up at once."""
         seen = _Attempts()
@@ -665,9 +689,9 @@ class HttpRetriever:
                 continue
             seen.reached = True
             if 500 <= answer.status <= 599 or answer.status == _TOO_MANY_REQUESTS:
-                snippet = answer.body[:_BODY_SNIPPET].decode("utf-8", "replace")
+                snippet = self._body_excerpt(answer.body, secrets)
                 asked = (
-                    f" (Retry-After: {answer.retry_after[:40]})"
+                    f" (Retry-After: {self._excerpt(answer.retry_after, secrets, 40)})"
                     if answer.retry_after is not None
                     else ""
                 )
@@ -713,7 +737,9 @@ class HttpRetriever:
         request = self._request(
             payload, {**headers, "Content-Type": "application/json", "Accept": "application/json"}
         )
-        return _Prepared(call, effective_limit, list(headers.values()), request)
+        return _Prepared(
+            call, effective_limit, header_secrets(self.http.headers, os.environ), request
+        )
 
     def _outcome(self, prepared: _Prepared, seen: _Attempts) -> Execution:
         call, secrets = prepared.call, prepared.secrets
@@ -736,7 +762,7 @@ class HttpRetriever:
             )
             return call.failed(failure.error_type, message, failed_stage(message), attempts)
         if not 200 <= status <= 299:
-            snippet = data[:_BODY_SNIPPET].decode("utf-8", "replace")
+            snippet = self._body_excerpt(data, secrets)
             error_type = ERROR_HTTP_4XX if 400 <= status <= 499 else ERROR_HTTP_STATUS
             message = self._redact(f"POST {self._display_url}: HTTP {status}: {snippet}", secrets)
             return call.failed(error_type, message, failed_stage(message), attempts)
