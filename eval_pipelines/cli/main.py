@@ -15,6 +15,17 @@ from eval_pipelines.core.paths import DataPaths
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
 COMMAND_MODULES = (demo, logs, retrievers, executions, benchmarks, datasets, evaluations)
+MAX_ERROR_LINE = 2000
+
+
+def bounded(message: str) -> str:
+    """Each line of an error cut to a readable length: a 1 MB value must not become a 1 MB message."""
+    return "\n".join(
+        line
+        if len(line) <= MAX_ERROR_LINE
+        else f"{line[:MAX_ERROR_LINE]}... ({len(line) - MAX_ERROR_LINE} more characters)"
+        for line in message.splitlines()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, paths) or EXIT_OK)
     except InvalidInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(bounded(f"error: {exc}"), file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: not an error of ours, and nothing more to say.
@@ -51,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(bounded(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
 
 

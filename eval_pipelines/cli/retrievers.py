@@ -8,7 +8,7 @@ import sys
 from eval_pipelines.cli.output import format_table, print_json
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.config import RetrieverConfigError
-from eval_pipelines.core.retrieval.registry import load_retriever_config
+from eval_pipelines.core.retrieval.registry import load_retriever_config, load_retriever_configs
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,6 +28,11 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
     for file in files:
         try:
             configs.append(load_retriever_config(file, paths))
+        except RetrieverConfigError as exc:
+            problems.append(str(exc))
+    if not problems:
+        try:  # what no single file shows: an id given twice, a local_server backend that is missing
+            load_retriever_configs(paths)
         except RetrieverConfigError as exc:
             problems.append(str(exc))
     rows = [

@@ -8,7 +8,8 @@ from dagster import (
     schedule,
 )
 
-from eval_pipelines.core.benchmarks.schedule_file import SCHEDULE_FILE, declared_requests
+from eval_pipelines.core.benchmarks.schedule_file import SCHEDULE_FILE, checked_requests
+from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.jobs import submit_benchmark
 from eval_pipelines.resources import DataDirResource
 
@@ -25,11 +26,16 @@ def nightly_benchmarks(context: ScheduleEvaluationContext, data_dir: DataDirReso
     if not file.is_file():
         return SkipReason(f"no {file}: nothing is scheduled")
     tick = context.scheduled_execution_time
+    try:
+        requests = checked_requests(file, tick, data_dir.paths)
+    except InvalidInputError as exc:
+        context.log.error(str(exc))
+        return SkipReason(str(exc))
     return [
         RunRequest(
             run_key=f"{index}-{tick.isoformat()}",
             run_config={"ops": {"submit_benchmark_request": {"config": request}}},
             tags={"eval_pipelines/scheduled": tick.isoformat()},
         )
-        for index, request in enumerate(declared_requests(file, tick))
+        for index, request in enumerate(requests)
     ]

@@ -1,5 +1,6 @@
 """The two sensors every request kind has: new requests -> partition + run; runs -> records."""
 
+from collections.abc import Callable
 from typing import Any
 
 from dagster import (
@@ -12,11 +13,63 @@ from dagster import (
     sensor,
 )
 
-from eval_pipelines.core.records import FINAL_STATUSES
+from eval_pipelines.core.benchmarks import submit as benchmark_submit
+from eval_pipelines.core.benchmarks.request import parse_request
+from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.evaluations import submit as evaluation_submit
+from eval_pipelines.core.evaluations.request import parse_evaluation_request
+from eval_pipelines.core.paths import ID_RULE, DataPaths, shown
+from eval_pipelines.core.records import FINAL_STATUSES, utc_timestamp
 from eval_pipelines.lifecycle import KIND_TAG, Lifecycle, latest_run, sync_record
 from eval_pipelines.resources import DataDirResource
 
 SENSOR_INTERVAL_S = 5
+
+
+# How each kind validates a stored request: the parser every door uses.
+REQUEST_PARSERS: dict[str, Callable[..., Any]] = {
+    benchmark_submit.KIND: parse_request,
+    evaluation_submit.KIND: parse_evaluation_request,
+}
+
+
+def runnable_requests(
+    paths: DataPaths, lifecycle: Lifecycle, unpartitioned: list[str]
+) -> tuple[list[str], list[str]]:
+    """The unpartitioned requests to run, and a report for each stored request that cannot run.
+
+    A malformed request never gets a partition: one a door accepted (it has a pending record) must
+    still be well-formed in itself, and its record is marked failed if it is not, so later ticks pass
+    it over; one dropped by hand (no record) must also name retrievers and datasets that exist. A
+    door's request whose retriever or dataset vanished since runs, and its run reports that.
+    """
+    store = lifecycle.store(paths)
+    parse = REQUEST_PARSERS[lifecycle.kind]
+    runnable: list[str] = []
+    reports = [
+        f"{lifecycle.kind}/{shown(name)}: the folder name is not a valid id"
+        f" ({ID_RULE}); its request.json is ignored"
+        for name in store.unusable_folders()
+    ]
+    for record_id in unpartitioned:
+        record = None
+        try:
+            entry = store.entry(record_id)
+            record = entry["record"] if entry is not None else None
+            if record is not None and record.get("status") in FINAL_STATUSES:
+                continue  # rejected on an earlier tick: its record says why
+            request = store.request(record_id)
+            if request is None:
+                continue  # removed since the listing
+            parse(request, paths, check_references=record is None)
+        except InvalidInputError as exc:
+            message = f"the stored request cannot run: {exc}"
+            reports.append(f"{lifecycle.kind}/{record_id}: {message}")
+            if isinstance(record, dict):
+                store.save(record_id, lifecycle.failed(record, message, None, utc_timestamp()))
+            continue
+        runnable.append(record_id)
+    return runnable, reports
 
 
 def request_sensor(lifecycle: Lifecycle, job: Any) -> SensorDefinition:
@@ -34,9 +87,14 @@ def request_sensor(lifecycle: Lifecycle, job: Any) -> SensorDefinition:
     ) -> SensorResult | SkipReason:
         ids = lifecycle.store(data_dir.paths).ids()
         existing = set(context.instance.get_dynamic_partitions(lifecycle.partitions.name))
-        new = [record_id for record_id in ids if record_id not in existing]
+        new, reports = runnable_requests(
+            data_dir.paths, lifecycle, [record_id for record_id in ids if record_id not in existing]
+        )
+        for report in reports:
+            context.log.warning(report)
         if not new:
-            return SkipReason(f"no new {lifecycle.kind} requests ({len(ids)} known)")
+            rejected = "".join(f"\n{report}" for report in reports)
+            return SkipReason(f"no new {lifecycle.kind} requests ({len(ids)} known){rejected}")
         return SensorResult(
             run_requests=[
                 RunRequest(
@@ -64,8 +122,13 @@ def record_sensor(lifecycle: Lifecycle) -> SensorDefinition:
         paths = data_dir.paths
         store = lifecycle.store(paths)
         changed = 0
+        unreadable: list[str] = []
         for record_id in store.ids():
-            entry = store.entry(record_id)
+            try:
+                entry = store.entry(record_id)
+            except InvalidInputError as error:  # one broken file must not stall every other record
+                unreadable.append(str(error))
+                continue
             if entry is None:
                 continue
             run = latest_run(context.instance, lifecycle, record_id)
@@ -77,6 +140,9 @@ def record_sensor(lifecycle: Lifecycle) -> SensorDefinition:
             before = entry["record"]
             if sync_record(context.instance, paths, lifecycle, record_id) != before:
                 changed += 1
-        return SkipReason(f"updated {changed} {lifecycle.kind} record(s)")
+        message = f"updated {changed} {lifecycle.kind} record(s)"
+        if unreadable:
+            message += f"; {len(unreadable)} unreadable, left as they are: " + "; ".join(unreadable)
+        return SkipReason(message)
 
     return _sensor

@@ -18,7 +18,7 @@ from eval_pipelines.core.metrics.alignment import (
     counted_types,
     effective_weights,
 )
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPaths, shown, shown_field
 from eval_pipelines.core.retrieval.config import RetrieverConfigError
 from eval_pipelines.core.retrieval.registry import load_retriever_configs
 
@@ -88,14 +88,24 @@ class BenchmarkRequest:
 
 def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
     """An anyOf(object, null) failure says little; the object branch's own errors name the field."""
-    relevant = [e for e in error.context or [] if e.validator != "type"]
+    relevant = [
+        e
+        for e in error.context or []
+        if not (e.validator == "type" and e.validator_value == "null")
+    ]
     if not relevant:
         return [error]
     return [leaf for e in relevant for leaf in _leaf_errors(e)]
 
 
 def _location(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(part) for part in error.absolute_path) or "(request)"
+    return ".".join(shown_field(part) for part in error.absolute_path) or "(request)"
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> str:
+    """jsonschema quotes the whole offending value; a huge one is shortened."""
+    message = error.message.replace(repr(error.instance), shown(error.instance))
+    return f"{_location(error)}: {message}"
 
 
 def _timestamp(value: Any, field_name: str, problems: list[str]) -> datetime | None:
@@ -104,20 +114,57 @@ def _timestamp(value: Any, field_name: str, problems: list[str]) -> datetime | N
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        problems.append(f"{field_name}: {value!r} is not an ISO 8601 date-time")
+        problems.append(f"{field_name}: {shown(value)} is not an ISO 8601 date-time")
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def parse_request(data: Any, paths: DataPaths) -> BenchmarkRequest:
-    """Validate a request (schema, then meaning) and resolve its settings; raise with every problem."""
+def _unknown_retrievers(paths: DataPaths, baseline: Any, candidates: Any) -> list[str]:
+    """A problem for each requested retriever no file under the retrievers directory defines."""
+    problems: list[str] = []
+    try:
+        known_retrievers = load_retriever_configs(paths)
+    except RetrieverConfigError as exc:
+        problems.append(f"retrievers: {exc}")
+        known_retrievers = {}
+    wanted = [baseline] + (candidates if isinstance(candidates, list) else [])
+    for index, retriever_id in enumerate(wanted):
+        if (
+            isinstance(retriever_id, str)
+            and known_retrievers
+            and retriever_id not in known_retrievers
+        ):
+            where = (
+                "baseline_retriever_id" if index == 0 else f"candidate_retriever_ids.{index - 1}"
+            )
+            problems.append(
+                f"{where}: unknown retriever {shown(retriever_id)}"
+                f" (known: {', '.join(sorted(known_retrievers))})"
+            )
+        elif isinstance(retriever_id, str) and not known_retrievers:
+            problems.append(
+                f"{'baseline_retriever_id' if index == 0 else 'candidate_retriever_ids'}: "
+                f"no retrievers are configured in {paths.retrievers_dir}"
+            )
+            break
+    return problems
+
+
+def parse_request(
+    data: Any, paths: DataPaths, *, check_references: bool = True
+) -> BenchmarkRequest:
+    """Validate a request (schema, then meaning) and resolve its settings; raise with every problem.
+
+    check_references=False skips what depends on the data directory (do the retrievers exist?): a
+    request accepted earlier was checked against it then, and its run reports what changed since.
+    """
     if not isinstance(data, dict):
         raise RequestValidationError(
             [f"(request): expected a JSON object, got {type(data).__name__}"]
         )
     validator = jsonschema.Draft202012Validator(request_schema())
     problems = [
-        f"{_location(leaf)}: {leaf.message}"
+        _schema_problem(leaf)
         for error in sorted(
             validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
         )
@@ -125,30 +172,41 @@ def parse_request(data: Any, paths: DataPaths) -> BenchmarkRequest:
     ]
     known = set(request_schema()["properties"]) | EXTENSION_KEYS
     problems += [
-        f"{key}: unknown field (known: {', '.join(sorted(known))})"
+        f"{shown_field(key)}: unknown field (known: {', '.join(sorted(known))})"
         for key in sorted(set(data) - known)
     ]
     session_filter = data.get("session_filter") or {}
     if not isinstance(session_filter, dict):
         raise RequestValidationError(problems)
 
+    session_count = data.get("session_count", DEFAULT_SESSION_COUNT)
+    if isinstance(session_count, float):
+        problems.append(f"session_count: expected an integer, got {shown(session_count)}")
+    min_interactions = session_filter.get("min_interactions", 1)
+    if isinstance(min_interactions, float):
+        problems.append(
+            f"session_filter.min_interactions: expected an integer, got {shown(min_interactions)}"
+        )
     seed = data.get("seed", DEFAULT_SEED)
     if type(seed) is not int or seed < 0:
-        problems.append(f"seed: expected a non-negative integer, got {seed!r}")
+        problems.append(f"seed: expected a non-negative integer, got {shown(seed)}")
     depth = data.get("replay_depth", DEFAULT_DEPTH)
     if type(depth) is not int or not 1 <= depth <= 1000:
-        problems.append(f"replay_depth: expected an integer from 1 to 1000, got {depth!r}")
+        problems.append(f"replay_depth: expected an integer from 1 to 1000, got {shown(depth)}")
     epsilon = data.get("epsilon", DEFAULT_EPSILON)
     if type(epsilon) not in (int, float) or not math.isfinite(epsilon) or epsilon < 0:
-        problems.append(f"epsilon: expected a finite number >= 0, got {epsilon!r}")
+        problems.append(f"epsilon: expected a finite number >= 0, got {shown(epsilon)}")
 
-    weights_given = (session_filter.get("interaction_weights") or {}).get("weights") or {}
+    interaction_weights = session_filter.get("interaction_weights") or {}
+    weights_given = (
+        interaction_weights.get("weights") or {} if isinstance(interaction_weights, dict) else {}
+    )
     weights: dict[str, float] = {}
     if isinstance(weights_given, dict):
         for name, weight in weights_given.items():
-            where = f"session_filter.interaction_weights.weights.{name}"
+            where = f"session_filter.interaction_weights.weights.{shown_field(name)}"
             if type(weight) not in (int, float) or not math.isfinite(weight) or weight < 0:
-                problems.append(f"{where}: expected a finite number >= 0, got {weight!r}")
+                problems.append(f"{where}: expected a finite number >= 0, got {shown(weight)}")
             else:
                 weights[str(name)] = float(weight)
 
@@ -172,42 +230,24 @@ def parse_request(data: Any, paths: DataPaths) -> BenchmarkRequest:
     candidates = data.get("candidate_retriever_ids")
     baseline = data.get("baseline_retriever_id")
     if isinstance(candidates, list):
-        repeated = sorted({c for c in candidates if candidates.count(c) > 1})
+        named = [c for c in candidates if isinstance(c, str)]
+        repeated = sorted({c for c in named if named.count(c) > 1})
         if repeated:
             problems.append(
-                f"candidate_retriever_ids: listed more than once: {', '.join(map(str, repeated))}"
+                f"candidate_retriever_ids: listed more than once: {', '.join(map(shown, repeated))}"
             )
         if baseline in candidates:
-            problems.append(f"candidate_retriever_ids: {baseline!r} is the baseline too")
-    try:
-        known_retrievers = load_retriever_configs(paths)
-    except RetrieverConfigError as exc:
-        problems.append(f"retrievers: {exc}")
-        known_retrievers = {}
-    wanted = [baseline] + (candidates if isinstance(candidates, list) else [])
-    for index, retriever_id in enumerate(wanted):
-        if (
-            isinstance(retriever_id, str)
-            and known_retrievers
-            and retriever_id not in known_retrievers
-        ):
-            where = (
-                "baseline_retriever_id" if index == 0 else f"candidate_retriever_ids.{index - 1}"
-            )
-            problems.append(
-                f"{where}: unknown retriever {retriever_id!r} (known: {', '.join(sorted(known_retrievers))})"
-            )
-        elif isinstance(retriever_id, str) and not known_retrievers:
-            problems.append(
-                f"{'baseline_retriever_id' if index == 0 else 'candidate_retriever_ids'}: "
-                f"no retrievers are configured in {paths.retrievers_dir}"
-            )
-            break
+            problems.append(f"candidate_retriever_ids: {shown(baseline)} is the baseline too")
+    if check_references:
+        problems += _unknown_retrievers(paths, baseline, candidates)
     if not problems:
         try:
             counted_types(session_filter.get("interaction_types"), effective_weights(weights))
         except InvalidInputError as exc:
-            problems.append(f"session_filter.interaction_types: {exc}")
+            message = str(exc)
+            problems.append(
+                message if message.startswith("session_filter.") else f"session_filter.{message}"
+            )
     if problems:
         raise RequestValidationError(problems)
 
@@ -220,12 +260,12 @@ def parse_request(data: Any, paths: DataPaths) -> BenchmarkRequest:
         benchmark_name=data["benchmark_name"],
         baseline_retriever_id=baseline,
         candidate_retriever_ids=tuple(candidates),
-        session_count=data.get("session_count", DEFAULT_SESSION_COUNT),
+        session_count=session_count,
         retriever_ids=optional_tuple("retriever_ids"),
         taxonomy_node_ids=optional_tuple("taxonomy_node_ids"),
         start=start,
         end=end,
-        min_interactions=session_filter.get("min_interactions", 1),
+        min_interactions=min_interactions,
         interaction_types=optional_tuple("interaction_types"),
         sample_strategy=session_filter.get("sample_strategy", "random"),
         weights=effective_weights(weights),

@@ -39,6 +39,7 @@ from typing import Any
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.contract import canonical_json, json_type
+from eval_pipelines.core.paths import shown
 
 GROUND_TRUTH = "ground_truth"
 TREC = "trec"
@@ -159,7 +160,9 @@ class _Collector:
         """Register query_id; False (with a problem) when an earlier line already used it."""
         seen = self.query_at.get(query_id)
         if seen is not None:
-            self.problem(file, line, name, f"{query_id!r} repeats the query id of {_at(*seen)}")
+            self.problem(
+                file, line, name, f"{shown(query_id)} repeats the query id of {_at(*seen)}"
+            )
             return False
         self.query_at[query_id] = (file, line)
         return True
@@ -177,7 +180,7 @@ class _Collector:
                 file,
                 line,
                 name,
-                f"document {document_id!r} of query {query_id!r} is already judged at {_at(*seen)}",
+                f"document {shown(document_id)} of query {shown(query_id)} is already judged at {_at(*seen)}",
             )
             return
         self.judgment_at[key] = (file, line)
@@ -361,7 +364,7 @@ def _id_problem(value: Any) -> str | None:
     if not value:
         return "the id is empty"
     if any(character.isspace() for character in value):
-        return f"{value!r}: an id must not contain whitespace (it could not round-trip through TREC files)"
+        return f"{shown(value)}: an id must not contain whitespace (it could not round-trip through TREC files)"
     return None
 
 
@@ -495,7 +498,7 @@ def _ground_truth_grades(value: dict[str, Any], problem: _Report) -> dict[str, i
                 problem(f"relevant_documents[{index}]", issue)
                 ok = False
             elif document_id in seen:
-                problem(f"relevant_documents[{index}]", f"{document_id!r} is listed twice")
+                problem(f"relevant_documents[{index}]", f"{shown(document_id)} is listed twice")
                 ok = False
             else:
                 seen.add(document_id)
@@ -556,7 +559,9 @@ def _parse_trec_qrels(text: _TextFile, collector: _Collector) -> None:
         query_id, _iteration, document_id, cell = cells
         grade = _integer_grade(cell)
         if grade is None:
-            collector.problem(text.label, number, "rel", f"expected an integer grade, got {cell!r}")
+            collector.problem(
+                text.label, number, "rel", f"expected an integer grade, got {shown(cell)}"
+            )
             continue
         collector.add_judgment(text.label, number, "docno", query_id, document_id, grade)
 
@@ -645,12 +650,14 @@ def _finish_sgml_topic(
             text.label,
             num_line,
             "num",
-            f"expected 'Number: <qid>', got {' '.join(num_parts)!r}",
+            f"expected 'Number: <qid>', got {shown(' '.join(num_parts))}",
         )
         return
     query_id = number_match.group(1)
     if "title" not in fields:
-        collector.problem(text.label, block_start, "title", f"topic {query_id!r} has no <title>")
+        collector.problem(
+            text.label, block_start, "title", f"topic {shown(query_id)} has no <title>"
+        )
         return
     title = _SGML_TOPIC_PREFIX.sub("", " ".join(fields["title"][1]))
     if collector.claim_query_id(text.label, num_line, "num", query_id):
@@ -704,7 +711,7 @@ def _parse_beir_qrels(text: _TextFile, collector: _Collector) -> None:
         grade = _integer_grade(cell)
         if grade is None:
             collector.problem(
-                text.label, number, "score", f"expected an integer grade, got {cell!r}"
+                text.label, number, "score", f"expected an integer grade, got {shown(cell)}"
             )
         if len(collector.problems) == before and grade is not None:
             collector.add_judgment(text.label, number, "corpus-id", query_id, document_id, grade)
@@ -733,7 +740,7 @@ def _check_references(fmt: str, collector: _Collector) -> int:
             file,
             line,
             "qid" if fmt == TREC else "query-id",
-            f"query {query_id!r} has {count} judgment{'s' if count != 1 else ''}"
+            f"query {shown(query_id)} has {count} judgment{'s' if count != 1 else ''}"
             f" but is not in {missing_from}",
         )
     if fmt != BEIR:

@@ -7,6 +7,7 @@ from typing import Any
 
 from eval_pipelines.core.datasets import list_datasets
 from eval_pipelines.core.errors import InvalidRequestError
+from eval_pipelines.core.paths import shown, shown_field
 from eval_pipelines.core.retrieval.config import RetrieverConfigError
 from eval_pipelines.core.retrieval.registry import load_retriever_configs
 
@@ -43,7 +44,7 @@ def _k_values(value: Any, problems: list[str]) -> tuple[int, ...]:
     for index, k in enumerate(value):
         if type(k) is not int or not 1 <= k <= MAX_K:
             problems.append(
-                f"evaluation_config.k_values.{index}: expected an integer from 1 to {MAX_K}, got {k!r}"
+                f"evaluation_config.k_values.{index}: expected an integer from 1 to {MAX_K}, got {shown(k)}"
             )
     if len(set(map(repr, value))) != len(value):
         problems.append("evaluation_config.k_values: a value is listed twice")
@@ -59,18 +60,40 @@ def _metrics(value: Any, problems: list[str]) -> tuple[str, ...]:
     for index, name in enumerate(value):
         if name not in AVAILABLE_METRICS:
             problems.append(
-                f"evaluation_config.metrics.{index}: unknown metric {name!r} (available: {', '.join(AVAILABLE_METRICS)})"
+                f"evaluation_config.metrics.{index}: unknown metric {shown(name)} (available: {', '.join(AVAILABLE_METRICS)})"
             )
     if len(set(map(repr, value))) != len(value):
         problems.append("evaluation_config.metrics: a metric is listed twice")
     return tuple(m for m in AVAILABLE_METRICS if m in value)
 
 
-def parse_evaluation_request(data: Any, paths: Any) -> EvaluationRequest:
+def _unknown_references(paths: Any, retriever_id: Any, dataset_name: Any) -> list[str]:
+    """A problem for a retriever or a dataset the data directory does not hold."""
+    problems: list[str] = []
+    try:
+        retrievers = load_retriever_configs(paths)
+    except RetrieverConfigError as exc:
+        problems.append(f"retrievers: {exc}")
+        retrievers = {}
+    if isinstance(retriever_id, str) and retriever_id and retriever_id not in retrievers:
+        known = ", ".join(sorted(retrievers)) or f"none configured in {paths.retrievers_dir}"
+        problems.append(f"retriever_id: unknown retriever {shown(retriever_id)} (known: {known})")
+    datasets = {d.name for d in list_datasets(paths)}
+    if isinstance(dataset_name, str) and dataset_name and dataset_name not in datasets:
+        known = ", ".join(sorted(datasets)) or "none imported; use `eval-pipelines dataset import`"
+        problems.append(f"dataset_name: unknown dataset {shown(dataset_name)} (known: {known})")
+    return problems
+
+
+def parse_evaluation_request(
+    data: Any, paths: Any, *, check_references: bool = True
+) -> EvaluationRequest:
+    """Validate a request completely; check_references=False skips whether the retriever and the
+    dataset exist (a request accepted earlier was checked then; its run reports what changed)."""
     if not isinstance(data, dict):
         raise EvaluationRequestError([f"(request): expected an object, got {type(data).__name__}"])
     problems = [
-        f"{key}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})"
+        f"{shown_field(key)}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})"
         for key in sorted(set(data) - KNOWN_KEYS)
     ]
     retriever_id, dataset_name = data.get("retriever_id"), data.get("dataset_name")
@@ -79,27 +102,17 @@ def parse_evaluation_request(data: Any, paths: Any) -> EvaluationRequest:
         problems.append("evaluation_config: expected an object")
         config = {}
     problems += [
-        f"evaluation_config.{key}: unknown field"
+        f"evaluation_config.{shown_field(key)}: unknown field"
         for key in sorted(set(config) - {"k_values", "metrics"})
     ]
     k_values = _k_values(config.get("k_values"), problems)
     metrics = _metrics(config.get("metrics"), problems)
-    try:
-        retrievers = load_retriever_configs(paths)
-    except RetrieverConfigError as exc:
-        problems.append(f"retrievers: {exc}")
-        retrievers = {}
     if not isinstance(retriever_id, str) or not retriever_id:
         problems.append("retriever_id: required (a retriever id)")
-    elif retriever_id not in retrievers:
-        known = ", ".join(sorted(retrievers)) or f"none configured in {paths.retrievers_dir}"
-        problems.append(f"retriever_id: unknown retriever {retriever_id!r} (known: {known})")
-    datasets = {d.name for d in list_datasets(paths)}
     if not isinstance(dataset_name, str) or not dataset_name:
         problems.append("dataset_name: required (a dataset name, 1 character or more)")
-    elif dataset_name not in datasets:
-        known = ", ".join(sorted(datasets)) or "none imported; use `eval-pipelines dataset import`"
-        problems.append(f"dataset_name: unknown dataset {dataset_name!r} (known: {known})")
+    if check_references:
+        problems += _unknown_references(paths, retriever_id, dataset_name)
     if problems:
         raise EvaluationRequestError(problems)
     return EvaluationRequest(data, retriever_id, dataset_name, k_values, metrics)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import validate_id
+from eval_pipelines.core.paths import shown, validate_id
 from eval_pipelines.core.retrieval.stages import (
     STAGE_IDS,
     ColumnKinds,
@@ -32,6 +33,12 @@ KINDS = (PIPELINE, HTTP)
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 BODY_PLACEHOLDERS = ("query_input", "text", "filters", "limit")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+# Generous bounds that still keep every wait and every retry loop finite.
+MAX_SECONDS = 3600.0
+MAX_RETRIES = 100
+MAX_CONCURRENCY = 1024
+MAX_LIMIT = 10_000
 
 DEFAULT_REQUEST_BODY: dict[str, Any] = {"inputs": "${query_input}", "limit": "${limit}"}
 
@@ -179,7 +186,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"key {key!r} given twice (first on line {seen[key] + 1})",
+                f"key {shown(key)} given twice (first on line {seen[key] + 1})",
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
@@ -251,16 +258,22 @@ class _Reader:
             raise self.error(key, f"expected {expected}, got {_type_name(value)}")
         return value
 
-    def number(self, key: str, default: float, minimum: float, *, strict: bool = False) -> float:
+    def number(
+        self, key: str, default: float, minimum: float, maximum: float, *, strict: bool = False
+    ) -> float:
         value = self.get(key, (int, float), default)
+        if not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value}")
         if value < minimum or (strict and value == minimum):
             raise self.error(key, f"must be {'>' if strict else '>='} {minimum}, got {value}")
+        if value > maximum:
+            raise self.error(key, f"must be <= {maximum:g}, got {value:g}")
         return float(value)
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
         value = self.get(key, int, default)
-        if value < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {value}")
+        if not minimum <= value <= maximum:
+            raise self.error(key, f"must be from {minimum} to {maximum}, got {shown(value)}")
         return value
 
     def child(self, key: str) -> _Reader | None:
@@ -285,7 +298,7 @@ def _stage_names(stages: list[tuple[str, str | None]], reader: _Reader) -> list[
     explicit = [n for _, n in stages if n is not None]
     for index, (_, name) in enumerate(stages):
         if name is not None and explicit.count(name) > 1:
-            raise reader.error(f"stages[{index}].name", f"stage name {name!r} is used twice")
+            raise reader.error(f"stages[{index}].name", f"stage name {shown(name)} is used twice")
     taken = set(explicit)
     names = []
     for stage_id, name in stages:
@@ -313,7 +326,8 @@ def _parse_stages(reader: _Reader, columns: ColumnKinds) -> tuple[StageConfig, .
         stage_id = stage.get("stage_id", str, required=True)
         if stage_id not in STAGE_IDS:
             raise stage.error(
-                "stage_id", f"unknown stage {stage_id!r} (valid stage ids: {', '.join(STAGE_IDS)})"
+                "stage_id",
+                f"unknown stage {shown(stage_id)} (valid stage ids: {', '.join(STAGE_IDS)})",
             )
         name = stage.get("name", str)
         if name is not None:
@@ -347,7 +361,7 @@ def _check_template(value: Any, reader: _Reader, field: str) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise reader.error(field, f"keys must be strings, got {key!r}")
+                raise reader.error(field, f"keys must be strings, got {shown(key)}")
             _check_template(item, reader, f"{field}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -360,7 +374,9 @@ def _parse_url(reader: _Reader) -> str:
     url = reader.get("url", str, required=True)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise reader.error("url", f"expected an http:// or https:// URL with a host, got {url!r}")
+        raise reader.error(
+            "url", f"expected an http:// or https:// URL with a host, got {shown(url)}"
+        )
     if "${" in url:
         raise reader.error(
             "url", "placeholders are not allowed in the URL (put secrets in headers)"
@@ -378,7 +394,9 @@ def _parse_headers(reader: _Reader) -> dict[str, str]:
     for name, value in headers.items():
         field = f"headers.{name}"
         if not isinstance(name, str) or not name:
-            raise reader.error("headers", f"header names must be non-empty strings, got {name!r}")
+            raise reader.error(
+                "headers", f"header names must be non-empty strings, got {shown(name)}"
+            )
         if not isinstance(value, str):
             raise reader.error(field, f"expected a string, got {_type_name(value)}")
         leftover = ENV_REFERENCE.sub("", value)
@@ -419,18 +437,18 @@ def _parse_http(reader: _Reader) -> HttpConfig:
     if body is None:
         body = dict(DEFAULT_REQUEST_BODY)
     _check_template(body, http, "request_body")
-    backoff_base = http.number("backoff_base_s", defaults.backoff_base_s, 0.0)
-    backoff_max = http.number("backoff_max_s", defaults.backoff_max_s, 0.0)
+    backoff_base = http.number("backoff_base_s", defaults.backoff_base_s, 0.0, MAX_SECONDS)
+    backoff_max = http.number("backoff_max_s", defaults.backoff_max_s, 0.0, MAX_SECONDS)
     if backoff_max < backoff_base:
         raise http.error("backoff_max_s", f"must be >= backoff_base_s ({backoff_base})")
     return HttpConfig(
         url=_parse_url(http),
-        timeout_s=http.number("timeout_s", defaults.timeout_s, 0.0, strict=True),
-        max_retries=http.integer("max_retries", defaults.max_retries, 0),
+        timeout_s=http.number("timeout_s", defaults.timeout_s, 0.0, MAX_SECONDS, strict=True),
+        max_retries=http.integer("max_retries", defaults.max_retries, 0, MAX_RETRIES),
         backoff_base_s=backoff_base,
         backoff_max_s=backoff_max,
-        concurrency=http.integer("concurrency", defaults.concurrency, 1),
-        limit=http.integer("limit", defaults.limit, 1),
+        concurrency=http.integer("concurrency", defaults.concurrency, 1, MAX_CONCURRENCY),
+        limit=http.integer("limit", defaults.limit, 1, MAX_LIMIT),
         headers=_parse_headers(http),
         request_body=body,
         response=_parse_response(http),
@@ -453,7 +471,7 @@ def parse_retriever_config(
     reader = _Reader(source, data)
     kind = reader.get("kind", str, required=True)
     if kind not in KINDS:
-        raise reader.error("kind", f"unknown kind {kind!r} (valid kinds: {', '.join(KINDS)})")
+        raise reader.error("kind", f"unknown kind {shown(kind)} (valid kinds: {', '.join(KINDS)})")
     reader.reject_unknown(_TOP_KEYS[kind])
     retriever_id = reader.get("id", str, required=True)
     try:
@@ -472,7 +490,7 @@ def parse_retriever_config(
         columns = collection_columns(collection)
         if columns is None:
             raise reader.error(
-                "collection", f"unknown collection {collection!r} (no documents.parquet)"
+                "collection", f"unknown collection {shown(collection)} (no documents.parquet)"
             )
         config = RetrieverConfig(
             id=retriever_id,
