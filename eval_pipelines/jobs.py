@@ -17,7 +17,6 @@ from eval_pipelines.core.evaluations.request import (
     parse_evaluation_request,
 )
 from eval_pipelines.core.evaluations.submit import accept_request as accept_evaluation
-from eval_pipelines.partitions import benchmark_partitions, evaluation_partitions
 from eval_pipelines.resources import DataDirResource
 
 build_demo_world_job = define_asset_job(
@@ -29,14 +28,12 @@ build_demo_world_job = define_asset_job(
 run_benchmark_job = define_asset_job(
     "run_benchmark",
     selection=AssetSelection.groups(BENCHMARK_GROUP),
-    partitions_def=benchmark_partitions,
     description="Sample, replay, score and compare one benchmark partition.",
 )
 
 run_evaluation_job = define_asset_job(
     "run_evaluation",
     selection=AssetSelection.groups(EVALUATION_GROUP),
-    partitions_def=evaluation_partitions,
     description="Run, score and summarize one evaluation partition.",
 )
 
