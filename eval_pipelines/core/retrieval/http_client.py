@@ -337,7 +337,7 @@ class _Connection:
         version, _, rest = status_line.partition(" ")
         code = rest[:3]
         if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise http.client.BadStatusLine(status_line[:_BODY_SNIPPET])
+            raise http.client.BadStatusLine(status_line[: _BODY_SNIPPET * 4])
         headers = {}
         for line in lines:
             name, separator, value = line.partition(":")
@@ -685,7 +685,9 @@ class HttpRetriever:
                 continue
             except (OSError, http.client.HTTPException) as exc:
                 seen.reached = True
-                seen.failure = _Failure(ERROR_CONNECTION, f"{type(exc).__name__}: {exc}")
+                seen.failure = _Failure(
+                    ERROR_CONNECTION, self._excerpt(f"{type(exc).__name__}: {exc}", secrets)
+                )
                 continue
             seen.reached = True
             if 500 <= answer.status <= 599 or answer.status == _TOO_MANY_REQUESTS:

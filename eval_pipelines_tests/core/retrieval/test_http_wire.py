@@ -236,3 +236,19 @@ def test_close_stops_the_loop_thread_and_the_retriever_can_be_reused(
     client.close()
     client.close()
     assert not [t for t in threading.enumerate() if t.name == "http-wire"]
+
+
+def test_a_secret_in_a_garbled_status_line_is_masked_before_the_message_is_cut(
+    paths: DataPaths, raw_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "tok-0123456789abcdef"
+    status_line = "XTTP/1.1 " + "x" * 173 + f" Bearer {secret}\r\n\r\n"  # cut at 200: mid-secret
+    script, url = raw_server([Reply(status_line.encode(), close_after=True)])
+    monkeypatch.setenv("EVAL_TEST_TOKEN", secret)
+    headers = {"Authorization": "Bearer ${env:EVAL_TEST_TOKEN}"}
+    with retriever(paths, url, headers=headers, max_retries=0) as client:
+        failed = client.search({"text": "x"})
+    assert (failed.status, failed.error_type) == ("failed", "connection_error")
+    assert "BadStatusLine" in (failed.error or "")
+    assert secret[:8] not in (failed.error or "") and secret[-8:] not in (failed.error or "")
+    assert script.heads and secret.encode() in script.heads[0]
