@@ -127,14 +127,18 @@ def header_secrets(
     headers: dict[str, str], environ: dict[str, str] | os._Environ[str]
 ) -> list[str]:
     """What no message may repeat: each referenced variable's value and each header value built
-    from one, longest first (so a whole value is masked before a secret inside it)."""
+    from one, also as an engine would echo them inside a JSON string, longest first (so a whole
+    value is masked before a secret inside it)."""
     found = set()
     for name, template in headers.items():
         variables = ENV_REFERENCE.findall(template)
         if variables:
             found.update(environ[v] for v in variables if v in environ)
             found.add(resolve_headers({name: template}, environ)[name])
-    return sorted((value for value in found if value), key=len, reverse=True)
+    escaped = {json.dumps(value)[1:-1] for value in found} | {
+        json.dumps(value, ensure_ascii=False)[1:-1] for value in found
+    }
+    return sorted((value for value in found | escaped if value), key=len, reverse=True)
 
 
 def lookup_path(document: Any, path: str) -> Any:

@@ -242,6 +242,22 @@ def test_header_secret_is_sent_but_never_recorded(
     assert secret not in repr(retriever.config)
 
 
+def test_a_secret_echoed_inside_a_json_string_is_masked_in_its_escaped_form(
+    paths: DataPaths, scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = 'k3y"with\\quote-é'
+    echo = json.dumps({"error": f"unknown key {secret}"}).encode()
+    assert secret.encode() not in echo  # the engine's JSON escapes it
+    script, url = scripted([Reply(status=403, body=echo)])
+    monkeypatch.setenv("EVAL_TEST_API_KEY", secret)
+    with http_retriever(paths, url, headers={"X-Api-Key": "${env:EVAL_TEST_API_KEY}"}) as retriever:
+        rejected = retriever.search({"text": "x"})
+    assert script.requests[0]["headers"]["X-Api-Key"] == secret
+    assert rejected.error_type == "http_4xx"
+    assert "unknown key ***" in rejected.error
+    assert json.dumps(secret)[1:-1] not in rejected.error and "k3y" not in rejected.error
+
+
 def test_concurrency_limit_is_respected(paths: DataPaths, scripted: Any) -> None:
     # Each request waits until three are in flight together: the limit is reached, never exceeded.
     script, url = scripted([Reply()], barrier=threading.Barrier(3))
