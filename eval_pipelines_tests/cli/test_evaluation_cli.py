@@ -1,6 +1,7 @@
 """`dataset`, `evaluation` and `trec-eval` commands as a user runs them."""
 
 import json
+import shutil
 from pathlib import Path
 
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
@@ -152,3 +153,23 @@ def test_export_without_output_streams_to_stdout(
     refused = run_cli(data_dir, "evaluation", "export", evaluation_id, "--output", "/dev/null")
     assert refused.returncode == 2
     assert "not a regular file" in refused.stderr
+
+
+def test_a_corrupt_stored_dataset_summary_is_named_and_exits_2(
+    small_demo: tuple[Path, CliResult], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(
+        small_demo[0], data_dir, ignore=shutil.ignore_patterns("dagster_home", "executions")
+    )
+    summary = data_dir / "datasets" / "demo-judgments" / "dataset.json"
+    summary.write_text('{"name": "demo-judgments", ')
+    listed = run_cli(data_dir, "dataset", "list")
+    assert listed.returncode == 2
+    assert f"{summary}: not valid JSON" in listed.stderr
+    evaluations = data_dir / "evaluations"
+    before = sorted(evaluations.rglob("*")) if evaluations.exists() else []
+    run = run_cli(data_dir, "evaluation", "run", "demo_prod", "--dataset", "demo-judgments")
+    assert run.returncode == 2
+    assert "dataset.json" in run.stderr
+    assert (sorted(evaluations.rglob("*")) if evaluations.exists() else []) == before

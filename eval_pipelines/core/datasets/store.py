@@ -80,11 +80,13 @@ class DatasetSummary:
     def from_dict(cls, data: Any, source: Path) -> DatasetSummary:
         names = {item.name for item in fields(cls)}
         if not isinstance(data, dict) or not names.issuperset(data):
-            raise ValueError(f"{source}: not a dataset summary (expected the keys {sorted(names)})")
+            raise InvalidInputError(
+                f"{source}: not a dataset summary (expected the keys {sorted(names)})"
+            )
         try:
             return cls(**data)
         except TypeError as exc:
-            raise ValueError(f"{source}: not a dataset summary ({exc})") from exc
+            raise InvalidInputError(f"{source}: not a dataset summary ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def _parse_json(text: str, file: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise InvalidInputError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 
 
 def load_dataset(paths: DataPaths, name: str) -> Dataset:
