@@ -1,11 +1,15 @@
 """Fixtures shared across test packages."""
 
+import shutil
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
+from dagster import DagsterInstance
 
-from eval_pipelines.core.demo import build_demo_world
+from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 
 
@@ -15,6 +19,31 @@ def full_demo_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths
     paths = DataPaths(tmp_path_factory.mktemp("full-demo") / "data")
     summary = build_demo_world(paths)
     return paths, summary
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
+    """The small demo world, built once per test session; read it, or write to a world_copy."""
+    paths = DataPaths(tmp_path_factory.mktemp("small-world") / "data")
+    build_demo_world(paths, scale=DemoScale.small())
+    return paths
+
+
+@pytest.fixture
+def world_copy(small_world: DataPaths, tmp_path: Path) -> DataPaths:
+    """A private copy, so a test may break it or add benchmarks without touching the others."""
+    paths = DataPaths(tmp_path / "data")
+    shutil.copytree(small_world.root, paths.root)
+    return paths
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A real Dagster instance with its own DAGSTER_HOME under tmp_path."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import yaml
 from dagster import DagsterInstance
 
 from eval_pipelines.cli.run_in_process import run_benchmark_here
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import new_benchmark_id
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution import Retriever
 from eval_pipelines.core.retrieval.registry import open_retrievers
@@ -69,28 +64,6 @@ PLAN = FaultPlan(
 )
 
 
-@pytest.fixture(scope="module")
-def small_world(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
-    paths = DataPaths(tmp_path_factory.mktemp("faulty-world") / "data")
-    build_demo_world(paths, scale=DemoScale.small())
-    return paths
-
-
-@pytest.fixture
-def world(small_world: DataPaths, tmp_path: Path) -> DataPaths:
-    paths = DataPaths(tmp_path / "data")
-    shutil.copytree(small_world.root, paths.root)
-    return paths
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with DagsterInstance.local_temp(str(home)) as instance:
-        yield instance
-
-
 def write_http_retriever(paths: DataPaths, retriever_id: str, url: str, **options: Any) -> None:
     config = {
         "id": retriever_id,
@@ -125,13 +98,13 @@ def rows_by_session(table: pa.Table, pipeline_id: str) -> dict[str, dict[str, An
 
 
 def test_failing_calls_fail_exactly_their_sessions_and_are_never_scored(
-    world: DataPaths, instance: DagsterInstance
+    world_copy: DataPaths, instance: DagsterInstance
 ) -> None:
     with (
-        open_retrievers(world, [BETTER]) as engines,
+        open_retrievers(world_copy, [BETTER]) as engines,
         fault_server(PLAN, answer_with(engines[BETTER])) as server,
     ):
-        write_http_retriever(world, FLAKY, server.url)
+        write_http_retriever(world_copy, FLAKY, server.url)
         request = parse_request(
             {
                 "benchmark_name": "faulty candidate",
@@ -139,15 +112,15 @@ def test_failing_calls_fail_exactly_their_sessions_and_are_never_scored(
                 "candidate_retriever_ids": [FLAKY, BETTER],
                 "session_count": SESSIONS,
             },
-            world,
+            world_copy,
         )
         benchmark_id = new_benchmark_id()
-        record = run_benchmark_here(world, request, benchmark_id, lambda _: None, instance)
+        record = run_benchmark_here(world_copy, request, benchmark_id, lambda _: None, instance)
         attempts = dict(server.attempts)
     assert record["status"] == "completed", record.get("error_message")
     assert validation_errors("get_benchmark.openapi", "BenchmarkResponse", record) == []
 
-    sessions = benchmark_table(world, benchmark_id, "sessions")
+    sessions = benchmark_table(world_copy, benchmark_id, "sessions")
     texts = dict(
         zip(
             sessions.column("execution_id").to_pylist(),
@@ -171,13 +144,13 @@ def test_failing_calls_fail_exactly_their_sessions_and_are_never_scored(
     for reliable in (BASELINE, BETTER):
         assert (results[reliable]["failed_sessions"], results[reliable]["error_summary"]) == (0, {})
 
-    scores = benchmark_table(world, benchmark_id, "session_scores")
+    scores = benchmark_table(world_copy, benchmark_id, "session_scores")
     flaky, better, baseline = (rows_by_session(scores, p) for p in (FLAKY, BETTER, BASELINE))
     assert {s for s, r in flaky.items() if r["status"] != "completed"} == failing
     for session in failing:
         assert flaky[session]["error_type"] == CLIENT_ERROR_TYPE[faults[session].kind]
         assert flaky[session]["ndcg_at_10"] is None
-    replays = benchmark_table(world, benchmark_id, "replays")
+    replays = benchmark_table(world_copy, benchmark_id, "replays")
     flaky_rankings = rows_by_session(replays, FLAKY)
     better_rankings = rows_by_session(replays, BETTER)
     for session in texts.keys() - failing:
@@ -214,11 +187,11 @@ def test_failing_calls_fail_exactly_their_sessions_and_are_never_scored(
     assert math.isclose(comparisons[FLAKY]["ndcg_delta"]["10"], delta, rel_tol=1e-9)
 
 
-def test_a_dead_engine_yields_a_result_with_every_session_failed(world: DataPaths) -> None:
+def test_a_dead_engine_yields_a_result_with_every_session_failed(world_copy: DataPaths) -> None:
     port = free_port()
-    write_http_retriever(world, "dead", f"http://127.0.0.1:{port}/search", max_retries=3)
+    write_http_retriever(world_copy, "dead", f"http://127.0.0.1:{port}/search", max_retries=3)
     created = run_cli(
-        world.root,
+        world_copy.root,
         "benchmark",
         "create",
         "--name",
@@ -246,10 +219,10 @@ def test_a_dead_engine_yields_a_result_with_every_session_failed(world: DataPath
     assert not record["comparison"]["recommendation"].startswith("Promote dead")
     assert any("dead" in w and "connection_error" in w for w in record["warnings"])
 
-    replays = benchmark_table(world, record["benchmark_id"], "replays")
+    replays = benchmark_table(world_copy, record["benchmark_id"], "replays")
     dead = [r for r in replays.to_pylist() if r["pipeline_id"] == "dead"]
     assert len(dead) == 60
     assert all(f"127.0.0.1:{port}: connection refused" in r["error"] for r in dead)
-    executions = pq.read_table(world.root / "executions" / "dead")
+    executions = pq.read_table(world_copy.root / "executions" / "dead")
     assert executions.num_rows == 60
     assert sum(executions.column("attempts").to_pylist()) < 60 * (3 + 1)

@@ -23,7 +23,6 @@ import pytest
 import yaml
 
 from eval_pipelines.core.benchmarks import replay
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import read_parquet_dir
 from eval_pipelines_tests.cli.conftest import CLI, run_cli
@@ -72,13 +71,6 @@ class Engine:
     def total(self) -> int:
         with self.lock:
             return sum(self.calls.values())
-
-
-@pytest.fixture(scope="module")
-def small_world(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
-    paths = DataPaths(tmp_path_factory.mktemp("resume-world") / "data")
-    build_demo_world(paths, scale=DemoScale.small())
-    return paths
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import hashlib
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +12,6 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from eval_pipelines.assets.benchmarks import benchmark_assets
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.lifecycle import sync_record
 from eval_pipelines.resources import DataDirResource
@@ -31,29 +29,6 @@ REQUEST = {
     "candidate_retriever_ids": ["demo_better"],
     "session_count": 50,
 }
-
-
-@pytest.fixture(scope="module")
-def small_world(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
-    paths = DataPaths(tmp_path_factory.mktemp("small-world") / "data")
-    build_demo_world(paths, scale=DemoScale.small())
-    return paths
-
-
-@pytest.fixture
-def world_copy(small_world: DataPaths, tmp_path: Path) -> DataPaths:
-    """A private copy, so a test may break it or add benchmarks without touching the others."""
-    paths = DataPaths(tmp_path / "data")
-    shutil.copytree(small_world.root, paths.root)
-    return paths
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with DagsterInstance.local_temp(str(home)) as instance:
-        yield instance
 
 
 def resources(paths: DataPaths) -> dict:
