@@ -181,8 +181,11 @@ def _run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
 def _fingerprints(values: pa.Array) -> np.ndarray:
     """A 64-bit fingerprint per string from its length and its first and last 16 bytes.
 
-    Ids of at most 8 bytes are their own fingerprint (the caller has ruled out NUL bytes). Equal strings always get equal fingerprints; unequal ones rarely do (long ids that differ only
-    in the middle do), which costs only a detour through the exact path, never a wrong answer.
+    Ids of at most 8 bytes are their own fingerprint (the caller has ruled out NUL bytes). Equal
+    strings always get equal fingerprints; unequal ones rarely do (long ids that differ only in the
+    middle do), which costs only a detour through the exact path, never a wrong answer. Every word
+    is read at a position clamped to its own string's end: a short id at the end of the buffer
+    must not index past it, and what lies beyond the end is masked off anyway.
     """
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[
         values.offset : values.offset + len(values) + 1
@@ -199,7 +202,7 @@ def _fingerprints(values: pa.Array) -> np.ndarray:
     longest = int(length.max()) if length.size else 0
     if longest <= _WORD:
         return words_at[start] & _LOW_BYTES[length]
-    positions = [start + _WORD * w for w in range(min(2, -(-longest // _WORD)))]
+    positions = [start, np.minimum(start + _WORD, end)]
     if longest > 2 * _WORD:
         positions += [np.maximum(end - 2 * _WORD, start), np.maximum(end - _WORD, start)]
     fingerprint = length.astype(np.uint64) * _MIX
