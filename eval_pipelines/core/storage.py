@@ -1,13 +1,20 @@
-"""Atomic Parquet and text writes: readers never see a half-written file."""
+"""Atomic Parquet and text writes: readers never see a half-written file.
+
+Files and directories are created with the modes a plain open() and mkdir() ask for (0666 and
+0777), so the kernel applies the process umask to them exactly as it does to theirs: with umask
+022 another account (the Dagster service user, an analyst) can read the results. The umask is
+never read or changed here: os.umask() can only read it by setting it, which is process-wide and
+would race with other threads creating files.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import os
-import tempfile
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,20 +23,53 @@ import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
 
+_FILE_MODE = 0o666
+_DIRECTORY_MODE = 0o777
+_NAME_ATTEMPTS = 100
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _create_unique(
+    directory: Path, prefix: str, suffix: str, create: Callable[[str], None]
+) -> Path:
+    """A new entry named prefix + random + suffix in directory, made by create (which must fail
+    with FileExistsError if the name is taken)."""
+    for _ in range(_NAME_ATTEMPTS):
+        candidate = directory / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            create(str(candidate))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{directory}: no free temporary name after {_NAME_ATTEMPTS} tries")
+
+
+def new_temporary_file(directory: Path, prefix: str, suffix: str = ".tmp") -> Path:
+    """An empty file that did not exist before, mode 0666 minus the umask (as open() makes it)."""
+    return _create_unique(
+        directory, prefix, suffix, lambda name: os.close(os.open(name, _NEW_FILE_FLAGS, _FILE_MODE))
+    )
+
+
+def new_staging_directory(directory: Path, prefix: str, suffix: str = "") -> Path:
+    """An empty directory that did not exist before, mode 0777 minus the umask (as mkdir makes it);
+    unlike tempfile.mkdtemp (always 0700), it stays readable by others once renamed into place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return _create_unique(directory, prefix, suffix, lambda name: os.mkdir(name, _DIRECTORY_MODE))
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of path; rename it over path only if the block succeeds.
 
     Renaming over a device or a link to one (say /dev/stdout, as root) would replace it, so only a
-    regular file or nothing may stand at path.
+    regular file or nothing may stand at path. The file ends with the umask's mode, not mkstemp's
+    0600 (see the module docstring).
     """
     if not path.is_file() and (path.exists() or path.is_symlink()):
         raise InvalidInputError(f"{path}: not a regular file; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = new_temporary_file(path.parent, prefix=f".{path.name}.")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -31,7 +30,11 @@ from eval_pipelines.core.datasets.readers import ParsedDataset, read_dataset_fil
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths, validate_id
 from eval_pipelines.core.records import utc_timestamp
-from eval_pipelines.core.storage import write_parquet_atomic, write_text_atomic
+from eval_pipelines.core.storage import (
+    new_staging_directory,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 
 QUERIES_FILE = "queries.parquet"
 JUDGMENTS_FILE = "judgments.parquet"
@@ -186,12 +189,8 @@ def _install(
     replace: bool,
 ) -> None:
     """Build the dataset in a hidden sibling folder, then rename it into place (old one renamed away)."""
-    paths.datasets_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=paths.datasets_dir)
-    )
+    staging = new_staging_directory(paths.datasets_dir, prefix=f".{target.name}.", suffix=".new")
     try:
-        os.chmod(staging, 0o755)
         write_parquet_atomic(queries, staging / QUERIES_FILE)
         write_parquet_atomic(judgments, staging / JUDGMENTS_FILE)
         write_text_atomic(json.dumps(summary.to_dict(), indent=2) + "\n", staging / SUMMARY_FILE)

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import Stemmer
 from bm25s.tokenization import Tokenizer
 
 from eval_pipelines.core.retrieval.collections import Collection
+from eval_pipelines.core.storage import new_staging_directory
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 STEMMERS = ("english", "none")
@@ -138,7 +138,7 @@ def _build(collection: Collection, settings: BM25Settings) -> BM25Index:
 def _save(index: BM25Index, target: Path, manifest: dict[str, Any]) -> None:
     """Write into a temporary sibling directory and rename it into place (a lost race is harmless)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = new_staging_directory(target.parent, prefix=f".{target.name}.")
     try:
         index.model.save(str(staging), show_progress=False)
         index.tokenizer.save_vocab(str(staging), vocab_name=TOKENIZER_VOCAB_FILE)
