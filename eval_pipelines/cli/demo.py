@@ -97,7 +97,7 @@ def tour(paths: DataPaths) -> list[list[object]]:
                     completed[0].execution_id if completed else "-",
                 ]
             )
-    refresh_views(paths)
+    refresh_views(paths, lambda problem: progress(f"warning: {problem}"))
     return rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from eval_pipelines.cli.output import print_json
+from eval_pipelines.cli.output import print_json, progress
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.ingest import LogParseError, ingest_files
 from eval_pipelines.core.paths import DataPaths
@@ -53,7 +53,7 @@ def run_ingest(args: argparse.Namespace, paths: DataPaths) -> int:
         )
     except LogParseError as exc:
         raise InvalidInputError(f"{exc} (nothing was written)") from exc
-    refresh_views(paths)
+    refresh_views(paths, lambda problem: progress(f"warning: {problem}"))
     if args.json:
         print_json(report.to_dict())
     else:
@@ -64,7 +64,7 @@ def run_ingest(args: argparse.Namespace, paths: DataPaths) -> int:
 def run_collection_import(args: argparse.Namespace, paths: DataPaths) -> int:
     name = args.name or args.files[0].stem
     written, rows = import_collection(paths, name, args.files)
-    refresh_views(paths)
+    refresh_views(paths, lambda problem: progress(f"warning: {problem}"))
     report = {"collection": name, "documents": rows, "file": str(written)}
     if args.json:
         print_json(report)

@@ -3,18 +3,31 @@
 Nothing here holds a DuckDB file lock another process could trip over: `query` builds its views in an
 in-memory database, and the warehouse file (for DuckDB clients outside the project) is rebuilt under a
 temporary name and renamed into place, so its readers never see it half-made and never block a writer.
+
+One unreadable file (truncated, say) must not take every table down with it: each file's Parquet
+footer is checked before a view names it. A bad file is left out of its view and reported by name;
+a query that reads that view is refused with the file's name instead of answering without its rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths, is_valid_id
 from eval_pipelines.core.storage import atomic_path, directory_lock
+
+_log = logging.getLogger(__name__)
 
 
 def table_globs(paths: DataPaths) -> dict[str, str]:
@@ -43,42 +56,176 @@ def table_globs(paths: DataPaths) -> dict[str, str]:
     return tables
 
 
+@dataclass(frozen=True)
+class UnreadableFile:
+    """A file a view would read that DuckDB could not: kept out of the view, reported by name."""
+
+    view: str
+    path: Path
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+class UnreadableTableError(InvalidInputError):
+    """A query reads a view with unreadable files: answering without their rows would mislead."""
+
+    def __init__(self, files: Sequence[UnreadableFile]) -> None:
+        self.files = list(files)
+        views = sorted({file.view for file in self.files})
+        super().__init__(
+            f"view {', '.join(views)} cannot be queried: "
+            + "; ".join(str(file) for file in self.files)
+            + " (move the file away or write it again)"
+        )
+
+
+# path -> ((device, inode, size, mtime_ns), problem or None): a file renamed into place is a new
+# inode, so a rewritten file is checked again and an unchanged one is not (thousands of parts).
+_footer_checks: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
+
+
+def parquet_problem(path: Path) -> str | None:
+    """Why DuckDB could not read path as Parquet (its footer is parsed), None when it can.
+
+    Raises FileNotFoundError when the file is gone: a vanished file is not a bad one.
+    """
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file"
+    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    cached = _footer_checks.get(str(path))
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    try:
+        pq.read_metadata(path)
+        problem = None
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        problem = f"not a readable Parquet file ({str(exc).strip() or type(exc).__name__})"
+    _footer_checks[str(path)] = (identity, problem)
+    return problem
+
+
+def _finished(root: Path, file: Path) -> bool:
+    """Not a writer's temporary (those start with '.'), at any level under the data directory."""
+    return not any(part.startswith(".") for part in file.relative_to(root).parts)
+
+
+@dataclass(frozen=True)
+class Views:
+    """Each view's SELECT, and the files left out of the views because they cannot be read."""
+
+    definitions: dict[str, str]
+    unreadable: list[UnreadableFile]
+
+
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def scan_views(paths: DataPaths) -> Views:
+    """Every table with at least one readable finished file, and the files that are not readable.
+
+    A view whose glob matches exactly its readable files reads the glob (so it sees parts written
+    later); one with a file left out lists its readable files instead.
+    """
+    definitions: dict[str, str] = {}
+    unreadable: list[UnreadableFile] = []
+    for name, pattern in sorted(table_globs(paths).items()):
+        matched = sorted(paths.root.glob(pattern))
+        readable: list[Path] = []
+        for file in matched:
+            if not _finished(paths.root, file):
+                continue
+            try:
+                problem = parquet_problem(file)
+            except FileNotFoundError:
+                continue
+            if problem is None:
+                readable.append(file)
+            else:
+                unreadable.append(UnreadableFile(name, file, problem))
+        if not readable:
+            continue
+        if readable == matched:
+            source = _sql_string(str(paths.root / pattern))
+        else:
+            source = "[" + ", ".join(_sql_string(str(file)) for file in readable) + "]"
+        definitions[name] = f"SELECT * FROM read_parquet({source}, union_by_name = true)"
+    return Views(definitions, unreadable)
+
+
 def view_definitions(paths: DataPaths) -> dict[str, str]:
-    """View name -> its SELECT, for each table with at least one finished (not temporary) file."""
-    return {
-        name: f"SELECT * FROM read_parquet({_sql_string(str(paths.root / pattern))}, "
-        "union_by_name = true)"
-        for name, pattern in sorted(table_globs(paths).items())
-        if any(not f.name.startswith(".") for f in paths.root.glob(pattern))
-    }
+    """View name -> its SELECT, for each table with at least one readable finished file."""
+    return scan_views(paths).definitions
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, definitions: dict[str, str]) -> None:
-    for name, select in definitions.items():
-        con.execute(f'CREATE VIEW "{name}" AS {select}')
-
-
-def refresh_views(paths: DataPaths) -> list[str]:
+def refresh_views(paths: DataPaths, report: Callable[[str], None] = _log.warning) -> list[str]:
     """Rebuild the warehouse file with one view per table that has files; returns the view names.
 
-    One rebuild at a time, so the file renamed in last was made from the newest listing of files.
+    An unreadable file is left out of its view and a view DuckDB still cannot build is left out of
+    the file: each is passed to report, by name, and the rest of the warehouse is built. One rebuild
+    at a time, so the file renamed in last was made from the newest listing of files.
     """
     with directory_lock(paths.root):
-        definitions = view_definitions(paths)
+        views = scan_views(paths)
+        for file in views.unreadable:
+            report(f"{file}; left out of view {file.view}")
+        built = []
         with atomic_path(paths.warehouse) as tmp:
             tmp.unlink()  # DuckDB creates its database file itself; it refuses an empty one
             with duckdb.connect(str(tmp)) as con:
-                _create_views(con, definitions)
+                for name, select in views.definitions.items():
+                    try:
+                        con.execute(f'CREATE VIEW "{name}" AS {select}')
+                    except duckdb.Error as exc:
+                        report(f"view {name} left out of {paths.warehouse}: {exc}")
+                        continue
+                    built.append(name)
                 con.execute("CHECKPOINT")
-    return list(definitions)
+    return built
+
+
+def _table_names(node: Any, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE" and isinstance(node.get("table_name"), str):
+            found.add(node["table_name"].lower())
+        for value in node.values():
+            _table_names(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _table_names(value, found)
+    return found
+
+
+def referenced_tables(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
+    """The table names a SELECT reads (lower case), from DuckDB's own parse of it.
+
+    Empty when it does not parse (DuckDB then reports the syntax error itself); None when it is not
+    a SELECT, whose reads cannot be told apart.
+    """
+    parsed = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()[0])
+    if parsed.get("error"):
+        return set() if parsed.get("error_type") == "parser" else None
+    return _table_names(parsed.get("statements"), set())
 
 
 def query(paths: DataPaths, sql: str, parameters: Sequence[Any] | None = None) -> pa.Table:
-    """Run one query against the views, built afresh in memory; values go in as parameters only."""
+    """Run one query against the views, built afresh in memory; values go in as parameters only.
+
+    Only the views the query names are built. One that would read an unreadable file is refused
+    with UnreadableTableError naming the file; the other views answer as usual.
+    """
+    views = scan_views(paths)
     with duckdb.connect(":memory:") as con:
-        _create_views(con, view_definitions(paths))
+        wanted = referenced_tables(con, sql)
+        refused = [f for f in views.unreadable if wanted is None or f.view in wanted]
+        if refused:
+            raise UnreadableTableError(refused)
+        for name, select in views.definitions.items():
+            if wanted is None or name in wanted:
+                con.execute(f'CREATE VIEW "{name}" AS {select}')
         return con.sql(sql, params=list(parameters or [])).to_arrow_table()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, get_dagster_logger
 
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.warehouse import refresh_views
@@ -20,4 +20,5 @@ class DataDirResource(ConfigurableResource):
         return DataPaths(Path(self.path).resolve()) if self.path else DataPaths.from_env()
 
     def refresh_views(self) -> list[str]:
-        return refresh_views(self.paths)
+        """Unreadable files are reported in the run's event log, and the rest is built."""
+        return refresh_views(self.paths, get_dagster_logger().warning)
