@@ -7,22 +7,36 @@ rewritten whole on every status change, and readers never see a half-written fil
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import GenericAlias, UnionType
+from typing import Any, get_args, get_origin
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, is_valid_id, validate_id
+from eval_pipelines.core.paths import ID_RULE, DataPaths, is_valid_id, shown, validate_id
 from eval_pipelines.core.storage import directory_lock, write_parquet_atomic, write_text_atomic
 
 FINAL_STATUSES = frozenset({"completed", "failed"})
+REQUEST_FILE = "request.json"
+RECORD_FILE = "record.json"
+
+
+class StoredFileError(InvalidInputError):
+    """A stored request.json or record.json that cannot be used: the file and its problem apart, so a
+    listing can name the entry (`benchmarks/<id>: record.json: problem`) and `get` the whole path."""
+
+    def __init__(self, file: Path, problem: str) -> None:
+        self.file = file
+        self.problem = problem
+        super().__init__(f"{file}: {problem}")
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -56,20 +70,45 @@ class RecordStore:
     def folder(self, record_id: str) -> Path:
         return self.root / validate_id(record_id, "id")
 
+    @property
+    def id_field(self) -> str:
+        """The record's own id field: benchmark_id, evaluation_id."""
+        return f"{self.kind.removesuffix('s')}_id"
+
     def _read(self, file: Path) -> dict[str, Any] | None:
-        """The file's JSON object, None when absent; anything else is named, not a bare decode error."""
+        """The file's JSON object, None when absent; anything else raises StoredFileError naming it.
+
+        Opened without blocking and checked to be a regular file first, so a directory, a FIFO or a
+        device in its place is reported instead of failing with a bare OS error or hanging a reader.
+        """
         try:
-            value = json.loads(file.read_text(encoding="utf-8"))
+            handle = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StoredFileError(file, f"cannot be read ({exc.strerror})") from None
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            os.close(handle)
+            raise StoredFileError(file, "not a regular file")
+        with os.fdopen(handle, "rb") as stream:
+            try:
+                data = stream.read()
+            except OSError as exc:
+                raise StoredFileError(file, f"cannot be read ({exc.strerror})") from None
+        if not data.strip():
+            raise StoredFileError(file, "empty file, expected a JSON object")
+        try:
+            value = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"{file}: not UTF-8 text ({exc.reason})") from None
+            raise StoredFileError(file, f"not UTF-8 text ({exc.reason})") from None
         except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})"
+            raise StoredFileError(
+                file, f"not valid JSON ({exc.msg} at line {exc.lineno})"
             ) from None
+        except RecursionError:
+            raise StoredFileError(file, "not valid JSON (nested too deeply)") from None
         if not isinstance(value, dict):
-            raise InvalidInputError(f"{file}: expected a JSON object, got {type(value).__name__}")
+            raise StoredFileError(file, f"expected a JSON object, got {type(value).__name__}")
         return value
 
     def _write(self, value: dict[str, Any], file: Path) -> None:
@@ -81,10 +120,10 @@ class RecordStore:
         self.save_request(record_id, request)
 
     def save_request(self, record_id: str, request: dict[str, Any]) -> None:
-        self._write(request, self.folder(record_id) / "request.json")
+        self._write(request, self.folder(record_id) / REQUEST_FILE)
 
     def request(self, record_id: str) -> dict[str, Any] | None:
-        return self._read(self.folder(record_id) / "request.json")
+        return self._read(self.folder(record_id) / REQUEST_FILE)
 
     def stored_request(self, record_id: str) -> dict[str, Any]:
         """The request a run works from; its absence is a failure of the run, not of user input."""
@@ -114,43 +153,108 @@ class RecordStore:
                 and record["status"] not in FINAL_STATUSES
             ):
                 return current["record"]
-            self._write({"record": record, "run_id": run_id}, folder / "record.json")
+            self._write({"record": record, "run_id": run_id}, folder / RECORD_FILE)
             return record
 
     def entry(self, record_id: str) -> dict[str, Any] | None:
-        """{"record": {...}, "run_id": ...} as saved, None when absent; a file of another shape is named."""
-        file = self.folder(record_id) / "record.json"
+        """{"record": {...}, "run_id": ...} as saved, None when absent; a file of another shape, or
+        a record of another id than its folder's, raises StoredFileError naming the file."""
+        file = self.folder(record_id) / RECORD_FILE
         entry = self._read(file)
-        if entry is not None and not (
-            isinstance(entry.get("record"), dict) and isinstance(entry["record"].get("status"), str)
-        ):
-            raise InvalidInputError(f"{file}: expected an object with a record and its status")
+        if entry is None:
+            return None
+        record = entry.get("record")
+        if not (isinstance(record, dict) and isinstance(record.get("status"), str)):
+            raise StoredFileError(file, "expected an object with a record and its status")
+        if self.id_field in record and record[self.id_field] != record_id:
+            raise StoredFileError(
+                file,
+                f"{self.id_field} is {shown(record[self.id_field])}, not its folder's {record_id!r}",
+            )
         return entry
 
     def get(self, record_id: str) -> dict[str, Any] | None:
         entry = self.entry(record_id)
         return entry["record"] if entry else None
 
-    def _request_folders(self) -> list[tuple[int, str]]:
+    def _scan(self) -> list[_Folder]:
+        """Each folder holding a request.json or a record.json, in any form: a directory in a file's
+        place is there too, to be reported when it is read."""
         if not self.root.is_dir():
             return []
         found = []
         for folder in self.root.iterdir():
-            try:
-                request = (folder / "request.json").stat()
-            except OSError:  # no request, or a folder removed while listing
-                continue
-            if stat.S_ISREG(request.st_mode):
-                found.append((request.st_mtime_ns, folder.name))
-        return sorted(found)
+            times: list[int | None] = []
+            for name in (REQUEST_FILE, RECORD_FILE):
+                try:
+                    times.append(os.lstat(folder / name).st_mtime_ns)
+                except OSError:  # absent, not a folder, or removed while listing
+                    times.append(None)
+            if times != [None, None]:
+                found.append(_Folder(folder.name, *times))
+        return found
+
+    def request_ids(self) -> list[str]:
+        """Ids with a stored request (what the request sensor runs), oldest request first."""
+        return [
+            name
+            for _, name in sorted(
+                (f.request_mtime, f.name)
+                for f in self._scan()
+                if f.request_mtime is not None and is_valid_id(f.name)
+            )
+        ]
 
     def ids(self) -> list[str]:
-        """Ids with a stored request, oldest first (by the request's acceptance time, then id)."""
-        return [name for _, name in self._request_folders() if is_valid_id(name)]
+        """Ids with a record.json, the ones `get` looks up: oldest first (by the request's acceptance
+        time, or the record's own when the request is gone, then id)."""
+        return _record_ids(self._scan())
 
     def unusable_folders(self) -> list[str]:
         """Folders holding a request.json under a name that is no valid id (dropped there by hand)."""
-        return [name for _, name in self._request_folders() if not is_valid_id(name)]
+        return sorted(
+            f.name for f in self._scan() if f.request_mtime is not None and not is_valid_id(f.name)
+        )
+
+    def listing(self, fields: Mapping[str, Any] | None = None) -> Listing:
+        """Every record `get` finds, oldest first, and one `<kind>/<id>: problem` per entry left out.
+
+        fields: field -> expected type (str, int, list[str], str | None) of what the caller reads from
+        each record; a record without them is reported, not listed, so no caller trips over it.
+        """
+        folders = self._scan()
+        problems: list[str] = []
+        for folder in sorted(folders, key=lambda f: f.name):
+            if not is_valid_id(folder.name):
+                problems.append(
+                    f"{self.kind}/{shown(folder.name)}: the folder name is not a valid id"
+                    f" ({ID_RULE})"
+                )
+            elif folder.record_mtime is None:
+                problems.append(
+                    f"{self.kind}/{folder.name}: a {REQUEST_FILE} without a {RECORD_FILE}"
+                    " (`get` does not find it either)"
+                )
+        records: list[dict[str, Any]] = []
+        for record_id in _record_ids(folders):
+            try:
+                entry = self.entry(record_id)
+            except StoredFileError as exc:
+                problems.append(f"{self.kind}/{record_id}: {exc.file.name}: {exc.problem}")
+                continue
+            if entry is None:
+                continue  # removed since the listing
+            record = entry["record"]
+            wrong = [
+                f"{name} {_type_problem(record.get(name, _MISSING), expected)}"
+                for name, expected in (fields or {}).items()
+                if not _conforms(record.get(name, _MISSING), expected)
+            ]
+            if wrong:
+                problems.append(f"{self.kind}/{record_id}: {RECORD_FILE}: " + "; ".join(wrong))
+                continue
+            records.append(record)
+        return Listing(records, problems)
 
     def write_table(self, record_id: str, name: str, table: pa.Table) -> Path:
         """One of the partition's Parquet tables, replaced atomically."""
@@ -168,7 +272,56 @@ class RecordStore:
         return json.loads((self.folder(record_id) / f"{name}.json").read_text(encoding="utf-8"))
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """The record of every id, as `get` returns it; raises StoredFileError on a bad one (use
+        `listing` to report bad entries and go on)."""
         for record_id in self.ids():
             record = self.get(record_id)
             if record is not None:
                 yield record
+
+
+@dataclass(frozen=True)
+class _Folder:
+    name: str
+    request_mtime: int | None
+    record_mtime: int | None
+
+
+def _record_ids(folders: list[_Folder]) -> list[str]:
+    return [
+        name
+        for _, name in sorted(
+            (f.request_mtime if f.request_mtime is not None else f.record_mtime, f.name)
+            for f in folders
+            if f.record_mtime is not None and is_valid_id(f.name)
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The readable records, and one `<kind>/<id>: problem` for each entry that is not."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+_MISSING = object()
+
+
+def _conforms(value: Any, expected: Any) -> bool:
+    if value is _MISSING:
+        return False
+    if isinstance(expected, GenericAlias):  # list[str]
+        (item,) = get_args(expected)
+        return isinstance(value, get_origin(expected)) and all(isinstance(v, item) for v in value)
+    if isinstance(value, bool) and expected in (int, float):
+        return False
+    return isinstance(value, expected)
+
+
+def _type_problem(value: Any, expected: Any) -> str:
+    wanted = str(expected) if isinstance(expected, GenericAlias | UnionType) else expected.__name__
+    if value is _MISSING:
+        return f"is missing (expected {wanted})"
+    return f"is {shown(value)}, expected {wanted}"

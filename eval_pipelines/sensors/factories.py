@@ -19,7 +19,7 @@ from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.evaluations import submit as evaluation_submit
 from eval_pipelines.core.evaluations.request import parse_evaluation_request
 from eval_pipelines.core.paths import ID_RULE, DataPaths, shown
-from eval_pipelines.core.records import FINAL_STATUSES, utc_timestamp
+from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, StoredFileError, utc_timestamp
 from eval_pipelines.lifecycle import KIND_TAG, Lifecycle, latest_run, sync_record
 from eval_pipelines.resources import DataDirResource
 
@@ -66,10 +66,30 @@ def runnable_requests(
             message = f"the stored request cannot run: {exc}"
             reports.append(f"{lifecycle.kind}/{record_id}: {message}")
             if isinstance(record, dict):
-                store.save(record_id, lifecycle.failed(record, message, None, utc_timestamp()))
+                reports.extend(_mark_failed(store, lifecycle, record_id, record, message))
+            continue
+        except Exception as exc:  # one entry must never hold up the others; tried again next tick
+            reports.append(f"{lifecycle.kind}/{record_id}: not checked this tick: {_said(exc)}")
             continue
         runnable.append(record_id)
     return runnable, reports
+
+
+def _said(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _mark_failed(
+    store: RecordStore, lifecycle: Lifecycle, record_id: str, record: dict[str, Any], message: str
+) -> list[str]:
+    """The record of a request that cannot run, marked failed; a report if even that fails."""
+    try:
+        store.save(record_id, lifecycle.failed(record, message, None, utc_timestamp()))
+    except Exception as exc:
+        return [
+            f"{lifecycle.kind}/{record_id}: its record could not be marked failed: {_said(exc)}"
+        ]
+    return []
 
 
 def request_sensor(lifecycle: Lifecycle, job: Any) -> SensorDefinition:
@@ -85,7 +105,7 @@ def request_sensor(lifecycle: Lifecycle, job: Any) -> SensorDefinition:
     def _sensor(
         context: SensorEvaluationContext, data_dir: DataDirResource
     ) -> SensorResult | SkipReason:
-        ids = lifecycle.store(data_dir.paths).ids()
+        ids = lifecycle.store(data_dir.paths).request_ids()
         existing = set(context.instance.get_dynamic_partitions(lifecycle.partitions.name))
         new, reports = runnable_requests(
             data_dir.paths, lifecycle, [record_id for record_id in ids if record_id not in existing]
@@ -123,26 +143,34 @@ def record_sensor(lifecycle: Lifecycle) -> SensorDefinition:
         store = lifecycle.store(paths)
         changed = 0
         unreadable: list[str] = []
+        unsynced: list[str] = []
         for record_id in store.ids():
             try:
                 entry = store.entry(record_id)
-            except InvalidInputError as error:  # one broken file must not stall every other record
-                unreadable.append(str(error))
-                continue
-            if entry is None:
-                continue
-            run = latest_run(context.instance, lifecycle, record_id)
-            settled = entry["record"]["status"] in FINAL_STATUSES and (
-                run is None or run.dagster_run.run_id == entry.get("run_id")
-            )
-            if settled:
-                continue
-            before = entry["record"]
-            if sync_record(context.instance, paths, lifecycle, record_id) != before:
-                changed += 1
+                if entry is None:
+                    continue
+                run = latest_run(context.instance, lifecycle, record_id)
+                settled = entry["record"]["status"] in FINAL_STATUSES and (
+                    run is None or run.dagster_run.run_id == entry.get("run_id")
+                )
+                if settled:
+                    continue
+                before = entry["record"]
+                if sync_record(context.instance, paths, lifecycle, record_id) != before:
+                    changed += 1
+            except StoredFileError as exc:
+                unreadable.append(f"{lifecycle.kind}/{record_id}: {exc.file.name}: {exc.problem}")
+            except Exception as exc:  # one entry must never stall every other record
+                unsynced.append(f"{lifecycle.kind}/{record_id}: {_said(exc)}")
+        for problem in unreadable + unsynced:
+            context.log.warning(problem)
         message = f"updated {changed} {lifecycle.kind} record(s)"
         if unreadable:
             message += f"; {len(unreadable)} unreadable, left as they are: " + "; ".join(unreadable)
+        if unsynced:
+            message += f"; {len(unsynced)} not synced, tried again next tick: " + "; ".join(
+                unsynced
+            )
         return SkipReason(message)
 
     return _sensor
