@@ -7,8 +7,8 @@ import sys
 
 from eval_pipelines.cli.output import format_table, print_json
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.retrieval.config import RetrieverConfigError
-from eval_pipelines.core.retrieval.registry import load_retriever_config, load_retriever_configs
+from eval_pipelines.core.retrieval.config import redact_url
+from eval_pipelines.core.retrieval.registry import load_retriever_registry
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,29 +23,23 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
-    files = sorted(paths.retrievers_dir.glob("*.y*ml")) if paths.retrievers_dir.is_dir() else []
-    configs, problems = [], []
-    for file in files:
-        try:
-            configs.append(load_retriever_config(file, paths))
-        except RetrieverConfigError as exc:
-            problems.append(str(exc))
-    if not problems:
-        try:  # what no single file shows: an id given twice, a local_server backend that is missing
-            load_retriever_configs(paths)
-        except RetrieverConfigError as exc:
-            problems.append(str(exc))
+    """Every file that reads, and every problem: a bad file, an id given twice, a missing backend.
+
+    URLs are shown with their credentials redacted (user:password, api_key=... and the like).
+    """
+    registry = load_retriever_registry(paths)
     rows = [
         {
             "id": c.id,
             "name": c.name,
             "kind": c.kind,
-            "target": c.collection if c.kind == "pipeline" else c.http.url,
+            "target": c.collection if c.http is None else redact_url(c.http.url),
             "stages": [s.name for s in c.stages],
             "pipeline_hash": c.pipeline_hash,
             "file": str(c.source_path),
+            "usable": c.id in registry.configs and registry.configs[c.id] is c,
         }
-        for c in configs
+        for c in registry.parsed
     ]
     if args.json:
         print_json(rows)
@@ -59,10 +53,10 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
                 ],
             )
         )
-    elif not problems:
+    elif not registry.problems:
         print(
             f"no retrievers in {paths.retrievers_dir} (run `eval-pipelines demo` for the demo ones)"
         )
-    for problem in problems:
+    for problem in registry.problems:
         print(f"error: {problem}", file=sys.stderr)
-    return 2 if problems else 0
+    return 2 if registry.problems else 0

@@ -14,12 +14,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import yaml
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+)
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import shown, validate_id
+from eval_pipelines.core.paths import shown, shown_field, validate_id
 from eval_pipelines.core.retrieval.stages import (
     STAGE_IDS,
     ColumnKinds,
@@ -39,6 +47,25 @@ MAX_SECONDS = 3600.0
 MAX_RETRIES = 100
 MAX_CONCURRENCY = 1024
 MAX_LIMIT = 10_000
+
+# A retriever file is a few hundred bytes. These bounds refuse, before anything is built, a file
+# whose loading or use would not end: a YAML alias bomb (513 bytes that expand to billions of
+# nodes), nesting deeper than any config needs (the composer recurses), or numbers so long that
+# converting them is refused by Python itself.
+MAX_FILE_BYTES = 2_000_000
+MAX_YAML_DEPTH = 32
+MAX_YAML_NODES = 100_000
+MAX_NUMBER_CHARACTERS = 100
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# Query parameters whose values are credentials: never shown, never hashed. Names are compared
+# lower-cased without "-", "_" and "."; a name like sort_key or monkey is not one of them.
+_SECRET_PARAMETERS = frozenset(
+    {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "sig", "signature"}
+)
+_SECRET_SUFFIXES = ("apikey", "token", "secret", "password", "signature", "credential")
+REDACTED = "***"
 
 DEFAULT_REQUEST_BODY: dict[str, Any] = {"inputs": "${query_input}", "limit": "${limit}"}
 
@@ -145,6 +172,63 @@ def sha256_hex(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
+def is_secret_parameter(name: str) -> bool:
+    """Whether a query parameter's value is a credential: key, api_key, token, access_token,
+    secret, password, sig, signature, auth..., x-amz-credential and the like (any case)."""
+    normalized = re.sub(r"[-_.\s]", "", unquote_plus(name).lower())
+    return (
+        normalized in _SECRET_PARAMETERS
+        or normalized.startswith("auth")
+        or normalized.endswith(_SECRET_SUFFIXES)
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL as every output shows it: user:password and secret query values become ***.
+
+    Everything else keeps its spelling, so a reader still sees which engine and which parameters.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        f"{name}={REDACTED}" if separator and is_secret_parameter(name) else piece
+        for piece in parts.query.split("&")
+        for name, separator, _ in [piece.partition("=")]
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # as written: pipeline_hash of a URL without credentials never changes
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """(user, password) given in the URL, percent-decoded; None when it has none."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return None
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def url_secrets(url: str) -> list[str]:
+    """What of the URL no output may repeat: its password (or its user, when that is the only
+    credential, as with an API key given as the user name), and secret query values."""
+    parts = urlsplit(url)
+    found: set[str] = set()
+    credentials = url_credentials(url)
+    if credentials is not None:
+        user, password = credentials
+        if password:
+            found.update((password, f"{user}:{password}", parts.netloc.rpartition("@")[0]))
+        else:
+            found.update((user, parts.netloc.rpartition("@")[0]))
+    for piece in parts.query.split("&"):
+        name, separator, value = piece.partition("=")
+        if separator and value and is_secret_parameter(name):
+            found.update((value, unquote_plus(value)))
+    return sorted(v for v in found if v)
+
+
 def url_without_port(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=parts.hostname or ""))
@@ -162,7 +246,9 @@ def ranking_definition(config: RetrieverConfig) -> dict[str, Any]:
     local = config.local_server
     return {
         "kind": HTTP,
-        "url": url_without_port(config.http.url) if local else config.http.url,
+        "url": url_without_port(redact_url(config.http.url))
+        if local
+        else redact_url(config.http.url),
         "request_body": config.http.request_body,
         "response": config.http.response.as_dict(),
         "limit": config.http.limit,
@@ -197,20 +283,151 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; a syntax error becomes a RetrieverConfigError with the line number."""
+    """Parse a YAML file within the bounds above; any problem becomes a RetrieverConfigError
+    naming the field (or the line, for a syntax error)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise RetrieverConfigError(path, "file", f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise RetrieverConfigError(
+            path,
+            "file",
+            f"larger than {MAX_FILE_BYTES:,} bytes (a retriever file is a few hundred)",
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RetrieverConfigError(path, "file", f"not UTF-8 text ({exc.reason})") from None
     try:
+        check_yaml_shape(text, path)
         return yaml.load(text, Loader=_UniqueKeyLoader)
+    except RetrieverConfigError:
+        raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
         raise RetrieverConfigError(path, "yaml", f"invalid YAML at {where}: {problem}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # e.g. a date that does not exist (2026-02-30): the constructor raises, with no position
+        raise RetrieverConfigError(path, "yaml", f"a value cannot be read: {exc}") from None
+
+
+@dataclass
+class _Open:
+    """A mapping or sequence being read: where it is, and what it holds so far (aliases expanded)."""
+
+    field: str
+    anchor: str | None
+    is_mapping: bool
+    nodes: int = 1
+    height: int = 1
+    index: int = 0
+    key: str | None = None
+
+
+def _child_field(parent: _Open | None) -> tuple[str, bool]:
+    """The dotted field of the next node under parent, and whether that node is a mapping key."""
+    if parent is None:
+        return "", False
+    if parent.is_mapping:
+        if parent.key is None:
+            return parent.field, True
+        return (f"{parent.field}.{parent.key}" if parent.field else parent.key), False
+    return f"{parent.field}[{parent.index}]", False
+
+
+def _advance(parent: _Open | None, key_text: str | None) -> None:
+    """Move parent past one child node (a key's text names the value that follows it)."""
+    if parent is None:
+        return
+    if not parent.is_mapping:
+        parent.index += 1
+    elif parent.key is None:
+        parent.key = shown_field(key_text) if key_text is not None else "?"
+    else:
+        parent.key = None
+
+
+def _scalar_problem(event: ScalarEvent) -> str | None:
+    surrogate = _SURROGATE.search(event.value)
+    if surrogate:
+        return (
+            f"contains {shown(surrogate.group())}, a lone surrogate that is not a Unicode character"
+            " (write the character itself, or \\U0001F600 for one outside the BMP)"
+        )
+    if len(event.value) > MAX_NUMBER_CHARACTERS:
+        tag = event.tag
+        if tag in (None, "!"):
+            tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag in _NUMBER_TAGS:
+            return (
+                f"a number written with {len(event.value):,} characters"
+                f" (at most {MAX_NUMBER_CHARACTERS})"
+            )
+    return None
+
+
+def check_yaml_shape(text: str, file: Path | str) -> None:
+    """Refuse a document that is too deep, too big once its aliases are expanded, or holds
+    text that is not Unicode or a number too long to convert; reads events only, builds nothing.
+
+    PyYAML shares an alias's node instead of copying it, so loading a bomb is quick: the hang
+    comes later, in whatever walks, hashes or prints the expanded structure. Counting here, with
+    each alias weighing what its anchor holds, stops at the bound however the file is nested.
+    """
+    stack: list[_Open] = []
+    anchors: dict[str, tuple[int, int]] = {}
+    total = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, CollectionEndEvent):
+            done = stack.pop()
+            if done.anchor is not None:
+                anchors[done.anchor] = (done.nodes, done.height)
+            if stack:
+                stack[-1].nodes += done.nodes
+                stack[-1].height = max(stack[-1].height, done.height + 1)
+            continue
+        if not isinstance(event, NodeEvent):
+            continue
+        parent = stack[-1] if stack else None
+        field, is_key = _child_field(parent)
+
+        def refuse(problem: str, where: str = field) -> RetrieverConfigError:
+            return RetrieverConfigError(file, where or "(top level)", problem)
+
+        if isinstance(event, AliasEvent):
+            if event.anchor in {f.anchor for f in stack}:
+                raise refuse(f"alias *{event.anchor} refers to a node that contains it")
+            nodes, height = anchors.get(event.anchor, (1, 0))
+        elif isinstance(event, ScalarEvent):
+            problem = _scalar_problem(event)
+            if problem is not None:
+                raise refuse(problem, f"{field or '(top level)'} (a key)" if is_key else field)
+            nodes, height = 1, 0
+            if event.anchor is not None:
+                anchors[event.anchor] = (1, 0)
+        else:
+            nodes, height = 0, 0
+        depth = len(stack) + height
+        if depth > MAX_YAML_DEPTH:
+            raise refuse(f"nested deeper than {MAX_YAML_DEPTH} levels")
+        total += nodes
+        if total > MAX_YAML_NODES:
+            raise refuse(
+                f"the file holds more than {MAX_YAML_NODES:,} values once its aliases are expanded"
+            )
+        if parent is not None:
+            parent.nodes += nodes
+            parent.height = max(parent.height, height + 1)
+        _advance(parent, event.value if isinstance(event, ScalarEvent) else None)
+        if isinstance(event, MappingStartEvent | SequenceStartEvent):
+            if len(stack) + 1 > MAX_YAML_DEPTH:
+                raise refuse(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            total += 1
+            stack.append(_Open(field, event.anchor, isinstance(event, MappingStartEvent)))
 
 
 _EXPECTED: dict[tuple[type, ...], str] = {
@@ -372,10 +589,11 @@ def _check_template(value: Any, reader: _Reader, field: str) -> None:
 
 def _parse_url(reader: _Reader) -> str:
     url = reader.get("url", str, required=True)
+    shown_url = shown(redact_url(url))
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise reader.error(
-            "url", f"expected an http:// or https:// URL with a host, got {shown(url)}"
+            "url", f"expected an http:// or https:// URL with a host, got {shown_url}"
         )
     if "${" in url:
         raise reader.error(
@@ -384,7 +602,7 @@ def _parse_url(reader: _Reader) -> str:
     try:
         parts.port  # noqa: B018
     except ValueError as exc:
-        raise reader.error("url", f"bad port ({exc})") from None
+        raise reader.error("url", f"bad port ({exc}) in {shown_url}") from None
     return url
 
 
@@ -441,15 +659,23 @@ def _parse_http(reader: _Reader) -> HttpConfig:
     backoff_max = http.number("backoff_max_s", defaults.backoff_max_s, 0.0, MAX_SECONDS)
     if backoff_max < backoff_base:
         raise http.error("backoff_max_s", f"must be >= backoff_base_s ({backoff_base})")
+    url = _parse_url(http)
+    headers = _parse_headers(http)
+    if url_credentials(url) is not None and any(n.lower() == "authorization" for n in headers):
+        raise http.error(
+            "url",
+            "has user:password and headers has an Authorization header too; give one of them"
+            " (the URL's are sent as HTTP Basic authentication)",
+        )
     return HttpConfig(
-        url=_parse_url(http),
+        url=url,
         timeout_s=http.number("timeout_s", defaults.timeout_s, 0.0, MAX_SECONDS, strict=True),
         max_retries=http.integer("max_retries", defaults.max_retries, 0, MAX_RETRIES),
         backoff_base_s=backoff_base,
         backoff_max_s=backoff_max,
         concurrency=http.integer("concurrency", defaults.concurrency, 1, MAX_CONCURRENCY),
         limit=http.integer("limit", defaults.limit, 1, MAX_LIMIT),
-        headers=_parse_headers(http),
+        headers=headers,
         request_body=body,
         response=_parse_response(http),
     )

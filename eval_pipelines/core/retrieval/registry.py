@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPaths, is_valid_id, shown
 from eval_pipelines.core.retrieval.collections import (
     CollectionError,
     collection_column_kinds,
@@ -29,7 +31,7 @@ from eval_pipelines.core.retrieval.stages import ColumnKinds
 
 
 class UnknownRetrieverError(InvalidInputError):
-    """A retriever id that no file under the retrievers directory defines."""
+    """A retriever id that no usable file under the retrievers directory defines."""
 
 
 def retriever_files(paths: DataPaths) -> list[Path]:
@@ -43,43 +45,183 @@ def retriever_files(paths: DataPaths) -> list[Path]:
     )
 
 
-def load_retriever_config(path: Path, paths: DataPaths) -> RetrieverConfig:
-    """Read and validate one retriever file against the collections under `paths`."""
-
+def _columns_of(path: Path, paths: DataPaths) -> Callable[[str], ColumnKinds]:
     def columns(collection: str) -> ColumnKinds:
         try:
             return collection_column_kinds(paths, collection)
         except CollectionError as exc:
             raise RetrieverConfigError(path, "collection", str(exc)) from None
 
-    return parse_retriever_config(read_yaml(path), path, columns)
+    return columns
 
 
-def load_retriever_configs(paths: DataPaths) -> dict[str, RetrieverConfig]:
-    """Every retriever, sorted by id; a duplicate id or a bad local_server backend is an error."""
-    configs: dict[str, RetrieverConfig] = {}
-    for file in retriever_files(paths):
-        config = load_retriever_config(file, paths)
-        if config.id in configs:
-            raise RetrieverConfigError(
-                file,
-                "id",
-                f"duplicate id {config.id!r}, also defined in {configs[config.id].source_path}",
+def load_retriever_config(path: Path, paths: DataPaths) -> RetrieverConfig:
+    """Read and validate one retriever file against the collections under `paths`."""
+    return parse_retriever_config(read_yaml(path), path, _columns_of(path, paths))
+
+
+@dataclass(frozen=True)
+class RetrieverProblem:
+    """Why one file cannot be used, and the id it declares when that much could be read."""
+
+    error: RetrieverConfigError
+    retriever_id: str | None
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+@dataclass(frozen=True)
+class RetrieverRegistry:
+    """Every retriever file, read once: the usable retrievers, and each problem with its file.
+
+    A broken file makes only the retrievers it might define unusable: a request for an id that a
+    good file defines goes ahead, and one for any other id is told which files could define it.
+    """
+
+    directory: Path
+    configs: dict[str, RetrieverConfig]
+    parsed: tuple[RetrieverConfig, ...]
+    problems: tuple[RetrieverProblem, ...]
+
+    def problem_for(self, retriever_id: str) -> str | None:
+        """None when the id can be used; else `unknown retriever ...` or why its file cannot be."""
+        if retriever_id in self.configs:
+            return None
+        declared = [p for p in self.problems if p.retriever_id == retriever_id]
+        if declared:
+            return f"retriever {shown(retriever_id)} cannot be used: " + "; ".join(
+                map(str, declared)
             )
-        configs[config.id] = config
-    for config in configs.values():
+        unread = [p for p in self.problems if p.retriever_id is None]
+        if unread:
+            files = (
+                "file could not be read and may"
+                if len(unread) == 1
+                else "files could not be read and may"
+            )
+            return (
+                f"unknown retriever {shown(retriever_id)}; {len(unread)} retriever {files} "
+                "define it: " + "; ".join(map(str, unread))
+            )
+        known = ", ".join(self.configs) or f"none in {self.directory}"
+        return f"unknown retriever {shown(retriever_id)} (known: {known})"
+
+    def require(self, ids: Sequence[str]) -> dict[str, RetrieverConfig]:
+        """The configs of these ids, in order; UnknownRetrieverError naming each that cannot be used."""
+        problems = [(i, self.problem_for(i)) for i in dict.fromkeys(ids)]
+        unusable = [f"retriever_id: {problem}" for _, problem in problems if problem is not None]
+        if unusable:
+            raise UnknownRetrieverError("\n".join(unusable))
+        return {i: self.configs[i] for i, _ in problems}
+
+    def everything(self) -> dict[str, RetrieverConfig]:
+        """Every retriever, when every file is usable; else the first problem is raised."""
+        if self.problems:
+            raise self.problems[0].error
+        return dict(self.configs)
+
+
+def _declared_id(data: Any) -> str | None:
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if is_valid_id(value) else None
+
+
+def load_retriever_registry(paths: DataPaths) -> RetrieverRegistry:
+    """Read every retriever file; a problem is kept with its file instead of stopping the rest.
+
+    An id defined by two files, or an http retriever whose local_server backend is not a usable
+    pipeline retriever, makes that id unusable and is reported on each file concerned.
+    """
+    parsed: list[RetrieverConfig] = []
+    problems: list[RetrieverProblem] = []
+    for file in retriever_files(paths):
+        try:
+            data = read_yaml(file)
+        except RetrieverConfigError as exc:
+            problems.append(RetrieverProblem(exc, None))
+            continue
+        try:
+            parsed.append(parse_retriever_config(data, file, _columns_of(file, paths)))
+        except RetrieverConfigError as exc:
+            problems.append(RetrieverProblem(exc, _declared_id(data)))
+    files_by_id: dict[str, list[RetrieverConfig]] = {}
+    for config in parsed:
+        files_by_id.setdefault(config.id, []).append(config)
+    configs: dict[str, RetrieverConfig] = {}
+    for retriever_id, defined in files_by_id.items():
+        if len(defined) == 1:
+            configs[retriever_id] = defined[0]
+            continue
+        for config in defined[1:]:
+            problems.append(
+                RetrieverProblem(
+                    RetrieverConfigError(
+                        config.source_path or config.id,
+                        "id",
+                        f"duplicate id {retriever_id!r}, also defined in {defined[0].source_path}",
+                    ),
+                    retriever_id,
+                )
+            )
+    for problem in list(problems):
+        claimed = configs.pop(problem.retriever_id or "", None)
+        if claimed is not None:
+            problems.append(
+                RetrieverProblem(
+                    RetrieverConfigError(
+                        claimed.source_path or claimed.id,
+                        "id",
+                        f"{claimed.id!r} is also declared by {problem.error.file}, which cannot"
+                        " be used; which one is meant is unclear",
+                    ),
+                    claimed.id,
+                )
+            )
+    for config in list(configs.values()):
         if config.local_server is None:
             continue
         backend = configs.get(config.local_server.backend)
         if backend is None or backend.kind != PIPELINE:
             pipelines = sorted(c.id for c in configs.values() if c.kind == PIPELINE)
-            raise RetrieverConfigError(
-                config.source_path or config.id,
-                "local_server.backend",
-                f"{config.local_server.backend!r} is not a pipeline retriever "
-                f"(pipeline retrievers: {', '.join(pipelines) or 'none'})",
+            why = config.local_server.backend
+            backend_problem = (
+                f"; {problem}"
+                if backend is None and (problem := _backend_problem(problems, why))
+                else ""
             )
-    return dict(sorted(configs.items()))
+            problems.append(
+                RetrieverProblem(
+                    RetrieverConfigError(
+                        config.source_path or config.id,
+                        "local_server.backend",
+                        f"{why!r} is not a pipeline retriever "
+                        f"(pipeline retrievers: {', '.join(pipelines) or 'none'}){backend_problem}",
+                    ),
+                    config.id,
+                )
+            )
+            del configs[config.id]
+    return RetrieverRegistry(
+        directory=paths.retrievers_dir,
+        configs=dict(sorted(configs.items())),
+        parsed=tuple(parsed),
+        problems=tuple(problems),
+    )
+
+
+def _backend_problem(problems: list[RetrieverProblem], backend: str) -> str | None:
+    found = [str(p) for p in problems if p.retriever_id == backend]
+    return f"its file cannot be used: {'; '.join(found)}" if found else None
+
+
+def load_retriever_configs(paths: DataPaths) -> dict[str, RetrieverConfig]:
+    """Every retriever, sorted by id, when every file is usable; else the first problem is raised.
+
+    Requests use load_retriever_registry instead, so that one broken file stops only the
+    requests that need it.
+    """
+    return load_retriever_registry(paths).everything()
 
 
 def _local_url(base_url: str, configured_url: str) -> str:
@@ -92,14 +234,9 @@ def open_retrievers(
     paths: DataPaths, ids: Sequence[str] | None = None
 ) -> Iterator[dict[str, Retriever]]:
     """Ready retrievers by id (all when ids is None); local servers run until the block ends."""
-    configs = load_retriever_configs(paths)
-    wanted = list(dict.fromkeys(ids)) if ids is not None else list(configs)
-    unknown = [i for i in wanted if i not in configs]
-    if unknown:
-        raise UnknownRetrieverError(
-            f"retriever_id: unknown {', '.join(repr(i) for i in unknown)} "
-            f"(known: {', '.join(configs) or f'none in {paths.retrievers_dir}'})"
-        )
+    registry = load_retriever_registry(paths)
+    configs = registry.everything() if ids is None else registry.require(ids)
+    wanted = list(configs)
     with ExitStack() as stack:
         pipelines: dict[str, PipelineRetriever] = {}
         servers: dict[tuple[str, str], str] = {}
