@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+from eval_pipelines.core.paths import shown
 
 if TYPE_CHECKING:
     from eval_pipelines.core.retrieval.config import RetrieverConfig
@@ -22,6 +25,10 @@ ERROR_HTTP_5XX = "http_5xx"
 ERROR_HTTP_4XX = "http_4xx"
 ERROR_HTTP_STATUS = "http_status"
 ERROR_MALFORMED_RESPONSE = "malformed_response"
+# A ranking that cannot be stored as it is: a score that is not a finite number, or a document
+# listed twice. The call fails rather than being cleaned up, so what is stored is always exactly
+# what the retriever returned, and every export of it is a valid TREC run and valid JSON.
+ERROR_MALFORMED_RANKING = "malformed_ranking"
 ERROR_MISSING_SECRET = "missing_secret"
 ERROR_STAGE = "stage_error"
 ERROR_INVALID_QUERY = "invalid_query"
@@ -209,6 +216,34 @@ def check_limit(limit: object) -> int | None:
     return limit
 
 
+def ranking_problem(
+    documents: Sequence[ScoredDocument],
+    where: str = "documents",
+    id_field: str = "document_id",
+    score_field: str = "score",
+) -> str | None:
+    """Why a ranking is malformed (the first non-finite score or repeated document), or None;
+    fields are named as the retriever's answer names them."""
+    scores = [d.score for d in documents]
+    if not all(map(math.isfinite, scores)):
+        index = next(i for i, score in enumerate(scores) if not math.isfinite(score))
+        return (
+            f"{where}[{index}].{score_field}: {scores[index]!r} is not a finite number"
+            " (NaN and Infinity cannot be ranked, stored or written as JSON)"
+        )
+    ids = [d.document_id for d in documents]
+    if len(set(ids)) != len(ids):
+        first: dict[str, int] = {}
+        for index, document_id in enumerate(ids):
+            if document_id in first:
+                return (
+                    f"{where}[{index}].{id_field}: {shown(document_id)} is listed twice"
+                    f" (first at {where}[{first[document_id]}])"
+                )
+            first[document_id] = index
+    return None
+
+
 def query_problem(query_input: object) -> str | None:
     """Why a query_input breaks the contract ({text: str, filters: object optional}), or None."""
     if not isinstance(query_input, dict):
@@ -263,6 +298,13 @@ class CallRecorder:
         stages: dict[str, StageStatistics],
         attempts: int = 1,
     ) -> Execution:
+        """The completed execution, or a failed one (malformed_ranking) when the ranking breaks
+        the rule every retriever obeys: finite scores, each document once."""
+        problem = ranking_problem(documents)
+        if problem is not None:
+            return self.failed(
+                ERROR_MALFORMED_RANKING, f"malformed ranking: {problem}", stages, attempts
+            )
         return self._execution(
             status=COMPLETED,
             query_input=self.query_input,

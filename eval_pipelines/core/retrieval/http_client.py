@@ -5,7 +5,9 @@ full jitter, waiting at least what a Retry-After header asks (capped by backoff_
 keeps a deadline); other 4xx and malformed answers are not, since repeating them cannot help. Once
 several calls in a row could not even connect (the engine is down), later calls make one attempt
 each instead of retrying, so a replay against a dead engine fails fast. Header values may come from
-environment variables and are never copied into messages or records.
+environment variables; they, and the URL's user:password (sent as HTTP Basic authentication) and
+credential-like query values, are masked in every message and record in any spelling an engine
+echoes them in (masking.py). attempts counts every request put on the wire.
 
 Calls run as coroutines on one event-loop thread per retriever, over a pool of keep-alive HTTP/1.1
 connections: a thread per call on http.client cost ~1.5x the CPU per call (GIL hand-offs, header
@@ -16,6 +18,7 @@ whole: connecting, sending and reading the full answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import http.client
 import json
@@ -32,13 +35,21 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from eval_pipelines.core.retrieval.config import ENV_REFERENCE, HTTP, RetrieverConfig
+from eval_pipelines.core.retrieval.config import (
+    ENV_REFERENCE,
+    HTTP,
+    RetrieverConfig,
+    redact_url,
+    url_credentials,
+    url_secrets,
+)
 from eval_pipelines.core.retrieval.execution import (
     ERROR_CONNECTION,
     ERROR_HTTP_4XX,
     ERROR_HTTP_5XX,
     ERROR_HTTP_STATUS,
     ERROR_INVALID_QUERY,
+    ERROR_MALFORMED_RANKING,
     ERROR_MALFORMED_RESPONSE,
     ERROR_MISSING_SECRET,
     ERROR_TIMEOUT,
@@ -49,7 +60,9 @@ from eval_pipelines.core.retrieval.execution import (
     check_limit,
     efficiency,
     query_problem,
+    ranking_problem,
 )
+from eval_pipelines.core.retrieval.masking import SecretMask
 
 HTTP_STAGE = "http"
 _WHOLE_PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_]+)\}$")
@@ -127,18 +140,14 @@ def header_secrets(
     headers: dict[str, str], environ: dict[str, str] | os._Environ[str]
 ) -> list[str]:
     """What no message may repeat: each referenced variable's value and each header value built
-    from one, also as an engine would echo them inside a JSON string, longest first (so a whole
-    value is masked before a secret inside it)."""
+    from one (SecretMask finds them in any spelling an engine echoes them in)."""
     found = set()
     for name, template in headers.items():
         variables = ENV_REFERENCE.findall(template)
         if variables:
             found.update(environ[v] for v in variables if v in environ)
             found.add(resolve_headers({name: template}, environ)[name])
-    escaped = {json.dumps(value)[1:-1] for value in found} | {
-        json.dumps(value, ensure_ascii=False)[1:-1] for value in found
-    }
-    return sorted((value for value in found | escaped if value), key=len, reverse=True)
+    return sorted((value for value in found if value), key=len, reverse=True)
 
 
 def lookup_path(document: Any, path: str) -> Any:
@@ -226,6 +235,10 @@ def parse_stage_statistics(raw: Any) -> dict[str, StageStatistics]:
             raise ValueError(f"stages.{name}.error: expected a string or null")
         if not isinstance(metadata, dict):
             raise ValueError(f"stages.{name}.metadata: expected an object")
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except ValueError:
+            raise ValueError(f"stages.{name}.metadata: holds NaN or Infinity") from None
         parsed[str(name)] = StageStatistics(
             input_count=stats["input_count"],
             output_count=stats["output_count"],
@@ -258,11 +271,15 @@ class _Answer:
 class _Attempts:
     """What the attempts of one call saw: the last answer, the failure, and the waits between.
 
-    reached: some attempt got further than failing to connect; a timeout counts, since the
-    engine may have been slow to answer rather than unreachable.
+    count: every request put on the wire (and every connection tried), so a request sent again
+    on a new connection after a kept-alive one turned out closed counts twice; tries: rounds of
+    the retry loop, which max_retries bounds. reached: some attempt got further than failing to
+    connect; a timeout counts, since the engine may have been slow rather than unreachable.
     """
 
     count: int = 0
+    tries: int = 0
+    resent: int = 0
     answer: _Answer | None = None
     failure: _Failure | None = None
     waits_s: list[float] = field(default_factory=list)
@@ -283,7 +300,7 @@ class _Prepared:
 
     call: CallRecorder
     limit: int
-    secrets: list[str]
+    mask: SecretMask
     request: bytes = b""
     refusal: Execution | None = None
 
@@ -341,7 +358,7 @@ class _Connection:
         version, _, rest = status_line.partition(" ")
         code = rest[:3]
         if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise http.client.BadStatusLine(status_line[: _BODY_SNIPPET * 4])
+            raise http.client.BadStatusLine(status_line)
         headers = {}
         for line in lines:
             name, separator, value = line.partition(":")
@@ -403,7 +420,15 @@ class HttpRetriever:
         self._port = target.port or (443 if target.scheme == "https" else 80)
         self._path = (target.path or "/") + (f"?{target.query}" if target.query else "")
         self._host_header = target.netloc.rpartition("@")[2]
-        self._display_url = f"{target.scheme}://{self._host_header}{target.path or '/'}"
+        self._display_url = redact_url(f"{target.scheme}://{self._host_header}{target.path or '/'}")
+        credentials = url_credentials(self.http.url)
+        self._basic_auth: str | None = None
+        self._url_secrets = url_secrets(self.http.url)
+        if credentials is not None:
+            token = base64.b64encode(":".join(credentials).encode("utf-8")).decode("ascii")
+            self._basic_auth = f"Basic {token}"
+            self._url_secrets += [token, self._basic_auth]
+        self._masks: dict[tuple[str, ...], SecretMask] = {}
         self._tls = _tls_context() if target.scheme == "https" else None
         self._random = random.Random(jitter_seed)
         response = self.http.response
@@ -477,17 +502,18 @@ class HttpRetriever:
             connection.close()
         return None
 
-    async def _post(self, request: bytes) -> _Answer:
+    async def _post(self, request: bytes, seen: _Attempts) -> _Answer:
         """One POST within timeout_s on an idle connection or a new one. A reused connection that
         the server closed is replaced by one new connection, never by another idle one (each could
-        be stale too): the engine sees such a request at most twice."""
+        be stale too): the engine sees such a request at most twice, and seen counts both."""
         async with asyncio.timeout(self.http.timeout_s):
             idle = self._idle_connection()
             if idle is not None:
                 try:
                     return await self._exchange(idle, request)
                 except _STALE_CONNECTION_ERRORS:
-                    pass
+                    seen.count += 1
+                    seen.resent += 1
             return await self._exchange(await self._connect(), request)
 
     async def _exchange(self, connection: _Connection, request: bytes) -> _Answer:
@@ -585,19 +611,23 @@ class HttpRetriever:
             ranked.append(ScoredDocument(document_id, float(score)))
         return ranked
 
-    def _excerpt(self, text: str, secrets: Sequence[str], limit: int = _BODY_SNIPPET) -> str:
+    def _excerpt(self, text: str, mask: SecretMask, limit: int = _BODY_SNIPPET) -> str:
         """At most limit characters, secrets masked first: cutting first could keep part of one."""
-        return self._redact(text, secrets)[:limit]
+        return mask(text)[:limit]
 
-    def _body_excerpt(self, body: bytes, secrets: Sequence[str]) -> str:
-        window = _BODY_SNIPPET * 4 + max((len(s.encode()) for s in secrets), default=0)
-        return self._excerpt(body[:window].decode("utf-8", "replace"), secrets)
+    def _body_excerpt(self, body: bytes, mask: SecretMask) -> str:
+        """The start of an answer's body, masked over a window long enough to hold any spelling
+        of a secret that starts within the part kept."""
+        window = _BODY_SNIPPET * 4 + mask.window_chars
+        return self._excerpt(body[:window].decode("utf-8", "replace"), mask)
 
-    def _redact(self, message: str, secrets: Sequence[str]) -> str:
-        for secret in secrets:
-            if secret:
-                message = message.replace(secret, "***")
-        return message
+    def _mask(self, secrets: list[str]) -> SecretMask:
+        """One SecretMask per set of secrets (they change only if the environment does)."""
+        key = tuple(secrets)
+        mask = self._masks.get(key)
+        if mask is None:
+            self._masks = {key: (mask := SecretMask(secrets))}
+        return mask
 
     def search(
         self,
@@ -651,21 +681,19 @@ class HttpRetriever:
             if prepared.refusal is not None:
                 return prepared.refusal
             engine_down = self._unreachable_calls >= _UNREACHABLE_AFTER_CALLS
-            seen = await self._attempt(prepared.request, prepared.secrets, engine_down)
+            seen = await self._attempt(prepared.request, prepared.mask, engine_down)
             if seen.reached:
                 self._unreachable_calls = 0
             else:
                 self._unreachable_calls += 1
-                if seen.failure is not None and seen.count <= self.http.max_retries:
+                if seen.failure is not None and seen.tries <= self.http.max_retries:
                     seen.failure.message += (
                         f"; not retried: the previous {_UNREACHABLE_AFTER_CALLS}+ calls"
                         " could not connect either"
                     )
             return self._outcome(prepared, seen)
 
-    async def _attempt(
-        self, request: bytes, secrets: Sequence[str], engine_down: bool
-    ) -> _Attempts:
+    async def _attempt(self, request: bytes, mask: SecretMask, engine_down: bool) -> _Attempts:
         """Send until an answer that is final or the retries run out; when the engine looks down,
         a call that cannot connect gives up at once."""
         seen = _Attempts()
@@ -674,10 +702,11 @@ class HttpRetriever:
                 wait_s = self._wait_before_retry_s(attempt, seen.answer)
                 seen.waits_s.append(wait_s)
                 await asyncio.sleep(wait_s)
+            seen.tries += 1
             seen.count += 1
             seen.answer = None
             try:
-                seen.answer = answer = await self._post(request)
+                seen.answer = answer = await self._post(request, seen)
             except _ConnectFailed as exc:
                 seen.failure = _Failure(ERROR_CONNECTION, exc.reason)
                 if engine_down:
@@ -690,14 +719,14 @@ class HttpRetriever:
             except (OSError, http.client.HTTPException) as exc:
                 seen.reached = True
                 seen.failure = _Failure(
-                    ERROR_CONNECTION, self._excerpt(f"{type(exc).__name__}: {exc}", secrets)
+                    ERROR_CONNECTION, self._excerpt(f"{type(exc).__name__}: {exc}", mask)
                 )
                 continue
             seen.reached = True
             if 500 <= answer.status <= 599 or answer.status == _TOO_MANY_REQUESTS:
-                snippet = self._body_excerpt(answer.body, secrets)
+                snippet = self._body_excerpt(answer.body, mask)
                 asked = (
-                    f" (Retry-After: {self._excerpt(answer.retry_after, secrets, 40)})"
+                    f" (Retry-After: {self._excerpt(answer.retry_after, mask, 40)})"
                     if answer.retry_after is not None
                     else ""
                 )
@@ -722,14 +751,17 @@ class HttpRetriever:
         )
         effective_limit = self.http.limit if limit is None else limit
         problem = query_problem(query_input)
+        mask = self._mask(self._url_secrets)
         if problem is not None:
-            refusal = call.failed(ERROR_INVALID_QUERY, problem, attempts=0)
-            return _Prepared(call, effective_limit, [], refusal=refusal)
+            refusal = call.failed(ERROR_INVALID_QUERY, mask(problem), attempts=0)
+            return _Prepared(call, effective_limit, mask, refusal=refusal)
         try:
             headers = resolve_headers(self.http.headers, os.environ)
         except MissingSecretError as exc:
             refusal = call.failed(ERROR_MISSING_SECRET, f"{self.config.id}: {exc}", attempts=0)
-            return _Prepared(call, effective_limit, [], refusal=refusal)
+            return _Prepared(call, effective_limit, mask, refusal=refusal)
+        if self._basic_auth is not None:
+            headers = {"Authorization": self._basic_auth, **headers}
         body = render_template(
             self.http.request_body,
             {
@@ -743,47 +775,51 @@ class HttpRetriever:
         request = self._request(
             payload, {**headers, "Content-Type": "application/json", "Accept": "application/json"}
         )
-        return _Prepared(
-            call, effective_limit, header_secrets(self.http.headers, os.environ), request
-        )
+        secrets = header_secrets(self.http.headers, os.environ) + self._url_secrets
+        return _Prepared(call, effective_limit, self._mask(secrets), request)
 
     def _outcome(self, prepared: _Prepared, seen: _Attempts) -> Execution:
-        call, secrets = prepared.call, prepared.secrets
+        call, mask = prepared.call, prepared.mask
         call_ms = call.elapsed_ms()
         failure, attempts, status, data = seen.failure, seen.count, seen.status, seen.body
         transport: dict[str, Any] = {"attempts": attempts, "status": status or None}
+        if seen.resent:
+            transport["resent_after_closed_connection"] = seen.resent
         if seen.waits_s:
             transport["retry_waits_ms"] = [wait_s * 1000.0 for wait_s in seen.waits_s]
 
-        def failed_stage(message: str) -> dict[str, StageStatistics]:
-            return {
-                HTTP_STAGE: StageStatistics.measured(
-                    0, 0, call_ms, error=message, metadata=transport
-                )
-            }
+        def failed(error_type: str, message: str) -> Execution:
+            message = mask(f"POST {self._display_url}: {message}")
+            stage = StageStatistics.measured(0, 0, call_ms, error=message, metadata=transport)
+            return call.failed(error_type, message, {HTTP_STAGE: stage}, attempts)
 
         if failure is not None:
-            message = self._redact(
-                f"POST {self._display_url}: {failure.message} ({attempts} attempt(s))", secrets
-            )
-            return call.failed(failure.error_type, message, failed_stage(message), attempts)
+            return failed(failure.error_type, f"{failure.message} ({attempts} attempt(s))")
         if not 200 <= status <= 299:
-            snippet = self._body_excerpt(data, secrets)
             error_type = ERROR_HTTP_4XX if 400 <= status <= 499 else ERROR_HTTP_STATUS
-            message = self._redact(f"POST {self._display_url}: HTTP {status}: {snippet}", secrets)
-            return call.failed(error_type, message, failed_stage(message), attempts)
+            return failed(error_type, f"HTTP {status}: {self._body_excerpt(data, mask)}")
         try:
             documents, raw_statistics = self._parse(data, prepared.limit)
         except MalformedResponseError as exc:
-            message = self._redact(f"POST {self._display_url}: malformed response: {exc}", secrets)
-            return call.failed(ERROR_MALFORMED_RESPONSE, message, failed_stage(message), attempts)
+            return failed(ERROR_MALFORMED_RESPONSE, f"malformed response: {exc}")
+        response = self.http.response
+        problem = ranking_problem(
+            documents,
+            response.documents_path or "(root)",
+            response.id_field,
+            response.score_field or "score",
+        )
+        if problem is not None:
+            return failed(ERROR_MALFORMED_RANKING, f"malformed ranking: {problem}")
         stages: dict[str, StageStatistics] | None = None
         warnings: list[str] = []
         if raw_statistics is not None:
             try:
-                stages = parse_stage_statistics(raw_statistics)
+                stages = parse_stage_statistics(
+                    mask.json(raw_statistics) if mask else raw_statistics
+                )
             except ValueError as exc:
-                warnings.append(self._redact(f"stage_statistics ignored: {exc}", secrets))
+                warnings.append(mask(f"stage_statistics ignored: {exc}"))
         if stages is None:
             metadata: dict[str, Any] = dict(transport)
             if warnings:

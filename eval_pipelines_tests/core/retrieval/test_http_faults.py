@@ -194,7 +194,7 @@ def test_a_drop_on_a_reused_connection_is_sent_again_once_on_a_new_one(
 ) -> None:
     """A request the engine closed a kept-alive connection under cannot be told from one the
     engine's idle timeout closed: it goes once more on a new connection, not on each idle one,
-    and without costing an attempt. So the engine sees it twice, never more."""
+    and without costing a retry. So the engine sees it twice, never more, and attempts says 2."""
     plan = FaultPlan(by_text={"dropped": Fault(DROP), "dropped_once": Fault(DROP, failures=1)})
     with (
         fault_server(plan) as server,
@@ -206,11 +206,12 @@ def test_a_drop_on_a_reused_connection_is_sent_again_once_on_a_new_one(
         dropped = bounded(lambda: client.search({"text": "dropped"}))
     assert [e.status for e in warm] == ["completed"] * 8
     assert pooled >= 2
-    assert (recovered.status, recovered.attempts) == ("completed", 1)
+    assert (recovered.status, recovered.attempts) == ("completed", 2)
+    assert recovered.stages["http"].metadata["resent_after_closed_connection"] == 1
     assert (dropped.status, dropped.error_type, dropped.attempts) == (
         "failed",
         "connection_error",
-        1,
+        2,
     )
     assert (server.attempts["dropped_once"], server.attempts["dropped"]) == (2, 2)
 
