@@ -13,18 +13,20 @@ from typing import Any
 import jsonschema
 
 from eval_pipelines.core.errors import InvalidInputError, InvalidRequestError
+from eval_pipelines.core.json_input import JsonProblem, check_value
 from eval_pipelines.core.metrics.alignment import (
     DEFAULT_DEPTH,
     counted_types,
     effective_weights,
 )
 from eval_pipelines.core.paths import DataPaths, shown, shown_field
-from eval_pipelines.core.retrieval.config import RetrieverConfigError
-from eval_pipelines.core.retrieval.registry import load_retriever_configs
+from eval_pipelines.core.retrieval.registry import load_retriever_registry
 
 DEFAULT_SESSION_COUNT = 1000
 DEFAULT_SEED = 0
 DEFAULT_EPSILON = 0.01
+# Gains are summed over up to 1,000 ranks: far below float overflow, and only their ratios matter.
+MAX_WEIGHT = 1e6
 # Keys beyond the reference request; each one is recorded with the benchmark.
 EXTENSION_KEYS = {"seed", "replay_depth", "epsilon"}
 
@@ -116,37 +118,36 @@ def _timestamp(value: Any, field_name: str, problems: list[str]) -> datetime | N
     except ValueError:
         problems.append(f"{field_name}: {shown(value)} is not an ISO 8601 date-time")
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        problems.append(
+            f"{field_name}: {shown(value)} is outside years 1 to 9999 once converted to UTC"
+        )
+        return None
 
 
 def _unknown_retrievers(paths: DataPaths, baseline: Any, candidates: Any) -> list[str]:
-    """A problem for each requested retriever no file under the retrievers directory defines."""
+    """A problem for each requested retriever no usable file defines (naming the broken files
+    that may define it); a broken file defining another retriever does not stop this request."""
+    registry = load_retriever_registry(paths)
     problems: list[str] = []
-    try:
-        known_retrievers = load_retriever_configs(paths)
-    except RetrieverConfigError as exc:
-        problems.append(f"retrievers: {exc}")
-        known_retrievers = {}
     wanted = [baseline] + (candidates if isinstance(candidates, list) else [])
     for index, retriever_id in enumerate(wanted):
-        if (
-            isinstance(retriever_id, str)
-            and known_retrievers
-            and retriever_id not in known_retrievers
-        ):
-            where = (
-                "baseline_retriever_id" if index == 0 else f"candidate_retriever_ids.{index - 1}"
-            )
-            problems.append(
-                f"{where}: unknown retriever {shown(retriever_id)}"
-                f" (known: {', '.join(sorted(known_retrievers))})"
-            )
-        elif isinstance(retriever_id, str) and not known_retrievers:
+        if not isinstance(retriever_id, str):
+            continue
+        if not registry.configs and not registry.problems:
             problems.append(
                 f"{'baseline_retriever_id' if index == 0 else 'candidate_retriever_ids'}: "
                 f"no retrievers are configured in {paths.retrievers_dir}"
             )
             break
+        problem = registry.problem_for(retriever_id)
+        if problem is not None:
+            where = (
+                "baseline_retriever_id" if index == 0 else f"candidate_retriever_ids.{index - 1}"
+            )
+            problems.append(f"{where}: {problem}")
     return problems
 
 
@@ -162,6 +163,10 @@ def parse_request(
         raise RequestValidationError(
             [f"(request): expected a JSON object, got {type(data).__name__}"]
         )
+    try:
+        check_value(data)
+    except JsonProblem as exc:
+        raise RequestValidationError([str(exc)]) from None
     validator = jsonschema.Draft202012Validator(request_schema())
     problems = [
         _schema_problem(leaf)
@@ -205,8 +210,10 @@ def parse_request(
     if isinstance(weights_given, dict):
         for name, weight in weights_given.items():
             where = f"session_filter.interaction_weights.weights.{shown_field(name)}"
-            if type(weight) not in (int, float) or not math.isfinite(weight) or weight < 0:
-                problems.append(f"{where}: expected a finite number >= 0, got {shown(weight)}")
+            if type(weight) not in (int, float) or not 0 <= weight <= MAX_WEIGHT:
+                problems.append(
+                    f"{where}: expected a finite number >= 0 and <= {MAX_WEIGHT:,.0f}, got {shown(weight)}"
+                )
             else:
                 weights[str(name)] = float(weight)
 

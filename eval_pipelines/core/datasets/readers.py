@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.json_input import JsonProblem, decode_json, parse_json
 from eval_pipelines.core.logs.contract import canonical_json, json_type
 from eval_pipelines.core.paths import shown
 
@@ -249,8 +250,8 @@ def _read_lines(file: Path, problems: list[Problem]) -> _TextFile | None:
 
 def _first_json_keys(line: str) -> set[str] | None:
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError:
+        value = decode_json(line)
+    except JsonProblem:
         return None
     return set(value) if isinstance(value, dict) else None
 
@@ -379,7 +380,7 @@ def _json_line(line: str) -> tuple[Any, list[str]]:
             repeated.extend(sorted(key for key, count in counts.items() if count > 1))
         return value
 
-    return json.loads(line, object_pairs_hook=unique_keys), repeated
+    return parse_json(line, object_pairs_hook=unique_keys), repeated
 
 
 def _json_objects(text: _TextFile, collector: _Collector) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -387,10 +388,8 @@ def _json_objects(text: _TextFile, collector: _Collector) -> Iterator[tuple[int,
     for number, line in text.lines:
         try:
             value, repeated = _json_line(line)
-        except json.JSONDecodeError as exc:
-            collector.problem(
-                text.label, number, "json", f"invalid JSON ({exc.msg} at column {exc.colno})"
-            )
+        except JsonProblem as exc:
+            collector.problem(text.label, number, exc.field or "json", exc.problem)
             continue
         if not isinstance(value, dict):
             collector.problem(

@@ -7,9 +7,9 @@ from typing import Any
 
 from eval_pipelines.core.datasets import list_datasets
 from eval_pipelines.core.errors import InvalidRequestError
+from eval_pipelines.core.json_input import JsonProblem, check_value
 from eval_pipelines.core.paths import shown, shown_field
-from eval_pipelines.core.retrieval.config import RetrieverConfigError
-from eval_pipelines.core.retrieval.registry import load_retriever_configs
+from eval_pipelines.core.retrieval.registry import load_retriever_registry
 
 AVAILABLE_METRICS = ("precision", "recall", "f1", "f2", "map", "ndcg", "mrr")
 DEFAULT_METRICS = ("precision", "recall", "f1", "map", "ndcg", "mrr")
@@ -70,14 +70,10 @@ def _metrics(value: Any, problems: list[str]) -> tuple[str, ...]:
 def _unknown_references(paths: Any, retriever_id: Any, dataset_name: Any) -> list[str]:
     """A problem for a retriever or a dataset the data directory does not hold."""
     problems: list[str] = []
-    try:
-        retrievers = load_retriever_configs(paths)
-    except RetrieverConfigError as exc:
-        problems.append(f"retrievers: {exc}")
-        retrievers = {}
-    if isinstance(retriever_id, str) and retriever_id and retriever_id not in retrievers:
-        known = ", ".join(sorted(retrievers)) or f"none configured in {paths.retrievers_dir}"
-        problems.append(f"retriever_id: unknown retriever {shown(retriever_id)} (known: {known})")
+    if isinstance(retriever_id, str) and retriever_id:
+        problem = load_retriever_registry(paths).problem_for(retriever_id)
+        if problem is not None:
+            problems.append(f"retriever_id: {problem}")
     datasets = {d.name for d in list_datasets(paths)}
     if isinstance(dataset_name, str) and dataset_name and dataset_name not in datasets:
         known = ", ".join(sorted(datasets)) or "none imported; use `eval-pipelines dataset import`"
@@ -92,6 +88,10 @@ def parse_evaluation_request(
     dataset exist (a request accepted earlier was checked then; its run reports what changed)."""
     if not isinstance(data, dict):
         raise EvaluationRequestError([f"(request): expected an object, got {type(data).__name__}"])
+    try:
+        check_value(data)
+    except JsonProblem as exc:
+        raise EvaluationRequestError([str(exc)]) from None
     problems = [
         f"{shown_field(key)}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})"
         for key in sorted(set(data) - KNOWN_KEYS)
