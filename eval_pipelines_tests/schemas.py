@@ -1,4 +1,5 @@
-"""Validate records against the reference API's components in ../shared/schemas/."""
+"""Validate records against the reference API's components, as the package ships them
+(eval_pipelines/contracts/, copies of ../shared/schemas/; test_contracts checks they agree)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "eval_pipelines" / "contracts"
+SHARED_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "shared" / "schemas"
 
 
 @cache

@@ -1,4 +1,5 @@
-"""`eval-pipelines`: the command line. Exit 0 on success, 2 on invalid input, 1 on a run-time failure."""
+"""`eval-pipelines`: the command line. Exit 0 on success, 2 on invalid input, 1 on a run-time failure,
+3 for a record that completed without a verdict (see cli/output.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eval_pipelines.cli import benchmarks, datasets, demo, evaluations, executions, logs, retrievers
+from eval_pipelines.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
-
-EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
 COMMAND_MODULES = (demo, logs, retrievers, executions, benchmarks, datasets, evaluations)
 MAX_ERROR_LINE = 2000

@@ -1,15 +1,23 @@
-"""Small printing helpers shared by the commands: JSON on stdout, progress on stderr."""
+"""Small printing helpers shared by the commands: JSON on stdout, progress on stderr.
+
+Exit codes: 0 success, 1 a failure at run time (a failed record included), 2 invalid input, and
+3 for a record that completed without answering its question (EXIT_NO_VERDICT): a benchmark with a
+candidate that could not be tested, an evaluation with no query evaluated. A CI job can gate on it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_NO_VERDICT = 0, 1, 2, 3
 
 
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, default=str)
+    """Strict JSON: a NaN or Infinity raises here rather than printing what no JSON parser reads."""
+    json.dump(value, sys.stdout, indent=2, default=str, allow_nan=False)
     sys.stdout.write("\n")
 
 
@@ -25,3 +33,14 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def finish_record(record: dict[str, Any], has_verdict: Callable[[dict[str, Any]], bool]) -> int:
+    """Print a final record (JSON on stdout, each warning on stderr); its exit code."""
+    print_json(record)
+    for warning in record.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
+    if record["status"] != "completed":
+        print(f"error: {record.get('error_message') or record['status']}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK if has_verdict(record) else EXIT_NO_VERDICT

@@ -149,6 +149,16 @@ def _statistics_warnings(
     return warnings
 
 
+def has_verdict(record: dict[str, Any]) -> bool:
+    """A completed benchmark answers its question only if every candidate could be tested."""
+    comparisons = (record.get("comparison") or {}).get("comparisons") or []
+    return (
+        record["status"] == "completed"
+        and bool(comparisons)
+        and all(item["p_value"] is not None for item in comparisons)
+    )
+
+
 def failed_record(
     record: dict[str, Any], error_message: str, started_at: str | None, completed_at: str
 ) -> dict[str, Any]:

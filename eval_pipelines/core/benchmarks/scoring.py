@@ -43,7 +43,9 @@ def score_benchmark(
     order = {eid: i for i, eid in enumerate(sessions.column("execution_id").to_pylist())}
     for pipeline_id in request.pipeline_ids:
         rows = replays.filter(pc.equal(replays.column("pipeline_id"), pipeline_id))
-        positions = np.array([order[e] for e in rows.column("execution_id").to_pylist()])
+        positions = np.array(
+            [order[e] for e in rows.column("execution_id").to_pylist()], dtype=np.int64
+        )
         rows = rows.take(np.argsort(positions, kind="stable"))
         positions = np.sort(positions)
         scores = score(rows.column("ranking"))

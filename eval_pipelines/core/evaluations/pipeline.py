@@ -156,13 +156,13 @@ def summarize(
     skipped: dict[str, int] = {}
     for reason in planned.column("skip_reason").drop_null().to_pylist():
         skipped[reason] = skipped.get(reason, 0) + 1
-    failed = (
-        int(pc.sum(pc.not_equal(runs.column("status"), "completed")).as_py() or 0)
-        if runs.num_rows
-        else 0
-    )
+    failures = runs.filter(pc.not_equal(runs.column("status"), "completed"))
+    failed = failures.num_rows
     if failed:
         skipped[SKIP_FAILED_EXECUTION] = failed
+    error_types: dict[str, int] = {}
+    for error_type in failures.column("error_type").to_pylist():
+        error_types[error_type or "unknown"] = error_types.get(error_type or "unknown", 0) + 1
     evaluated = runs.num_rows - failed
     means = (
         metrics.group_by(["metric", "k"]).aggregate([("value", "mean")]).to_pylist()
@@ -184,6 +184,7 @@ def summarize(
         "evaluated_queries": evaluated,
         "skipped_queries": planned.num_rows - evaluated,
         "skipped_reasons": dict(sorted(skipped.items())),
+        "failed_error_types": dict(sorted(error_types.items())),
     }
 
 

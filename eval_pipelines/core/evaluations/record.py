@@ -1,20 +1,28 @@
-"""The EvaluationRecord through its lifecycle: pending -> in_progress -> completed, or failed."""
+"""The EvaluationRecord through its lifecycle: pending -> in_progress -> completed, or failed.
+
+Fields mean one thing in every state: `query_count` is the number of queries evaluated (0 until the
+evaluation completes), `total_queries` the dataset's queries (known from the start), and
+`completed_at` when the evaluation ended, completed or failed (as for benchmarks). A completed record
+whose metrics are placeholders says so in `warnings`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from eval_pipelines.core.evaluations.pipeline import SKIP_FAILED_EXECUTION
 from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.records import utc_timestamp
 
 LOCAL_NAMESPACE = "local"
+TASK_TYPE = "retriever.evaluation"
 
 
 def pending_record(
     request: EvaluationRequest,
     evaluation_id: str,
     dataset_id: str,
-    query_count: int,
+    dataset_queries: int,
     created_at: str,
 ) -> dict[str, Any]:
     return {
@@ -29,14 +37,15 @@ def pending_record(
         "completed_at": None,
         "namespace_id": LOCAL_NAMESPACE,
         "internal_id": LOCAL_NAMESPACE,
-        "query_count": query_count,
+        "query_count": 0,
         "overall_metrics": None,
         "metrics_by_k": None,
-        "total_queries": None,
+        "total_queries": dataset_queries,
         "evaluated_queries": None,
         "skipped_queries": None,
         "skipped_reasons": None,
         "error_message": None,
+        "warnings": [],
     }
 
 
@@ -46,9 +55,14 @@ def in_progress(record: dict[str, Any], status: str, started_at: str) -> dict[st
         "status": "in_progress",
         "updated_at": utc_timestamp(),
         "completed_at": None,
+        "query_count": 0,
         "overall_metrics": None,
         "metrics_by_k": None,
+        "evaluated_queries": None,
+        "skipped_queries": None,
+        "skipped_reasons": None,
         "error_message": None,
+        "warnings": [],
     }
 
 
@@ -69,6 +83,45 @@ def completed_record(
         "skipped_queries": summary["skipped_queries"],
         "skipped_reasons": summary["skipped_reasons"],
         "error_message": None,
+        "warnings": summary_warnings(summary),
+    }
+
+
+def summary_warnings(summary: dict[str, Any]) -> list[str]:
+    """What in a completed evaluation is a placeholder or a partial measurement, in words."""
+    total, evaluated = summary["total_queries"], summary["evaluated_queries"]
+    reasons = ", ".join(f"{reason} {count}" for reason, count in summary["skipped_reasons"].items())
+    if evaluated == 0:
+        return [
+            f"no query could be evaluated ({total} of {total} skipped"
+            f"{': ' + reasons if reasons else ''}): every metric is a placeholder (0), not a"
+            " measurement"
+        ]
+    failed = summary["skipped_reasons"].get(SKIP_FAILED_EXECUTION, 0)
+    if not failed:
+        return []
+    errors = ", ".join(
+        f"{kind} {count}" for kind, count in summary.get("failed_error_types", {}).items()
+    )
+    return [
+        f"{failed} of {total} queries failed to run ({errors}); the metrics are means over the"
+        f" {evaluated} queries evaluated, so they describe the retriever only where it answered"
+    ]
+
+
+def has_verdict(record: dict[str, Any]) -> bool:
+    """A completed evaluation answers its question only if at least one query was evaluated."""
+    return record["status"] == "completed" and (record.get("evaluated_queries") or 0) > 0
+
+
+def start_response(record: dict[str, Any]) -> dict[str, Any]:
+    """The seed's StartEvaluationResponse for an accepted request: the evaluation is its own task."""
+    return {
+        "task_id": record["evaluation_id"],
+        "evaluation_id": record["evaluation_id"],
+        "task_type": TASK_TYPE,
+        "status": record["status"],
+        "created_at": record["created_at"],
     }
 
 
@@ -79,8 +132,13 @@ def failed_record(
         **record,
         "status": "failed",
         "updated_at": completed_at,
-        "completed_at": None,
+        "completed_at": completed_at,
+        "query_count": 0,
         "overall_metrics": None,
         "metrics_by_k": None,
+        "evaluated_queries": None,
+        "skipped_queries": None,
+        "skipped_reasons": None,
         "error_message": error_message,
+        "warnings": [],
     }
