@@ -6,7 +6,8 @@ every call is stored as an execution, so any replayed ranking can be inspected l
 Work is done in chunks of sessions per pipeline. Given a resume directory, each finished chunk's
 rows are kept there (atomically, after its executions), so a run killed halfway and launched again
 loads them instead of calling the retriever again. A chunk file's name holds a digest of everything
-its rows depend on, so a different sample, depth or retriever definition never reuses it.
+its rows depend on (the sample, the depth, the retriever's definition and, for a pipeline retriever,
+the content of the collection it searches), so nothing else ever reuses it.
 
 A replay has a deadline: past it no call starts, and the calls left fail with error_type "deadline".
 """
@@ -18,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +35,7 @@ from eval_pipelines.core.paths import DataPaths, validate_id
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.execution import CallRecorder, Execution, Retriever
 from eval_pipelines.core.retrieval.execution_store import executions_table, write_executions_table
+from eval_pipelines.core.retrieval.pipeline import PipelineRetriever
 from eval_pipelines.core.retrieval.registry import open_retrievers
 from eval_pipelines.core.storage import parquet_files, write_parquet_atomic
 
@@ -136,20 +139,29 @@ def _rows(
     )
 
 
+def ranking_inputs(retriever: Retriever) -> list[str]:
+    """What a retriever's rankings depend on: its definition and, for a pipeline, its collection's
+    content (a collection re-ingested under the same name must not be served from old chunks)."""
+    if isinstance(retriever, PipelineRetriever):
+        return [retriever.config.pipeline_hash, retriever.collection.content_digest]
+    return [retriever.config.pipeline_hash]
+
+
 def chunk_file(
     resume_dir: Path,
     benchmark_id: str,
-    config: RetrieverConfig,
+    retriever: Retriever,
     depth: int,
     chunk: int,
     logged_ids: Sequence[str],
 ) -> Path:
     """Where a finished chunk's rows are kept, named by a digest of what they depend on."""
     key = json.dumps(
-        [str(REPLAYS_SCHEMA), benchmark_id, config.pipeline_hash, depth, list(logged_ids)],
+        [str(REPLAYS_SCHEMA), benchmark_id, ranking_inputs(retriever), depth, list(logged_ids)],
         separators=(",", ":"),
     )
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    config = retriever.config
     return resume_dir / validate_id(config.id, "retriever_id") / f"{chunk:04d}-{digest}.parquet"
 
 
@@ -158,6 +170,11 @@ def _discard_stale_chunks(directory: Path, wanted: set[Path]) -> None:
     for file in parquet_files(directory):
         if file not in wanted:
             file.unlink(missing_ok=True)
+
+
+def discard_replay_chunks(resume_dir: Path) -> None:
+    """Once a replay's rows are stored whole, its chunks would only serve a later run stale rows."""
+    shutil.rmtree(resume_dir, ignore_errors=True)
 
 
 def _deadline_failure(config: RetrieverConfig, query_input: Any, deadline_s: float) -> Execution:
@@ -250,7 +267,7 @@ def replay_sessions(
                 else chunk_file(
                     resume_dir,
                     benchmark_id,
-                    retriever.config,
+                    retriever,
                     depth,
                     chunk,
                     logged_ids[start : start + size],

@@ -89,6 +89,13 @@ def validate_collection_table(table: pa.Table, source: str) -> pa.Table:
                 f"{source}: {name}: unsupported column type {column.type} "
                 "(expected string, integer, floating point or boolean)"
             )
+        if pa.types.is_floating(column.type):
+            infinite = pc.is_inf(column)
+            if pc.any(infinite).as_py():
+                raise CollectionError(
+                    f"{source}: {name}: infinite value at row {pc.index(infinite, True).as_py()}"
+                    " (numbers must be finite; leave a value empty when it is unknown)"
+                )
         columns[name] = column
     ids = columns[ID_COLUMN]
     if column_kind(ids.type) != STRING:
@@ -207,18 +214,21 @@ class Collection:
         return digest.hexdigest()
 
 
-_cache: dict[Path, tuple[tuple[int, int], Collection]] = {}
+_cache: dict[Path, tuple[tuple[int, ...], Collection]] = {}
 _cache_lock = threading.Lock()
 
 
 def load_collection(paths: DataPaths, name: str) -> Collection:
-    """Load a collection once per process; reloaded when the file's mtime or size changes."""
+    """Load a collection once per process; reloaded when the file is replaced or changes.
+
+    An import replaces the file by a rename, so its inode and ctime change even when its size and
+    mtime (coarse on some filesystems) do not."""
     file = collection_file(paths, name)
     try:
         stat = file.stat()
     except FileNotFoundError:
         raise CollectionError(f"collection {name!r}: {file} does not exist") from None
-    stamp = (stat.st_mtime_ns, stat.st_size)
+    stamp = (stat.st_ino, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_size)
     key = file.resolve()
     with _cache_lock:
         cached = _cache.get(key)
