@@ -4,6 +4,7 @@
 python3 tasks.py demo   # create .venv, install, build the demo world and run the demo
 python3 tasks.py test   # create .venv, install, lint and run the whole test suite
 python3 tasks.py ui     # create .venv, install, open the Dagster UI (dagster dev) on 127.0.0.1:3000
+                        # (--port N for another port)
 python3 tasks.py bench  # also install the peers (ranx), then run the benchmark suite (args: see --help)
 """
 
@@ -68,6 +69,20 @@ def demo(args: list[str]) -> None:
 
 
 def ui(args: list[str]) -> None:
+    """dagster dev on 127.0.0.1; `--port N` (default 3000) and any other dagster dev arguments."""
+    port = "3000"
+    rest = list(args)
+    for index, arg in enumerate(rest):
+        if arg == "--port" and index + 1 < len(rest):
+            port = rest[index + 1]
+            del rest[index : index + 2]
+            break
+        if arg.startswith("--port="):
+            port = arg.split("=", 1)[1]
+            del rest[index]
+            break
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        sys.exit(f"--port: expected a TCP port number (1-65535), got {port!r}")
     env = dict(os.environ)
     code = "from eval_pipelines.core.paths import DataPaths; from eval_pipelines.instance import ensure_dagster_home; print(ensure_dagster_home(DataPaths.from_env()))"
     home = subprocess.run(
@@ -88,8 +103,8 @@ def ui(args: list[str]) -> None:
         "-h",
         "127.0.0.1",
         "-p",
-        "3000",
-        *args,
+        port,
+        *rest,
         env=env,
     )
 

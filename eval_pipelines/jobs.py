@@ -9,7 +9,7 @@ from eval_pipelines.assets.benchmarks import GROUP as BENCHMARK_GROUP
 from eval_pipelines.assets.demo import GROUP as DEMO_GROUP
 from eval_pipelines.assets.evaluations import GROUP as EVALUATION_GROUP
 from eval_pipelines.core.benchmarks.request import RequestValidationError, parse_request
-from eval_pipelines.core.benchmarks.submit import accept_request
+from eval_pipelines.core.benchmarks.submit import accept_request, new_benchmark_id
 from eval_pipelines.core.evaluations.request import (
     DEFAULT_K_VALUES,
     DEFAULT_METRICS,
@@ -17,6 +17,9 @@ from eval_pipelines.core.evaluations.request import (
     parse_evaluation_request,
 )
 from eval_pipelines.core.evaluations.submit import accept_request as accept_evaluation
+from eval_pipelines.core.evaluations.submit import new_evaluation_id
+from eval_pipelines.lifecycle import accept_with_partition
+from eval_pipelines.partitions import benchmark_partitions, evaluation_partitions
 from eval_pipelines.resources import DataDirResource
 
 build_demo_world_job = define_asset_job(
@@ -58,7 +61,7 @@ class SessionFilterConfig(Config):
 
 
 class BenchmarkRequestConfig(Config):
-    """The create-benchmark request (../shared/schemas/create_benchmark.request.json) as launch config."""
+    """The create-benchmark request (eval_pipelines/contracts/create_benchmark.request.json) as launch config."""
 
     benchmark_name: str
     baseline_retriever_id: str
@@ -82,7 +85,13 @@ def submit_benchmark_request(
         request = parse_request(request_from_config(config), data_dir.paths)
     except RequestValidationError as exc:
         raise Failure(description=str(exc)) from exc
-    record = accept_request(data_dir.paths, request)
+    benchmark_id = new_benchmark_id()
+    record = accept_with_partition(
+        context.instance,
+        benchmark_partitions,
+        benchmark_id,
+        lambda: accept_request(data_dir.paths, request, benchmark_id),
+    )
     context.log.info(f"accepted benchmark {record['benchmark_id']}: {record['benchmark_name']}")
     context.add_output_metadata({"benchmark_id": record["benchmark_id"]})
     return record["benchmark_id"]
@@ -117,7 +126,13 @@ def submit_evaluation_request(
         request = parse_evaluation_request(config.model_dump(), data_dir.paths)
     except EvaluationRequestError as exc:
         raise Failure(description=str(exc)) from exc
-    record = accept_evaluation(data_dir.paths, request)
+    evaluation_id = new_evaluation_id()
+    record = accept_with_partition(
+        context.instance,
+        evaluation_partitions,
+        evaluation_id,
+        lambda: accept_evaluation(data_dir.paths, request, evaluation_id),
+    )
     context.log.info(f"accepted evaluation {record['evaluation_id']}")
     return record["evaluation_id"]
 

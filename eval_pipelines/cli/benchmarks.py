@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from eval_pipelines.cli.output import format_table, print_json, progress
+from eval_pipelines.cli.output import finish_record, format_table, print_json, progress
+from eval_pipelines.core.benchmarks.record import has_verdict
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store, new_benchmark_id
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.paths import DataPaths, validate_id
-from eval_pipelines.core.records import FINAL_STATUSES
 
 STATUSES = ("pending", "building_sessions", "replaying", "computing_metrics", "completed", "failed")
 
@@ -25,9 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     create = verbs.add_parser(
         "create",
         help="validate and submit a benchmark request; print the record",
-        description="Submit a request shaped like ../shared/schemas/create_benchmark.request.json, from "
-        "a file (- for stdin) or flags (flags override the file). Without --wait the record is pending "
-        "and the daemon's request sensor runs it; with --wait it runs here and prints the final record.",
+        description="Submit a create-benchmark request (its JSON Schema ships with the package as "
+        "eval_pipelines/contracts/create_benchmark.request.json; README 'Benchmarks' has an example) "
+        "from a file (- for stdin) or flags (flags override the file). Without --wait the record is "
+        "pending and the daemon's request sensor runs it. With --wait it runs here and prints the final "
+        "record, its warnings on stderr; exit 1 if it failed, 3 if it completed without a verdict for "
+        "every candidate.",
     )
     create.add_argument("request", nargs="?", type=Path, metavar="REQUEST.json")
     create.add_argument("--name", dest="benchmark_name", help="benchmark_name")
@@ -89,11 +92,10 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"REQUEST: cannot read {args.request} ({exc})") from None
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"REQUEST: {args.request}:{exc.lineno}: not valid JSON ({exc.msg})"
-            ) from None
+            data = decode_json(text)
+        except JsonProblem as exc:
+            line = f":{exc.line}" if exc.line else ""
+            raise InvalidInputError(f"REQUEST: {args.request}{line}: {exc.problem}") from None
         if not isinstance(data, dict):
             raise InvalidInputError(f"REQUEST: {args.request}: expected a JSON object")
     for key in (
@@ -116,15 +118,18 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_create(args: argparse.Namespace, paths: DataPaths) -> int:
     request = parse_request(request_from_args(args), paths)
+    benchmark_id = new_benchmark_id()
     if not args.wait:
-        print_json(accept_request(paths, request))
+        from eval_pipelines.cli.run_in_process import accept_here
+        from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
+
+        accept = lambda: accept_request(paths, request, benchmark_id)  # noqa: E731
+        print_json(accept_here(paths, benchmark_lifecycle, benchmark_id, accept))
         return 0
     from eval_pipelines.cli.run_in_process import run_benchmark_here
 
-    benchmark_id = new_benchmark_id()
     record = run_benchmark_here(paths, request, benchmark_id, progress)
-    print_json(record)
-    return 0 if record["status"] == "completed" else 1
+    return finish_record(record, has_verdict)
 
 
 def run_rerun(args: argparse.Namespace, paths: DataPaths) -> int:
@@ -132,28 +137,43 @@ def run_rerun(args: argparse.Namespace, paths: DataPaths) -> int:
 
     benchmark_id = validate_id(args.benchmark_id, "benchmark_id")
     record = rerun_benchmark_here(paths, benchmark_id, progress)
-    print_json(record)
-    return 0 if record["status"] == "completed" else 1
+    return finish_record(record, has_verdict)
 
 
 def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     benchmark_id = validate_id(args.benchmark_id, "benchmark_id")
-    record = benchmark_store(paths).get(benchmark_id)
-    if record is None:
+    if benchmark_store(paths).get(benchmark_id) is None:
         raise InvalidInputError(f"benchmark_id: no benchmark {benchmark_id!r}")
-    if record["status"] not in FINAL_STATUSES:
-        from eval_pipelines.cli.run_in_process import refresh_record
-        from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
+    from eval_pipelines.cli.run_in_process import refresh_record
+    from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
 
-        record = refresh_record(paths, benchmark_lifecycle, benchmark_id) or record
-    print_json(record)
+    # Synced even when final: the partition may have been materialized again since (UI, CLI).
+    print_json(refresh_record(paths, benchmark_lifecycle, benchmark_id))
     return 0
 
 
+# What the listing reads from each record (BenchmarkResponse's required fields).
+LISTED_FIELDS = {
+    "benchmark_id": str,
+    "benchmark_name": str,
+    "baseline_retriever_id": str,
+    "candidate_retriever_ids": list[str],
+    "session_count": int,
+    "status": str,
+    "created_at": str,
+}
+
+
 def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
+    """Every readable benchmark; each entry that is not is reported on stderr and the rest listed
+    (exit 0: the listing is complete for what can be read, and the report names the rest)."""
+    from eval_pipelines.cli.run_in_process import refresh_records
+    from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
+
+    listing = benchmark_store(paths).listing(LISTED_FIELDS)
     records = [
         r
-        for r in benchmark_store(paths).records()
+        for r in refresh_records(paths, benchmark_lifecycle, listing.records)
         if (args.status is None or r["status"] == args.status)
         and (
             args.retriever_id is None
@@ -162,25 +182,34 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
     ]
     if args.json:
         print_json(records)
-        return 0
-    if not records:
+    elif not records:
         print("no benchmarks")
-        return 0
-    print(
-        format_table(
-            ["benchmark_id", "status", "name", "baseline", "candidates", "sessions", "created_at"],
-            [
+    else:
+        print(
+            format_table(
                 [
-                    r["benchmark_id"],
-                    r["status"],
-                    r["benchmark_name"],
-                    r["baseline_retriever_id"],
-                    ",".join(r["candidate_retriever_ids"]),
-                    r["session_count"],
-                    r["created_at"],
-                ]
-                for r in records
-            ],
+                    "benchmark_id",
+                    "status",
+                    "name",
+                    "baseline",
+                    "candidates",
+                    "sessions",
+                    "created_at",
+                ],
+                [
+                    [
+                        r["benchmark_id"],
+                        r["status"],
+                        r["benchmark_name"],
+                        r["baseline_retriever_id"],
+                        ",".join(r["candidate_retriever_ids"]),
+                        r["session_count"],
+                        r["created_at"],
+                    ]
+                    for r in records
+                ],
+            )
         )
-    )
+    for problem in listing.problems:
+        print(problem, file=sys.stderr)
     return 0

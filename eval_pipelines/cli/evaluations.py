@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval_pipelines.cli.output import format_table, print_json, progress
+from eval_pipelines.cli.output import finish_record, format_table, print_json, progress
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.evaluations.pipeline import export_trec_run
+from eval_pipelines.core.evaluations.record import has_verdict, start_response
 from eval_pipelines.core.evaluations.request import AVAILABLE_METRICS, parse_evaluation_request
 from eval_pipelines.core.evaluations.submit import (
     accept_request,
@@ -16,7 +17,6 @@ from eval_pipelines.core.evaluations.submit import (
     new_evaluation_id,
 )
 from eval_pipelines.core.paths import DataPaths, validate_id
-from eval_pipelines.core.records import FINAL_STATUSES
 from eval_pipelines.core.trec_eval import trec_eval
 
 STATUSES = ("pending", "in_progress", "completed", "failed")
@@ -40,9 +40,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     run = verbs.add_parser(
         "run",
-        help="evaluate a retriever on a dataset; print the record",
-        description="Without --wait the record is pending and the daemon's request sensor runs it; with "
-        "--wait it runs here and prints the final record.",
+        help="evaluate a retriever on a dataset",
+        description="Without --wait, accept the request and print its StartEvaluationResponse "
+        "(task_id, evaluation_id, task_type, status, created_at); the daemon's request sensor runs it. "
+        "With --wait, run it here and print the final EvaluationRecord, its warnings on stderr; exit 1 "
+        "if it failed, 3 if it completed with no query evaluated.",
     )
     run.add_argument("retriever_id", metavar="RETRIEVER_ID")
     run.add_argument("--dataset", required=True, dest="dataset_name", metavar="NAME")
@@ -115,14 +117,18 @@ def run_evaluation(args: argparse.Namespace, paths: DataPaths) -> int:
     if config:
         data["evaluation_config"] = config
     request = parse_evaluation_request(data, paths)
+    evaluation_id = new_evaluation_id()
     if not args.wait:
-        print_json(accept_request(paths, request))
+        from eval_pipelines.cli.run_in_process import accept_here
+        from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+
+        accept = lambda: accept_request(paths, request, evaluation_id)  # noqa: E731
+        print_json(start_response(accept_here(paths, evaluation_lifecycle, evaluation_id, accept)))
         return 0
     from eval_pipelines.cli.run_in_process import run_evaluation_here
 
-    record = run_evaluation_here(paths, request, new_evaluation_id(), progress)
-    print_json(record)
-    return 0 if record["status"] == "completed" else 1
+    record = run_evaluation_here(paths, request, evaluation_id, progress)
+    return finish_record(record, has_verdict)
 
 
 def _record(paths: DataPaths, evaluation_id: str) -> dict:
@@ -135,19 +141,42 @@ def _record(paths: DataPaths, evaluation_id: str) -> dict:
 
 def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     record = _record(paths, args.evaluation_id)
-    if record["status"] not in FINAL_STATUSES:
-        from eval_pipelines.cli.run_in_process import refresh_record
-        from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+    from eval_pipelines.cli.run_in_process import refresh_record
+    from eval_pipelines.sensors.evaluations import evaluation_lifecycle
 
-        record = refresh_record(paths, evaluation_lifecycle, record["evaluation_id"]) or record
-    print_json(record)
+    # Synced even when final: the partition may have been materialized again since (UI, CLI).
+    print_json(refresh_record(paths, evaluation_lifecycle, record["evaluation_id"]))
     return 0
 
 
+# What the listing reads from each record (EvaluationRecord's required fields among them).
+LISTED_FIELDS = {
+    "evaluation_id": str,
+    "status": str,
+    "retriever_id": str,
+    "dataset_name": str,
+    "created_at": str,
+}
+
+
+def _ndcg_at_10(record: dict) -> str:
+    """metrics_by_k["10"]["ndcg"], or "-" while there is none (it is optional until completed)."""
+    by_k = record.get("metrics_by_k")
+    at_10 = by_k.get("10") if isinstance(by_k, dict) else None
+    ndcg = at_10.get("ndcg") if isinstance(at_10, dict) else None
+    return f"{ndcg:.4f}" if isinstance(ndcg, int | float) and not isinstance(ndcg, bool) else "-"
+
+
 def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
+    """Every readable evaluation; each entry that is not is reported on stderr and the rest listed
+    (exit 0, as `benchmark list`)."""
+    from eval_pipelines.cli.run_in_process import refresh_records
+    from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+
+    listing = evaluation_store(paths).listing(LISTED_FIELDS)
     records = [
         r
-        for r in evaluation_store(paths).records()
+        for r in refresh_records(paths, evaluation_lifecycle, listing.records)
         if (args.status is None or r["status"] == args.status)
         and (args.retriever_id is None or r["retriever_id"] == args.retriever_id)
         and (args.dataset_name is None or r["dataset_name"] == args.dataset_name)
@@ -155,20 +184,18 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
     if args.json:
         print_json(records)
     elif records:
-        rows = []
-        for r in records:
-            ndcg = (r.get("metrics_by_k") or {}).get("10", {}).get("ndcg")
-            rows.append(
-                [
-                    r["evaluation_id"],
-                    r["status"],
-                    r["retriever_id"],
-                    r["dataset_name"],
-                    r.get("evaluated_queries") if r.get("evaluated_queries") is not None else "-",
-                    f"{ndcg:.4f}" if ndcg is not None else "-",
-                    r["created_at"],
-                ]
-            )
+        rows = [
+            [
+                r["evaluation_id"],
+                r["status"],
+                r["retriever_id"],
+                r["dataset_name"],
+                r.get("evaluated_queries") if r.get("evaluated_queries") is not None else "-",
+                _ndcg_at_10(r),
+                r["created_at"],
+            ]
+            for r in records
+        ]
         print(
             format_table(
                 [
@@ -185,6 +212,8 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
         )
     else:
         print("no evaluations")
+    for problem in listing.problems:
+        print(problem, file=sys.stderr)
     return 0
 
 

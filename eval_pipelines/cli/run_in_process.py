@@ -6,118 +6,41 @@ run (which no daemon watches) can be marked failed instead of showing progress f
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from dagster import (
-    AssetsDefinition,
-    DagsterEventType,
-    DagsterInstance,
-    DagsterRunStatus,
-    materialize,
-)
-from dagster._core.events import DagsterEvent, StepFailureData
-from dagster._utils.error import SerializableErrorInfo
+from dagster import AssetsDefinition, DagsterInstance, materialize
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.processes import this_process
+from eval_pipelines.core.run_lock import AlreadyRunning, run_lock
 from eval_pipelines.instance import get_instance
-from eval_pipelines.lifecycle import KIND_TAG, Lifecycle, latest_run, sync_record
+from eval_pipelines.lifecycle import (
+    KIND_TAG,
+    Lifecycle,
+    accept_with_partition,
+    latest_run,
+    sync_record,
+)
 from eval_pipelines.resources import DataDirResource
+from eval_pipelines.run_launcher import PROCESS_TAG, fail_dead_run
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-PROCESS_TAG = "eval_pipelines/process"
-_PROC = Path("/proc")
-_STEP_EVENTS = {
-    DagsterEventType.STEP_START,
-    DagsterEventType.STEP_SUCCESS,
-    DagsterEventType.STEP_FAILURE,
-    DagsterEventType.STEP_SKIPPED,
-}
-
-
-def _start_ticks(pid: int) -> str | None:
-    """When a live process started (Linux /proc), which a later process reusing its pid does not share."""
-    try:
-        stat = (_PROC / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    state, *fields = stat.rsplit(")", 1)[1].split()
-    return None if state in ("Z", "X") else fields[18]
-
-
-def this_process() -> str:
-    """host/pid/start-ticks of the running process (start ticks empty where /proc is absent)."""
-    return f"{socket.gethostname()}/{os.getpid()}/{_start_ticks(os.getpid()) or ''}"
-
-
-def process_ended(identity: str) -> bool:
-    """True only when the process is certainly gone: on this host, with its pid free or reused."""
-    parts = identity.rsplit("/", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    pid_text, ticks = parts[1], parts[2]
-    if ticks and _PROC.is_dir():
-        return _start_ticks(int(pid_text)) != ticks
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _unfinished_steps(instance: DagsterInstance, run_id: str) -> list[str]:
-    started: list[str] = []
-    ended: set[str] = set()
-    for entry in instance.all_logs(run_id, of_type=_STEP_EVENTS):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            started.append(event.step_key)
-        else:
-            ended.add(event.step_key)
-    return [key for key in started if key not in ended]
 
 
 def fail_abandoned_run(instance: DagsterInstance, lifecycle: Lifecycle, record_id: str) -> bool:
-    """Mark the partition's latest run failed if the process running it here has ended unfinished.
-
-    The step it was running is marked failed first, as Dagster marks a step whose worker fails its
-    health check, so the record names the step that was cut short.
-    """
+    """Mark the partition's latest run failed if its worker process has certainly ended unfinished
+    (the same check Dagster's run monitoring makes through the project's run launcher)."""
     run_record = latest_run(instance, lifecycle, record_id)
-    if run_record is None:
-        return False
-    run = run_record.dagster_run
-    owner = run.tags.get(PROCESS_TAG)
-    if run.is_finished or owner is None or not process_ended(owner):
-        return False
-    message = (
-        f"the process running it (pid {owner.rsplit('/', 2)[1]}) ended before it finished"
-        " (killed or crashed)"
-    )
-    for step_key in _unfinished_steps(instance, run.run_id):
-        failure = StepFailureData(
-            error=SerializableErrorInfo(message=message, stack=[], cls_name=None),
-            user_failure_data=None,
-        )
-        event = DagsterEvent(
-            event_type_value=DagsterEventType.STEP_FAILURE.value,
-            job_name=run.job_name,
-            step_key=step_key,
-            event_specific_data=failure,
-            message=f'Execution of step "{step_key}" failed: {message}.',
-        )
-        instance.report_dagster_event(event, run_id=run.run_id, log_level=logging.ERROR)
-    instance.report_run_failed(run, f"This run failed: {message}.")
-    return True
+    return run_record is not None and fail_dead_run(instance, run_record.dagster_run)
+
+
+def accept_here(
+    paths: DataPaths, lifecycle: Lifecycle, record_id: str, accept: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Accept a request without running it (the daemon's request sensor will), its partition first."""
+    return accept_with_partition(get_instance(paths), lifecycle.partitions, record_id, accept)
 
 
 def run_here(
@@ -127,32 +50,49 @@ def run_here(
     record_id: str,
     accept: Callable[[], Any] | None,
     instance: DagsterInstance | None = None,
+    check: Callable[[DagsterInstance], None] | None = None,
 ) -> dict[str, Any]:
-    """Add the partition, then accept the request, then materialize it here and sync its record.
+    """Under the request's run lock: check it may run (re-runs), accept it with its partition
+    (new requests), materialize it here and sync its record.
 
-    The partition exists before the request is stored, so the request sensor never starts a second run.
-    accept is None for a request accepted earlier (a re-run).
+    The lock is held until the record is final, so a second rerun is refused instead of replaying
+    everything again, and the request sensor never starts a run of a request running here.
     """
     instance = instance or get_instance(paths)
-    instance.add_dynamic_partitions(lifecycle.partitions.name, [record_id])
-    if accept is not None:
-        accept()
-    materialize(
-        assets,
-        partition_key=record_id,
-        instance=instance,
-        resources={"data_dir": DataDirResource(path=str(paths.root))},
-        tags={KIND_TAG: lifecycle.kind, PROCESS_TAG: this_process()},
-        run_config=QUIET_RUN_CONFIG,
-        raise_on_error=False,
-    )
-    return sync_record(instance, paths, lifecycle, record_id)
+    folder = lifecycle.store(paths).folder(record_id)
+    with run_lock(folder, f"{lifecycle.kind[:-1]} {record_id}"):
+        if check is not None:
+            check(instance)
+        if accept is not None:
+            accept_with_partition(instance, lifecycle.partitions, record_id, accept)
+        materialize(
+            assets,
+            partition_key=record_id,
+            instance=instance,
+            resources={"data_dir": DataDirResource(path=str(paths.root))},
+            tags={KIND_TAG: lifecycle.kind, PROCESS_TAG: this_process()},
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
+        return sync_record(instance, paths, lifecycle, record_id)
 
 
 def refresh_record(paths: DataPaths, lifecycle: Lifecycle, record_id: str) -> dict[str, Any] | None:
     instance = get_instance(paths)
     fail_abandoned_run(instance, lifecycle, record_id)
     return sync_record(instance, paths, lifecycle, record_id)
+
+
+def refresh_records(
+    paths: DataPaths, lifecycle: Lifecycle, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Listed records brought up to date with their partitions' latest runs (a partition may have
+    been materialized from the UI or Dagster's CLI since); as stored when no instance exists yet."""
+    if not (paths.dagster_home / "dagster.yaml").is_file():
+        return records
+    instance = get_instance(paths)
+    id_field = f"{lifecycle.kind[:-1]}_id"
+    return [sync_record(instance, paths, lifecycle, r[id_field]) or r for r in records]
 
 
 def run_benchmark_here(
@@ -191,24 +131,28 @@ def rerun_benchmark_here(
     from eval_pipelines.assets.benchmarks import benchmark_assets
     from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
 
-    record = benchmark_lifecycle.store(paths).get(benchmark_id)
-    if record is None:
+    if benchmark_lifecycle.store(paths).get(benchmark_id) is None:
         raise InvalidInputError(f"benchmark_id: no benchmark {benchmark_id!r}")
-    instance = instance or get_instance(paths)
-    fail_abandoned_run(instance, benchmark_lifecycle, benchmark_id)
-    latest = latest_run(instance, benchmark_lifecycle, benchmark_id)
-    if latest is not None and not latest.dagster_run.is_finished:
-        raise InvalidInputError(
-            f"benchmark_id: {benchmark_id} is still running (Dagster run"
-            f" {latest.dagster_run.run_id}, {latest.dagster_run.status.value}); wait for it to end"
-        )
-    succeeded = latest is not None and latest.dagster_run.status == DagsterRunStatus.SUCCESS
-    if succeeded or record["status"] == "completed":
-        raise InvalidInputError(
-            f"benchmark_id: {benchmark_id} has completed; create a new benchmark to replay again"
-        )
+
+    def may_run_again(instance: DagsterInstance) -> None:
+        fail_abandoned_run(instance, benchmark_lifecycle, benchmark_id)
+        record = sync_record(instance, paths, benchmark_lifecycle, benchmark_id) or {}
+        latest = latest_run(instance, benchmark_lifecycle, benchmark_id)
+        if latest is not None and not latest.dagster_run.is_finished:
+            raise AlreadyRunning(
+                f"benchmark_id: {benchmark_id} is still running (Dagster run"
+                f" {latest.dagster_run.run_id}, {latest.dagster_run.status.value}); wait for it"
+                " to end"
+            )
+        if record.get("status") == "completed":
+            raise InvalidInputError(
+                f"benchmark_id: {benchmark_id} has completed; create a new benchmark to replay again"
+            )
+
     progress(f"benchmark {benchmark_id}: running again here, resuming finished replay chunks ...")
-    return run_here(paths, benchmark_lifecycle, benchmark_assets, benchmark_id, None, instance)
+    return run_here(
+        paths, benchmark_lifecycle, benchmark_assets, benchmark_id, None, instance, may_run_again
+    )
 
 
 def run_evaluation_here(

@@ -77,6 +77,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def exclusive_lock_within(handle: int, timeout_s: float, poll_s: float = 0.01) -> bool:
+    """flock(LOCK_EX) on an open file or directory, waiting at most timeout_s; True once held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+
+
 @contextmanager
 def directory_lock(directory: Path, timeout_s: float = 60.0) -> Iterator[None]:
     """Exclusive among processes for a short critical section, held on the directory itself (no
@@ -84,17 +97,8 @@ def directory_lock(directory: Path, timeout_s: float = 60.0) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     handle = os.open(directory, os.O_RDONLY)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{directory}: another process held its lock for {timeout_s:g} s"
-                    ) from None
-                time.sleep(0.01)
+        if not exclusive_lock_within(handle, timeout_s):
+            raise TimeoutError(f"{directory}: another process held its lock for {timeout_s:g} s")
         yield
     finally:
         os.close(handle)

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dagster import (
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -20,6 +21,7 @@ from eval_pipelines.core.evaluations import submit as evaluation_submit
 from eval_pipelines.core.evaluations.request import parse_evaluation_request
 from eval_pipelines.core.paths import ID_RULE, DataPaths, shown
 from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, StoredFileError, utc_timestamp
+from eval_pipelines.core.run_lock import run_lock_held
 from eval_pipelines.lifecycle import KIND_TAG, Lifecycle, latest_run, sync_record
 from eval_pipelines.resources import DataDirResource
 
@@ -34,11 +36,11 @@ REQUEST_PARSERS: dict[str, Callable[..., Any]] = {
 
 
 def runnable_requests(
-    paths: DataPaths, lifecycle: Lifecycle, unpartitioned: list[str]
+    paths: DataPaths, lifecycle: Lifecycle, candidates: list[str]
 ) -> tuple[list[str], list[str]]:
-    """The unpartitioned requests to run, and a report for each stored request that cannot run.
+    """The requests among candidates to run, and a report for each stored request that cannot run.
 
-    A malformed request never gets a partition: one a door accepted (it has a pending record) must
+    A malformed request never runs (nor gets a partition): one a door accepted (it has a pending record) must
     still be well-formed in itself, and its record is marked failed if it is not, so later ticks pass
     it over; one dropped by hand (no record) must also name retrievers and datasets that exist. A
     door's request whose retriever or dataset vanished since runs, and its run reports that.
@@ -51,7 +53,7 @@ def runnable_requests(
         f" ({ID_RULE}); its request.json is ignored"
         for name in store.unusable_folders()
     ]
-    for record_id in unpartitioned:
+    for record_id in candidates:
         record = None
         try:
             entry = store.entry(record_id)
@@ -92,29 +94,55 @@ def _mark_failed(
     return []
 
 
+def awaits_a_run(
+    instance: DagsterInstance, paths: DataPaths, lifecycle: Lifecycle, record_id: str
+) -> bool:
+    """A request a door accepted (partition added, record pending) that nothing has run yet and no
+    process is running here (`--wait` and `rerun` hold the request's run lock)."""
+    store = lifecycle.store(paths)
+    try:
+        entry = store.entry(record_id)
+    except InvalidInputError:
+        return True  # runnable_requests reports it
+    return (
+        entry is not None
+        and entry["record"]["status"] == "pending"
+        and entry.get("run_id") is None
+        and not run_lock_held(store.folder(record_id))
+        and latest_run(instance, lifecycle, record_id) is None
+    )
+
+
 def request_sensor(lifecycle: Lifecycle, job: Any) -> SensorDefinition:
-    """Stored requests without a partition get one partition and one run (run_key = request id)."""
+    """Accepted requests nothing runs yet get one run (run_key = request id); a request dropped by
+    hand gets its partition first."""
 
     @sensor(
         name=f"{lifecycle.kind}_request_sensor",
         job=job,
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Turns accepted {lifecycle.kind} requests into a partition and a run.",
+        description=f"Turns accepted {lifecycle.kind} requests into a run (and a partition).",
     )
     def _sensor(
         context: SensorEvaluationContext, data_dir: DataDirResource
     ) -> SensorResult | SkipReason:
-        ids = lifecycle.store(data_dir.paths).request_ids()
+        paths = data_dir.paths
+        ids = lifecycle.store(paths).request_ids()
         existing = set(context.instance.get_dynamic_partitions(lifecycle.partitions.name))
-        new, reports = runnable_requests(
-            data_dir.paths, lifecycle, [record_id for record_id in ids if record_id not in existing]
-        )
+        candidates = [
+            record_id
+            for record_id in ids
+            if record_id not in existing
+            or awaits_a_run(context.instance, paths, lifecycle, record_id)
+        ]
+        new, reports = runnable_requests(paths, lifecycle, candidates)
         for report in reports:
             context.log.warning(report)
         if not new:
             rejected = "".join(f"\n{report}" for report in reports)
             return SkipReason(f"no new {lifecycle.kind} requests ({len(ids)} known){rejected}")
+        unpartitioned = [record_id for record_id in new if record_id not in existing]
         return SensorResult(
             run_requests=[
                 RunRequest(
@@ -122,8 +150,9 @@ def request_sensor(lifecycle: Lifecycle, job: Any) -> SensorDefinition:
                 )
                 for record_id in new
             ],
-            dynamic_partitions_requests=[lifecycle.partitions.build_add_request(new)],
-            cursor=new[-1],
+            dynamic_partitions_requests=(
+                [lifecycle.partitions.build_add_request(unpartitioned)] if unpartitioned else []
+            ),
         )
 
     return _sensor

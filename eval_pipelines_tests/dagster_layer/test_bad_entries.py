@@ -225,6 +225,15 @@ def test_both_sensors_handle_every_good_entry_and_report_the_bad_ones(
     assert RecordStore(paths, kind.kind).get(request_garbage)["status"] == "failed"
     for add in first.dynamic_partitions_requests:
         instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+    (run,) = first.run_requests
+    materialize(  # what the daemon does with the run request
+        kind.assets,
+        partition_key=good,
+        instance=instance,
+        resources=resources,
+        tags=run.tags,
+        raise_on_error=False,
+    )
 
     second = kind.request_sensor(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(second, SkipReason), second
@@ -233,15 +242,6 @@ def test_both_sensors_handle_every_good_entry_and_report_the_bad_ones(
         assert problem.removeprefix("record.json: ") in second.skip_message
     assert f"{kind.kind}/'not an id': the folder name is not a valid id" in second.skip_message
 
-    (run,) = first.run_requests
-    materialize(
-        kind.assets,
-        partition_key=good,
-        instance=instance,
-        resources=resources,
-        tags=run.tags,
-        raise_on_error=False,
-    )
     synced = kind.record_sensor(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(synced, SkipReason)
     assert RecordStore(paths, kind.kind).get(good)["status"] in {"completed", "failed"}

@@ -2,11 +2,7 @@
 by the request sensor, run once, and its record driven to completed by the record sensor."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,9 +11,8 @@ from dagster import DagsterInstance, RunsFilter
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.cli.conftest import run_cli
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.dagster_layer.conftest import dagster_dev
 
-PROJECT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 150
 
 
@@ -28,17 +23,7 @@ def test_a_cli_request_runs_through_the_daemon(tmp_path: Path) -> None:
     home = paths.root / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "EVAL_PIPELINES_DATA": str(paths.root), "DAGSTER_HOME": str(home)}
-    dagster = Path(sys.executable).parent / "dagster"
-    dev = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(free_port())],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with dagster_dev(paths, home) as dev:
         created = run_cli(
             paths.root,
             "benchmark",
@@ -70,10 +55,3 @@ def test_a_cli_request_runs_through_the_daemon(tmp_path: Path) -> None:
             runs = instance.get_run_records(RunsFilter(tags={"dagster/partition": benchmark_id}))
             assert len(runs) == 1, "exactly one run for the request"
             assert instance.get_dynamic_partitions("benchmark") == [benchmark_id]
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(timeout=10)

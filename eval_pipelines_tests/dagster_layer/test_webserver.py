@@ -1,4 +1,4 @@
-"""The Dagster UI door: the real webserver loads the code location and shows the demo assets."""
+"""The Dagster UI door: `tasks.py ui` starts the real webserver, which shows the demo assets."""
 
 import json
 import os
@@ -9,7 +9,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.dagster_layer.conftest import stop_process_group
 
 PROJECT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_S = 120
@@ -25,20 +28,24 @@ def graphql(port: int, query: str) -> dict:
         return json.load(response)
 
 
-def test_webserver_serves_the_demo_assets(tmp_path: Path) -> None:
+def test_tasks_ui_serves_the_demo_assets_on_the_port_asked(tmp_path: Path) -> None:
+    """`python3 tasks.py ui --port N`, as the README shows it: the UI on 127.0.0.1:N, its instance
+    under the data directory with run monitoring on."""
     port = free_port()
+    data = tmp_path / "data"
     env = {
         **os.environ,
-        "EVAL_PIPELINES_DATA": str(tmp_path / "data"),
-        "DAGSTER_HOME": str(tmp_path),
+        "EVAL_PIPELINES_DATA": str(data),
+        "EVAL_PIPELINES_VENV": str(Path(sys.executable).parent.parent),
     }
-    webserver = Path(sys.executable).parent / "dagster-webserver"
+    env.pop("DAGSTER_HOME", None)
     process = subprocess.Popen(
-        [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "tasks.py", "ui", "--port", str(port)],
         cwd=PROJECT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + STARTUP_DEADLINE_S
@@ -58,10 +65,20 @@ def test_webserver_serves_the_demo_assets(tmp_path: Path) -> None:
             ("demo_logs", "demo"),
             ("demo_judgments", "demo"),
         }
+        config = yaml.safe_load((data / "dagster_home" / "dagster.yaml").read_text())
+        assert config["run_monitoring"]["enabled"] is True
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process_group(process)
+
+
+def test_tasks_ui_refuses_a_port_that_is_not_one() -> None:
+    result = subprocess.run(
+        [sys.executable, "tasks.py", "ui", "--port", "http"],
+        cwd=PROJECT,
+        env={**os.environ, "EVAL_PIPELINES_VENV": str(Path(sys.executable).parent.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "--port: expected a TCP port number (1-65535), got 'http'" in result.stderr
