@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
 
 HTTP_500 = "http_500"
 HTTP_429 = "http_429"
@@ -139,14 +140,13 @@ class FaultServer:
             return fault
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(LoopbackServer):
     """Remembers open connections so stopping also ends idle keep-alive and stalled handlers."""
 
-    daemon_threads = True
     request_queue_size = 128
 
     def __init__(self, port: int, state: FaultServer | None, answer: Answer) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(_Handler, port)
         self.state = state
         self.answer = answer
         self.open: set[socket.socket] = set()
@@ -172,27 +172,21 @@ class _Server(ThreadingHTTPServer):
             with suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
 
+    def server_close(self) -> None:
+        """Ends open connections first: closing joins the handler threads, and an idle
+        keep-alive one would otherwise wait out its timeout."""
+        self.close_open_connections()
+        super().server_close()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up (after their timeout) are part of the game, not errors."""
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_CONNECTION_TIMEOUT_S
     disable_nagle_algorithm = True
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: faults are expected here."""
-
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self) -> None:
         state = self.server.state
@@ -203,26 +197,26 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is None:
             documents = self.server.answer(query_input, limit)
             payload = {"documents": [{"document_id": d, "score": s} for d, s in documents]}
-            self._send(200, json.dumps(payload).encode())
+            self.reply(200, json.dumps(payload))
         elif fault.kind in (HTTP_500, HTTP_429):
             asked = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             status = 500 if fault.kind == HTTP_500 else 429
-            self._send(status, b'{"error": "injected fault"}', asked)
+            self.reply(status, b'{"error": "injected fault"}', asked)
         elif fault.kind == HTTP_400:
-            self._send(400, b'{"error": "injected bad request"}')
+            self.reply(400, b'{"error": "injected bad request"}')
         elif fault.kind == STALL:
             state.released.wait(state.stall_s)
             self.close_connection = True
             with suppress(OSError):
-                self._send(200, b'{"documents": []}')
+                self.reply(200, b'{"documents": []}')
         elif fault.kind == DROP:
             self.close_connection = True
             with suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
         elif fault.kind == MALFORMED_JSON:
-            self._send(200, b'{"documents": [{"document_id": "d1", "score": 1.0')
+            self.reply(200, b'{"documents": [{"document_id": "d1", "score": 1.0')
         elif fault.kind == MISSING_IDS:
-            self._send(200, b'{"documents": [{"score": 2.0}, {"document_id": "d2", "score": 1.0}]}')
+            self.reply(200, b'{"documents": [{"score": 2.0}, {"document_id": "d2", "score": 1.0}]}')
 
 
 @contextmanager
@@ -238,15 +232,8 @@ def fault_server(
     server = _Server(port, None, answer)
     state = FaultServer(f"http://127.0.0.1:{server.server_address[1]}/search", plan, stall_s)
     server.state = state
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.released.set()
-        server.shutdown()
-        server.close_open_connections()
-        server.server_close()
-        thread.join(timeout=SHUTDOWN_TIMEOUT_S)
+    with serving(server, join_timeout_s=SHUTDOWN_TIMEOUT_S):
+        try:
+            yield state
+        finally:
+            state.released.set()

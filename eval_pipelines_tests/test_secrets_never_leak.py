@@ -18,7 +18,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -29,6 +28,7 @@ from dagster import DagsterInstance, serialize_value
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
+from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
 
 TOKEN_VARIABLE = "EVAL_PIPELINES_TEST_SEARCH_TOKEN"
 KEY_VARIABLE = "EVAL_PIPELINES_TEST_SEARCH_KEY"
@@ -59,7 +59,7 @@ def engine() -> Iterator[Engine]:
     state = Engine(token="tok-" + secrets.token_hex(20), key="key-" + secrets.token_hex(20))
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
@@ -88,30 +88,11 @@ def engine() -> Iterator[Engine]:
                 headers["Retry-After"] = f"never, {state.token}"
             else:
                 status, payload = 200, f"<html>not json; you sent {state.key}</html>"
-            data = payload.encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, payload, headers, content_type=None)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/search"
-    try:
+    with serving(LoopbackServer(Handler)) as server:
+        state.url = f"http://127.0.0.1:{server.server_address[1]}/search"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit
 
 import pyarrow.parquet as pq
@@ -31,6 +30,7 @@ from dagster import DagsterInstance, serialize_value
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
 from eval_pipelines_tests.core.retrieval.test_secret_masking import SPELLINGS
+from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
 from eval_pipelines_tests.test_secrets_never_leak import file_texts
 
 TOKEN_VARIABLE = "EVAL_PIPELINES_TEST_ENCODED_TOKEN"
@@ -72,7 +72,7 @@ def engine() -> Iterator[Engine]:
     )
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
@@ -113,33 +113,15 @@ def engine() -> Iterator[Engine]:
                             "metadata": {"request": echo},
                         }
                     }
-            data = (json.dumps(body) if text is None else text).encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, json.dumps(body) if text is None else text, headers)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    port = server.server_address[1]
-    state.url = (
-        f"http://alice:{quote(state.password, safe='')}@127.0.0.1:{port}/search"
-        f"?lang=en&api_key={quote_plus(state.api_key)}"
-    )
-    try:
+    with serving(LoopbackServer(Handler)) as server:
+        port = server.server_address[1]
+        state.url = (
+            f"http://alice:{quote(state.password, safe='')}@127.0.0.1:{port}/search"
+            f"?lang=en&api_key={quote_plus(state.api_key)}"
+        )
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def run(paths: DataPaths, engine: Engine, *args: str) -> CliResult:

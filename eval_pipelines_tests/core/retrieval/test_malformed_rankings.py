@@ -12,18 +12,22 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.retrieval.collections import load_collection, write_collection
+from eval_pipelines.core.retrieval.collections import (
+    Collection,
+    CollectionError,
+    collection_file,
+    load_collection,
+    write_collection,
+)
 from eval_pipelines.core.retrieval.execution import Execution, ScoredDocument
 from eval_pipelines.core.retrieval.execution_store import write_executions
 from eval_pipelines.core.retrieval.http_client import HttpRetriever
@@ -31,6 +35,7 @@ from eval_pipelines.core.retrieval.pipeline import PipelineRetriever
 from eval_pipelines.core.retrieval.registry import load_retriever_config
 from eval_pipelines_tests.cli.conftest import run_cli
 from eval_pipelines_tests.core.retrieval.conftest import write_retriever
+from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
 
 # The answer's documents, as raw JSON text (Python's json module reads NaN and Infinity).
 ANSWERS = {
@@ -55,16 +60,14 @@ def mode_of(text: str) -> str:
     return MODES[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(MODES)]
 
 
-class _Engine(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Engine(LoopbackServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.modes: Counter[str] = Counter()
         self.lock = threading.Lock()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: _Engine
 
@@ -73,28 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
         mode = mode_of(text)
         with self.server.lock:
             self.server.modes[mode] += 1
-        body = f'{{"documents": {ANSWERS[mode]}}}'.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def engine() -> Iterator[_Engine]:
-    server = _Engine()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        self.reply(200, f'{{"documents": {ANSWERS[mode]}}}')
 
 
 def http_config(port: int) -> dict[str, Any]:
@@ -122,7 +104,7 @@ def texts_for_every_mode() -> dict[str, str]:
 def test_an_http_ranking_with_a_non_finite_score_or_a_repeated_document_fails(
     paths: DataPaths,
 ) -> None:
-    with engine() as server:
+    with serving(_Engine()) as server:
         config = load_retriever_config(
             write_retriever(paths, http_config(server.server_address[1])), paths
         )
@@ -141,16 +123,24 @@ def test_an_http_ranking_with_a_non_finite_score_or_a_repeated_document_fails(
 
 
 def test_a_pipeline_ranking_obeys_the_same_rule(tmp_path: Path) -> None:
-    """An infinite rating makes the min-max rerank produce NaN: the call fails the same way."""
+    """An infinite rating makes the min-max rerank produce NaN: the call fails the same way.
+
+    Collections refuse infinite values when written or loaded, so the collection is built in
+    memory here, as a stage bug or a future source could still produce one."""
     paths = DataPaths(tmp_path / "data")
-    write_collection(
-        paths,
-        "odd",
+    documents = pa.Table.from_pylist(
         [
             {"document_id": "a", "title": "red shoe", "rating": float("inf")},
             {"document_id": "b", "title": "red hat", "rating": 1.0},
-        ],
+        ]
     )
+    with pytest.raises(CollectionError, match=r"rating: infinite value at row 0"):
+        write_collection(paths, "odd", documents)
+    stored = collection_file(paths, "odd")
+    stored.parent.mkdir(parents=True)
+    pq.write_table(documents, stored)
+    with pytest.raises(CollectionError, match=r"rating: infinite value at row 0"):
+        load_collection(paths, "odd")
     stages = [
         {"stage_id": "feature_search", "parameters": {"fields": ["title"]}},
         {"stage_id": "rerank", "parameters": {"weights": {"rating": 1.0}}},
@@ -158,7 +148,8 @@ def test_a_pipeline_ranking_obeys_the_same_rule(tmp_path: Path) -> None:
     file = write_retriever(
         paths, {"id": "odd_pipeline", "kind": "pipeline", "collection": "odd", "stages": stages}
     )
-    retriever = PipelineRetriever(load_retriever_config(file, paths), load_collection(paths, "odd"))
+    collection = Collection("odd", stored, documents)
+    retriever = PipelineRetriever(load_retriever_config(file, paths), collection)
     with pytest.warns(RuntimeWarning):
         execution = retriever.search({"text": "red"})
     assert (execution.status, execution.error_type) == ("failed", "malformed_ranking")
@@ -171,7 +162,7 @@ def test_cli_evaluation_export_and_execution_get_stay_valid(
 ) -> None:
     """Through the real CLI: the evaluation skips the malformed calls as failed executions,
     `execution get` prints strict JSON for each, and `trec-eval` accepts the export."""
-    with engine() as server:
+    with serving(_Engine()) as server:
         write_retriever(world_copy, http_config(server.server_address[1]))
         run = run_cli(
             world_copy.root, "evaluation", "run", "odd", "--dataset", "demo-judgments", "--wait"

@@ -10,29 +10,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.http_client import HttpRetriever
 from eval_pipelines.core.retrieval.registry import load_retriever_config
 from eval_pipelines_tests.core.retrieval.conftest import write_retriever
+from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
 
 CALLS = 50
 
 
-class DropsReusedConnections(ThreadingHTTPServer):
-    daemon_threads = True
-
+class DropsReusedConnections(LoopbackServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.received = 0
         self.answered = 0
         self.lock = threading.Lock()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: DropsReusedConnections
     served_here = 0
@@ -45,30 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # read and counted, then dropped unanswered
             return
         self.served_here += 1
-        body = json.dumps({"documents": [{"document_id": "d1", "score": 1.0}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(200, json.dumps({"documents": [{"document_id": "d1", "score": 1.0}]}))
         with self.server.lock:
             self.server.answered += 1
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def dropping_engine() -> Iterator[DropsReusedConnections]:
-    server = DropsReusedConnections()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def client(paths: DataPaths, port: int, concurrency: int) -> HttpRetriever:
@@ -86,7 +61,10 @@ def client(paths: DataPaths, port: int, concurrency: int) -> HttpRetriever:
 
 
 def test_attempts_sum_to_the_requests_the_engine_received(paths: DataPaths) -> None:
-    with dropping_engine() as engine, client(paths, engine.server_address[1], 1) as retriever:
+    with (
+        serving(DropsReusedConnections()) as engine,
+        client(paths, engine.server_address[1], 1) as retriever,
+    ):
         executions = [retriever.search({"text": f"q{i}"}) for i in range(CALLS)]
     assert [e.status for e in executions] == ["completed"] * CALLS
     assert engine.answered == CALLS
@@ -98,7 +76,10 @@ def test_attempts_sum_to_the_requests_the_engine_received(paths: DataPaths) -> N
 
 
 def test_attempts_match_under_concurrency(paths: DataPaths) -> None:
-    with dropping_engine() as engine, client(paths, engine.server_address[1], 8) as retriever:
+    with (
+        serving(DropsReusedConnections()) as engine,
+        client(paths, engine.server_address[1], 8) as retriever,
+    ):
         executions = retriever.search_many([{"text": f"q{i}"} for i in range(CALLS)])
     assert [e.status for e in executions] == ["completed"] * CALLS
     assert engine.answered == CALLS

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from eval_pipelines.core.retrieval.http_client import HttpRetriever
 from eval_pipelines.core.retrieval.registry import load_retriever_config
 from eval_pipelines_tests.cli.conftest import run_cli
 from eval_pipelines_tests.core.retrieval.conftest import write_retriever
+from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
 
 PASSWORD = "pw-Zq81-secret"
 KEY = "key-7Hx2-secret"
@@ -34,32 +33,17 @@ def recording_engine() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Answers 401 echoing what it received (request line and headers); records each request."""
     seen: list[dict[str, Any]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             seen.append({"path": self.path, "authorization": self.headers.get("Authorization")})
             body = json.dumps({"request": self.requestline, "headers": dict(self.headers)})
-            data = body.encode()
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(401, body, content_type=None)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving(LoopbackServer(Handler)) as server:
         yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def http_retriever(url: str, retriever_id: str = "creds", **http: Any) -> dict[str, Any]:
