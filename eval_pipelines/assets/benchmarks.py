@@ -15,13 +15,18 @@ from dagster import (
 )
 
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
-from eval_pipelines.core.benchmarks.replay import default_replay_deadline_s, replay_sessions
+from eval_pipelines.core.benchmarks.replay import (
+    default_replay_deadline_s,
+    discard_replay_chunks,
+    replay_sessions,
+)
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.benchmarks.submit import OUTCOME, SAMPLE, load_request
 from eval_pipelines.core.benchmarks.submit import benchmark_store as store
+from eval_pipelines.core.logs import find_duplicate_ids
 from eval_pipelines.core.records import with_record_id
-from eval_pipelines.core.retrieval.registry import load_retriever_configs
+from eval_pipelines.core.retrieval.registry import load_retriever_registry
 from eval_pipelines.partitions import benchmark_partitions
 from eval_pipelines.resources import DataDirResource
 
@@ -81,7 +86,9 @@ def benchmark_sessions(
         },
     )
     expected = min(request.session_count, sample.matched)
-    unique = pc.count_distinct(sample.sessions.column("execution_id")).as_py() if sampled else 0
+    duplicates = find_duplicate_ids(paths, "executions", sample.sessions.column("execution_id"))
+    if not duplicates.passed:
+        context.log.error(duplicates.describe())
     return MaterializeResult(
         metadata={
             "sessions_sampled": sampled,
@@ -100,8 +107,14 @@ def benchmark_sessions(
             ),
             AssetCheckResult(
                 check_name="no_duplicate_sessions",
-                passed=unique == sampled,
-                metadata={"sessions": sampled, "distinct": unique},
+                passed=duplicates.passed,
+                description=duplicates.describe(),
+                metadata={
+                    "sessions": sampled,
+                    "distinct": duplicates.distinct,
+                    "duplicated_execution_ids": duplicates.duplicated,
+                    "stored_in": MetadataValue.json(duplicates.stored),
+                },
             ),
         ],
     )
@@ -119,7 +132,7 @@ def benchmark_replays(
     paths, benchmark_id = data_dir.paths, context.partition_key
     request = load_request(paths, benchmark_id)
     sessions = store(paths).read_table(benchmark_id, "sessions")
-    configs = load_retriever_configs(paths)
+    configs = load_retriever_registry(paths).require(request.pipeline_ids)
     deadline_s = default_replay_deadline_s(
         sessions.num_rows, [configs[pid] for pid in request.pipeline_ids]
     )
@@ -134,6 +147,8 @@ def benchmark_replays(
         deadline_s=deadline_s,
     )
     store(paths).write_table(benchmark_id, "replays", replays)
+    # Chunks only serve to resume an unfinished replay: a later materialization replays afresh.
+    discard_replay_chunks(paths.benchmark_replay_chunks_dir(benchmark_id))
     data_dir.refresh_views()
     per_pipeline = replays.group_by(["pipeline_id", "status"]).aggregate(
         [("latency_ms", "mean"), ("latency_ms", "count")]
@@ -243,7 +258,7 @@ def benchmark_comparison(
     paths, benchmark_id = data_dir.paths, context.partition_key
     request = load_request(paths, benchmark_id)
     scores = store(paths).read_table(benchmark_id, "session_scores")
-    configs = load_retriever_configs(paths)
+    configs = load_retriever_registry(paths).require(request.pipeline_ids)
     pipelines = [
         PipelineInfo(pid, configs[pid].name, configs[pid].pipeline_hash)
         for pid in request.pipeline_ids

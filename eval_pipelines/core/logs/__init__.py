@@ -9,9 +9,11 @@ from eval_pipelines.core.logs.contract import (
 )
 from eval_pipelines.core.logs.ingest import (
     LOG_TABLES,
+    DuplicateIds,
     IngestReport,
     LogParseError,
     LogTable,
+    find_duplicate_ids,
     ingest_files,
 )
 from eval_pipelines.core.logs.readers import FORMATS
@@ -23,9 +25,11 @@ __all__ = [
     "LOG_TABLES",
     "QUARANTINE_REASONS",
     "QUARANTINE_SCHEMA",
+    "DuplicateIds",
     "IngestReport",
     "LogParseError",
     "LogTable",
     "canonical_json",
+    "find_duplicate_ids",
     "ingest_files",
 ]
