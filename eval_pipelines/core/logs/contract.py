@@ -6,7 +6,9 @@ lands in the quarantine table with a sentence naming the field and the problem.
 Field rules (both tables):
 - Required ids are non-empty strings (no numbers); an optional field that is absent, null or "" is absent.
 - Timestamps are ISO 8601 strings (or datetime values from Parquet); a naive timestamp is taken as UTC,
-  an aware one is converted to UTC.
+  an aware one is converted to UTC and must then lie within years 1-9999.
+- Every stored string must be valid Unicode: a lone surrogate (a JSON escape such as "\\ud800" without
+  its pair) cannot be written as UTF-8, in an id, a text or inside query_input / metadata.
 - Fields the contract does not name are ignored (interactions keep such data in `metadata` only).
 
 executions: `execution_id`, `retriever_id` (falls back to the ingest's default retriever id; must be a
@@ -20,6 +22,9 @@ interactions: `interaction_id` (optional), `execution_id` (must name an already 
 per distinct type, lower-cased and stripped), `position` (0-based int as served; when absent it is the
 document's first index in the execution's served documents), `session_id` and `user_id` (optional:
 filled from the execution), `timestamp`, `metadata` (optional object).
+An interaction must agree with its execution: the document was served (`documents[position]` is
+`document_id`, positions 0-based) and `timestamp` is not strictly before the execution's `created_at`
+(equal is fine; no allowance is made for clock skew).
 A missing `interaction_id` is derived from the row's content ("int_" + 16 hex chars of a sha256), so
 re-ingesting yields the same ids; a given id on a row with several types becomes "<id>:<type>".
 """
@@ -35,7 +40,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import validate_id
+from eval_pipelines.core.paths import shown, shown_field, validate_id
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
@@ -89,6 +94,14 @@ UNKNOWN_EXECUTION_ID = "unknown_execution_id"
 POSITION_NOT_DERIVABLE = "position_not_derivable"
 DUPLICATE_EXECUTION_ID = "duplicate_execution_id"
 DUPLICATE_INTERACTION_ID = "duplicate_interaction_id"
+CONFLICTING_DUPLICATE_ID = "conflicting_duplicate_id"
+DOCUMENT_NOT_SERVED = "document_not_served"
+POSITION_OUT_OF_RANGE = "position_out_of_range"
+POSITION_MISMATCH = "position_mismatch"
+TIMESTAMP_BEFORE_EXECUTION = "timestamp_before_execution"
+UNSUPPORTED_VALUE = "unsupported_value"
+
+MAX_JSON_DEPTH = 64
 
 QUARANTINE_REASONS: dict[str, str] = {
     MISSING_FIELD: "a required field is absent, null or an empty string",
@@ -102,6 +115,16 @@ QUARANTINE_REASONS: dict[str, str] = {
     POSITION_NOT_DERIVABLE: "position is absent and the document is not in the served documents",
     DUPLICATE_EXECUTION_ID: "an execution_id seen earlier in the same input with different content",
     DUPLICATE_INTERACTION_ID: "an interaction_id seen earlier in the same input with different content",
+    CONFLICTING_DUPLICATE_ID: "the id is already stored (by an earlier ingest) with different content;"
+    " the stored row is kept (same content after normalization is `already present`)",
+    DOCUMENT_NOT_SERVED: "the interaction's document_id is not among its execution's served documents",
+    POSITION_OUT_OF_RANGE: "position is beyond the execution's served documents (0-based: at most"
+    " their count - 1)",
+    POSITION_MISMATCH: "the served document at position is another document (document_id was served"
+    " at another position)",
+    TIMESTAMP_BEFORE_EXECUTION: "timestamp is strictly before the execution's created_at",
+    UNSUPPORTED_VALUE: "a value no table can hold: a string with a lone surrogate (invalid Unicode),"
+    f" an integer of more than 4300 digits, or JSON nested more than {MAX_JSON_DEPTH} levels deep",
 }
 
 RAW_MAX_CHARS = 10_000
@@ -160,11 +183,12 @@ class InteractionDraft(NamedTuple):
 
 
 class LoggedExecution(NamedTuple):
-    """What an interaction borrows from its execution."""
+    """What an interaction borrows from its execution, and what it must agree with."""
 
     session_id: str
     user_id: str | None
     documents: Sequence[str]
+    created_at: datetime
 
 
 # default=str only matters for Parquet values JSON lacks (datetimes, decimals in a metadata struct).
@@ -179,10 +203,81 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL_ENCODER.encode(value)
 
 
-def raw_json(raw: Mapping[str, Any]) -> str:
-    """The source row for the quarantine, readable and bounded in size."""
-    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text[:RAW_MAX_CHARS]
+def utf8_safe(text: str) -> str:
+    """text as Parquet can store it: a lone surrogate becomes its escape (e.g. the six characters \\ud800)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def raw_json(raw: Mapping[str, Any] | str) -> str:
+    """The source row for the quarantine, readable and bounded in size (text: the source line as is)."""
+    if isinstance(raw, str):
+        text = raw
+    else:
+        text = json.dumps(
+            raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+    return utf8_safe(text[:RAW_MAX_CHARS])
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Index of the first lone surrogate in text (it has no UTF-8 form), None if there is none."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _unstorable_text(label: str, text: str, index: int) -> RowRejected:
+    return RowRejected(
+        UNSUPPORTED_VALUE,
+        f"{label}: {shown(text)} holds a lone surrogate {text[index]!r} at character {index}"
+        " (not valid Unicode, so it cannot be stored as UTF-8)",
+    )
+
+
+def _storable(text: str, label: str) -> str:
+    index = _lone_surrogate(text)
+    if index is not None:
+        raise _unstorable_text(label, text, index)
+    return text
+
+
+def _surrogate_path(value: Any, path: str) -> tuple[str, str, int] | None:
+    """(path, string, index) of the first string in a JSON value holding a lone surrogate."""
+    if isinstance(value, str):
+        index = _lone_surrogate(value)
+        return None if index is None else (path, value, index)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{shown_field(key)}"
+            found = _surrogate_path(key, f"{inner} (the key)") or _surrogate_path(item, inner)
+            if found:
+                return found
+    elif isinstance(value, _LISTS):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _storable_json(value: Any, label: str) -> str:
+    """canonical_json(value), refusing a lone surrogate anywhere in it (the escaped text would hide it)."""
+    text = canonical_json(value)
+    if "\\ud" in text:  # the encoder escapes every non-ASCII UTF-16 unit, in lower case
+        found = _surrogate_path(value, label)
+        if found:
+            raise _unstorable_text(*found)
+    return text
 
 
 def json_type(value: Any) -> str:
@@ -213,7 +308,7 @@ def _wrong_type(label: str, expected: str, value: Any) -> RowRejected:
 def _required_str(fields: Mapping[str, Any], name: str, labels: Mapping[str, str]) -> str:
     value = fields.get(name)
     if isinstance(value, str) and value:
-        return value
+        return value if value.isascii() else _storable(value, _label(labels, name))
     if value is None or value == "":
         state = "is empty" if value == "" else "is missing"
         raise RowRejected(MISSING_FIELD, f"{_label(labels, name)}: required field {state}")
@@ -225,18 +320,19 @@ def _optional_str(fields: Mapping[str, Any], name: str, labels: Mapping[str, str
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        return value
+        return value if value.isascii() else _storable(value, _label(labels, name))
     raise _wrong_type(_label(labels, name), "a string", value)
 
 
 def _string_list(value: Any, label: str) -> list[str]:
     if not isinstance(value, _LISTS):
         raise _wrong_type(label, "a list of strings", value)
-    if set(map(type, value)) <= _STR_ONLY and "" not in value:
+    if set(map(type, value)) <= _STR_ONLY and "" not in value and "".join(value).isascii():
         return list(value)
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item:
             raise _wrong_type(f"{label}[{index}]", "a non-empty string", item)
+        _storable(item, f"{label}[{index}]")
     return list(value)
 
 
@@ -261,7 +357,13 @@ def parse_timestamp(value: Any, label: str) -> datetime:
         )
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise RowRejected(
+            BAD_TIMESTAMP,
+            f"{label}: {shown(str(value))} is outside years 1-9999 once converted to UTC",
+        ) from None
 
 
 def _query_input(fields: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str, str]:
@@ -270,7 +372,7 @@ def _query_input(fields: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[
     if value is None:
         raise RowRejected(MISSING_FIELD, f"{label}: required field is missing")
     if isinstance(value, str):
-        return value, canonical_json({"text": value})
+        return _storable(value, label), canonical_json({"text": value})
     if not isinstance(value, dict):
         raise _wrong_type(label, "an object with a string 'text' (or a string)", value)
     query = {key: item for key, item in value.items() if not (key == "filters" and item is None)}
@@ -282,7 +384,7 @@ def _query_input(fields: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[
     filters = query.get("filters")
     if filters is not None and not isinstance(filters, dict):
         raise _wrong_type(f"{label}.filters", "an object", filters)
-    return text, canonical_json(query)
+    return _storable(text, f"{label}.text"), _storable_json(query, label)
 
 
 def normalize_execution(
@@ -360,7 +462,7 @@ def _interaction_types(value: Any, label: str) -> list[str]:
         item_label = label if isinstance(value, str) else f"{label}[{index}]"
         if not isinstance(item, str):
             raise _wrong_type(item_label, "a string", item)
-        normalized = item.strip().lower()
+        normalized = (item if item.isascii() else _storable(item, item_label)).strip().lower()
         if not normalized:
             raise RowRejected(EMPTY_INTERACTION_TYPE, f"{item_label}: the type is empty or blank")
         if normalized not in types:
@@ -406,7 +508,7 @@ def normalize_interaction(fields: Mapping[str, Any], labels: Mapping[str, str]) 
         session_id,
         user_id,
         timestamp,
-        canonical_json(metadata) if metadata else None,
+        _storable_json(metadata, _label(labels, "metadata")) if metadata else None,
     )
 
 
@@ -430,6 +532,25 @@ def derive_interaction_id(row: InteractionRow) -> str:
     return "int_" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
 
 
+def _not_served_there(draft: InteractionDraft, served: Sequence[str], position: int) -> RowRejected:
+    """Why documents[position] is not the interaction's document: the most basic contradiction first."""
+    document = shown(draft.document_id)
+    among = f"the {len(served)} documents served by execution {shown(draft.execution_id)}"
+    if draft.document_id not in served:
+        return RowRejected(DOCUMENT_NOT_SERVED, f"document_id: {document} is not among {among}")
+    actual = served.index(draft.document_id)
+    if position >= len(served):
+        return RowRejected(
+            POSITION_OUT_OF_RANGE,
+            f"position: {position} is beyond {among} (0-based; {document} was served at {actual})",
+        )
+    return RowRejected(
+        POSITION_MISMATCH,
+        f"position: {position} holds {shown(served[position])} among {among}, not document_id"
+        f" {document} (served at {actual})",
+    )
+
+
 def complete_interaction(
     draft: InteractionDraft, execution: LoggedExecution | None
 ) -> list[InteractionRow]:
@@ -440,16 +561,27 @@ def complete_interaction(
             f"execution_id {draft.execution_id!r} is not among the ingested executions"
             " (ingest executions first)",
         )
+    served = execution.documents
     position = draft.position
     if position is None:
         try:
-            position = execution.documents.index(draft.document_id)
+            position = served.index(draft.document_id)
         except ValueError:
             raise RowRejected(
                 POSITION_NOT_DERIVABLE,
                 f"position: missing, and document_id {draft.document_id!r} is not among the"
-                f" {len(execution.documents)} documents served by execution {draft.execution_id!r}",
+                f" {len(served)} documents served by execution {draft.execution_id!r}",
             ) from None
+    elif position >= len(served) or served[position] != draft.document_id:
+        raise _not_served_there(draft, served, position)
+    if draft.timestamp < execution.created_at:
+        gap = f"{(execution.created_at - draft.timestamp).total_seconds():,.6f}".rstrip("0")
+        raise RowRejected(
+            TIMESTAMP_BEFORE_EXECUTION,
+            f"timestamp: {draft.timestamp.isoformat()} is {gap.rstrip('.')} s before the created_at"
+            f" {execution.created_at.isoformat()} of execution {shown(draft.execution_id)}"
+            " (an interaction cannot precede its search)",
+        )
     session_id = draft.session_id or execution.session_id
     user_id = draft.user_id if draft.user_id is not None else execution.user_id
     several = len(draft.interaction_types) > 1

@@ -13,6 +13,9 @@ Formats:
   See map_ubi_query / map_ubi_event for the mapping.
 A file that cannot be parsed at all (unreadable, not UTF-8, broken JSON, a JSON line that is not an
 object, a malformed CSV row, not Parquet) raises LogParseError. An empty file holds 0 records.
+Valid JSON that Python cannot hold as a value is a problem of its record, not of the file: nesting
+deeper than MAX_JSON_DEPTH (checked before parsing, which would recurse) or an integer longer than
+sys.get_int_max_str_digits(); so is a Parquet timestamp outside years 1-9999.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,10 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.logs.contract import WRONG_TYPE, RowRejected, json_type
+from eval_pipelines.core.logs.contract import (
+    BAD_TIMESTAMP,
+    MAX_JSON_DEPTH,
+    UNSUPPORTED_VALUE,
+    WRONG_TYPE,
+    RowRejected,
+    json_type,
+)
+from eval_pipelines.core.paths import shown_field
 
 FORMATS = ("auto", "jsonl", "csv", "parquet", "ubi")
 EXTENSION_FORMATS = {
@@ -47,6 +60,9 @@ _CSV_JSON_FIELDS = frozenset(
 )
 _INTEGER_TEXT = re.compile(r"^\s*-?\d+\s*$")
 _UTF8_BOM = b"\xef\xbb\xbf"
+# JSON strings (group 1; group 2 is the colon after an object key) and brackets, for a depth scan.
+_JSON_TOKENS = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|[\[\]{}]')
+_PYTHON_DATETIMES = (datetime.min, datetime.max)  # years 1-9999, compared as UTC
 
 UBI_QUERY_LABELS: Mapping[str, str] = {
     "execution_id": "execution_id (UBI query_id)",
@@ -90,7 +106,7 @@ class SourceRecord:
 
     source_file: str
     line: int
-    raw: Mapping[str, Any]
+    raw: Mapping[str, Any] | str
     fields: Mapping[str, Any]
     labels: Mapping[str, str]
     problem: RowRejected | None = None
@@ -124,7 +140,7 @@ def read_records(file: Path, table: str, fmt: str = "auto") -> list[SourceRecord
     records = _read_jsonl(file, text)
     if concrete == "ubi":
         mapper = map_ubi_query if table == "executions" else map_ubi_event
-        return [mapper(record) for record in records]
+        return [mapper(record) if record.problem is None else record for record in records]
     return records
 
 
@@ -144,6 +160,85 @@ def _read_text(file: Path) -> str:
         ) from exc
 
 
+class _LongInteger:
+    """Stands for a JSON integer too long for int(); only its digit count is kept."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _int_or_long(text: str) -> int | _LongInteger:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= sys.get_int_max_str_digits() else _LongInteger(digits)
+
+
+def _long_integer_path(value: Any, path: str) -> tuple[str, int] | None:
+    """(path, digits) of the first _LongInteger in a parsed value (depth is bounded by the scan)."""
+    if isinstance(value, _LongInteger):
+        return path, value.digits
+    if isinstance(value, dict):
+        inner = [
+            (f"{path}.{shown_field(k)}" if path else shown_field(k), v) for k, v in value.items()
+        ]
+    elif isinstance(value, list):
+        inner = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None
+    for item_path, item in inner:
+        found = _long_integer_path(item, item_path)
+        if found:
+            return found
+    return None
+
+
+def _too_deep(text: str) -> str | None:
+    """The top-level key open where text nests deeper than MAX_JSON_DEPTH ("" if none), else None.
+
+    A scan of tokens, not a parse: the parser recurses once per level and would fail on the value.
+    """
+    depth, key = 0, ""
+    for token in _JSON_TOKENS.finditer(text):
+        string = token.group(1)
+        if string is not None:
+            if depth == 1 and token.group(2):
+                key = shown_field(json.loads(string))
+        elif token.group() in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return key
+        else:
+            depth -= 1
+    return None
+
+
+def parse_json(text: str, label: str = "") -> Any:
+    """json.loads; valid JSON Python cannot hold raises RowRejected naming the field (label or key).
+
+    Syntax errors stay json.JSONDecodeError. The bracket count keeps the depth scan off normal rows.
+    """
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        key = _too_deep(text)
+        if key is not None:
+            field = ".".join(part for part in (label, key) if part) or "the value"
+            raise RowRejected(
+                UNSUPPORTED_VALUE, f"{field}: JSON nested more than {MAX_JSON_DEPTH} levels deep"
+            )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        found = _long_integer_path(json.loads(text, parse_int=_int_or_long), label)
+        if found is None:
+            raise
+        path, digits = found
+        raise RowRejected(
+            UNSUPPORTED_VALUE,
+            f"{path or 'the value'}: an integer of {digits} digits (at most"
+            f" {sys.get_int_max_str_digits()} can be read)",
+        ) from None
+
+
 def _read_jsonl(file: Path, text: str) -> list[SourceRecord]:
     name = str(file)
     records = []
@@ -151,11 +246,16 @@ def _read_jsonl(file: Path, text: str) -> list[SourceRecord]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = parse_json(line)
         except json.JSONDecodeError as exc:
             raise LogParseError(
                 file, number, f"invalid JSON ({exc.msg} at column {exc.colno})"
             ) from exc
+        except RowRejected as rejected:
+            if not line.lstrip().startswith("{"):
+                raise LogParseError(file, number, "expected a JSON object per line") from None
+            records.append(SourceRecord(name, number, line, {}, {}, rejected))
+            continue
         if not isinstance(value, dict):
             raise LogParseError(
                 file, number, f"expected a JSON object per line, got {json_type(value)}"
@@ -169,7 +269,7 @@ def _decode_csv_cell(name: str, cell: str) -> Any:
         return None
     if name in _CSV_JSON_FIELDS and cell.lstrip()[:1] in ("[", "{"):
         try:
-            return json.loads(cell)
+            return parse_json(cell, name)
         except json.JSONDecodeError as exc:
             raise RowRejected(
                 WRONG_TYPE,
@@ -177,6 +277,13 @@ def _decode_csv_cell(name: str, cell: str) -> Any:
                 f" ({exc.msg} at character {exc.pos})",
             ) from exc
     if name == "position" and _INTEGER_TEXT.match(cell):
+        digits = len(cell.strip().lstrip("-"))
+        if digits > sys.get_int_max_str_digits():
+            raise RowRejected(
+                UNSUPPORTED_VALUE,
+                f"position: an integer of {digits} digits (at most"
+                f" {sys.get_int_max_str_digits()} can be read)",
+            )
         return int(cell)
     return cell
 
@@ -219,22 +326,54 @@ def _read_csv(file: Path, text: str) -> list[SourceRecord]:
         raise LogParseError(file, reader.line_num or 1, f"malformed CSV ({exc})") from exc
 
 
+def _python_timestamps(
+    column: pa.ChunkedArray, name: str, problems: dict[int, RowRejected]
+) -> pa.ChunkedArray:
+    """A timestamp column as Python can hold it: microseconds, in UTC when zoned (no local overflow).
+
+    A value outside years 1-9999 (UTC) is nulled and its row gets a bad_timestamp problem.
+    """
+    kind = column.type
+    target = pa.timestamp("us", tz="UTC" if kind.tz else None)
+    if kind.unit == "ns":  # always within years 1677-2262; sub-microseconds are dropped
+        return column.cast(target, safe=False)
+    low, high = (pa.scalar(bound, type=pa.timestamp(kind.unit)) for bound in _PYTHON_DATETIMES)
+    plain = column.cast(pa.timestamp(kind.unit))
+    outside = pc.fill_null(pc.or_(pc.less(plain, low), pc.greater(plain, high)), False)
+    if pc.any(outside).as_py():
+        counts = plain.cast(pa.int64())
+        for index in pc.indices_nonzero(outside).to_pylist():
+            problems.setdefault(
+                index,
+                RowRejected(
+                    BAD_TIMESTAMP,
+                    f"{shown_field(name)}: {counts[index].as_py()} {kind.unit} since 1970-01-01"
+                    " is outside years 1-9999 (UTC)",
+                ),
+            )
+        column = pc.if_else(outside, pa.scalar(None, kind), column)
+    return column.cast(target)
+
+
 def _read_parquet(file: Path) -> list[SourceRecord]:
+    problems: dict[int, RowRejected] = {}
     try:
         table = pq.read_table(file)
         for index, column_field in enumerate(table.schema):
-            column_type = column_field.type
-            if pa.types.is_timestamp(column_type) and column_type.unit == "ns":
+            if pa.types.is_timestamp(column_field.type):
                 table = table.set_column(
                     index,
                     column_field.name,
-                    table.column(index).cast(pa.timestamp("us", tz=column_type.tz), safe=False),
+                    _python_timestamps(table.column(index), column_field.name, problems),
                 )
         rows = table.to_pylist()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LogParseError(file, None, f"not a readable Parquet file ({exc})") from exc
     name = str(file)
-    return [SourceRecord(name, number, row, row, {}) for number, row in enumerate(rows, start=1)]
+    return [
+        SourceRecord(name, number, row, row, {}, problems.get(number - 1))
+        for number, row in enumerate(rows, start=1)
+    ]
 
 
 def _dig(record: Mapping[str, Any], *path: str) -> Any:
@@ -250,11 +389,17 @@ def _dig(record: Mapping[str, Any], *path: str) -> Any:
     return value
 
 
-def _ubi_timestamp(value: Any) -> Any:
-    """UBI stores dates as ISO text or epoch milliseconds; both become datetimes."""
-    if type(value) in (int, float):
+def _ubi_timestamp(value: Any, label: str) -> Any:
+    """UBI stores dates as ISO text or epoch milliseconds; milliseconds become datetimes here."""
+    if type(value) not in (int, float):
+        return value
+    try:
         return datetime.fromtimestamp(value / 1000, tz=UTC)
-    return value
+    except (ValueError, OverflowError, OSError):
+        problem = "not a number" if value != value else "outside years 1-9999"
+        raise RowRejected(
+            BAD_TIMESTAMP, f"{label}: {value!r} epoch milliseconds is {problem}"
+        ) from None
 
 
 def _ubi_document(record: SourceRecord) -> Mapping[str, Any]:
@@ -278,10 +423,10 @@ def map_ubi_query(record: SourceRecord) -> SourceRecord:
         "user_id": doc.get("client_id"),
         "query_input": doc.get("user_query"),
         "documents": doc.get("query_response_hit_ids"),
-        "created_at": _ubi_timestamp(doc.get("timestamp")),
     }
     problem = None
     try:
+        fields["created_at"] = _ubi_timestamp(doc.get("timestamp"), UBI_QUERY_LABELS["created_at"])
         attribute_session = _dig(doc, "query_attributes", "session_id")
     except RowRejected as rejected:
         problem, attribute_session = rejected, None
@@ -302,12 +447,12 @@ def map_ubi_event(record: SourceRecord) -> SourceRecord:
         "execution_id": doc.get("query_id"),
         "interaction_type": doc.get("action_name"),
         "user_id": doc.get("client_id") or doc.get("user_id"),
-        "timestamp": _ubi_timestamp(doc.get("timestamp")),
         "metadata": {key: value for key, value in doc.items() if key not in _UBI_EVENT_MAPPED}
         or None,
     }
     problem = None
     try:
+        fields["timestamp"] = _ubi_timestamp(doc.get("timestamp"), UBI_EVENT_LABELS["timestamp"])
         fields["document_id"] = _dig(doc, "event_attributes", "object", "object_id")
         fields["position"] = _dig(doc, "event_attributes", "position", "ordinal")
         fields["session_id"] = doc.get("session_id") or _dig(doc, "event_attributes", "session_id")

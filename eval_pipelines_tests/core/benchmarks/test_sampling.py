@@ -57,7 +57,7 @@ def interaction(execution_id: str, document: str, kind: str, position: int) -> d
         "document_id": document,
         "interaction_type": kind,
         "position": position,
-        "timestamp": "2026-10-01T12:00:05Z",
+        "timestamp": "2026-11-01T00:00:00Z",  # after every execution here: none precedes its search
     }
 
 

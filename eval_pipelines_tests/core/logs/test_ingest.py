@@ -27,6 +27,7 @@ from eval_pipelines.core.logs import (
 )
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import parquet_files
+from eval_pipelines_tests.cli.test_ingest_odd_values_cli import CASES as ODD_VALUE_CASES
 from eval_pipelines_tests.core.logs.helpers import (
     EXECUTION,
     INTERACTION,
@@ -34,6 +35,7 @@ from eval_pipelines_tests.core.logs.helpers import (
     stored_rows,
     write_jsonl,
 )
+from eval_pipelines_tests.core.logs.test_execution_agreement import AGREEMENT_VIOLATIONS
 
 
 @pytest.fixture
@@ -404,6 +406,9 @@ def test_the_same_interaction_id_with_different_content_keeps_the_first(
 def test_every_documented_reason_is_exercised() -> None:
     exercised = {reason for reason, *_ in EXECUTION_VIOLATIONS + INTERACTION_VIOLATIONS}
     exercised |= {"duplicate_execution_id", "duplicate_interaction_id"}
+    exercised |= {reason for reason, *_ in AGREEMENT_VIOLATIONS}
+    exercised |= {"conflicting_duplicate_id"}  # test_stored_conflicts.py
+    exercised |= {reason for *_, expected in ODD_VALUE_CASES for reason, _ in expected.values()}
     assert exercised == set(QUARANTINE_REASONS)
 
 
