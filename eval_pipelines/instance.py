@@ -15,9 +15,10 @@ import yaml
 from dagster import DagsterInstance
 
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.storage import write_text_atomic
+from eval_pipelines.core.storage import directory_lock, write_text_atomic
 
 RUN_MONITORING_POLL_S = 30
+STORAGE_READY = ".storage-ready"
 
 _HEADER = "# Written by eval-pipelines on first use; edit freely.\n"
 
@@ -66,11 +67,19 @@ def write_instance_config(home: Path, poll_interval_s: int = RUN_MONITORING_POLL
 
 
 def ensure_dagster_home(paths: DataPaths) -> Path:
-    """Point DAGSTER_HOME at <data>/dagster_home (unless set) and give it a dagster.yaml."""
+    """Point DAGSTER_HOME at <data>/dagster_home (unless set), give it a dagster.yaml, and create
+    its storage once, under a lock: two processes creating a fresh SQLite storage at once can both
+    stamp its schema version ("alembic_version has more than one head")."""
     home = paths.dagster_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    write_instance_config(home)
+    with directory_lock(home):
+        write_instance_config(home)
+        marker = home / STORAGE_READY
+        if not marker.exists():
+            with DagsterInstance.from_config(str(home)):
+                pass
+            write_text_atomic("", marker)
     return home
 
 

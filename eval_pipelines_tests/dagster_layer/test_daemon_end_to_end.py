@@ -42,7 +42,9 @@ def test_a_cli_request_runs_through_the_daemon(tmp_path: Path) -> None:
         seen = []
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline and dev.poll() is None:
-            record = json.loads(run_cli(paths.root, "benchmark", "get", benchmark_id).stdout)
+            got = run_cli(paths.root, "benchmark", "get", benchmark_id)
+            assert got.returncode == 0, got.stderr[-3000:]
+            record = json.loads(got.stdout)
             if not seen or seen[-1] != record["status"]:
                 seen.append(record["status"])
             if record["status"] in ("completed", "failed"):
