@@ -72,18 +72,25 @@ def _timestamp(epoch: float | None) -> str | None:
     return utc_timestamp(datetime.fromtimestamp(epoch, UTC)) if epoch else None
 
 
-def belongs_to(run: DagsterRun, lifecycle: Lifecycle) -> bool:
-    """A run of the kind: started by one of its doors (tagged), or selecting any of its assets."""
+def belongs_to(instance: DagsterInstance, run: DagsterRun, lifecycle: Lifecycle) -> bool:
+    """A run of the kind: started by one of its doors (tagged), selecting any of its assets, or
+    (a run of a whole job, such as Python's `materialize`) planning to materialize any of them."""
     if run.tags.get(KIND_TAG) == lifecycle.kind:
         return True
-    return bool(run.asset_selection and run.asset_selection & lifecycle.asset_keys)
+    if run.asset_selection:  # empty (Python's `materialize`) or None (a job) say nothing
+        return bool(run.asset_selection & lifecycle.asset_keys)
+    planned = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    return any(
+        entry.dagster_event is not None and entry.dagster_event.asset_key in lifecycle.asset_keys
+        for entry in planned
+    )
 
 
 def latest_run(instance: DagsterInstance, lifecycle: Lifecycle, record_id: str) -> RunRecord | None:
     records = instance.get_run_records(
         RunsFilter(tags={PARTITION_TAG: record_id}), limit=RUNS_SCANNED
     )
-    return next((r for r in records if belongs_to(r.dagster_run, lifecycle)), None)
+    return next((r for r in records if belongs_to(instance, r.dagster_run, lifecycle)), None)
 
 
 def failure_message(instance: DagsterInstance, run_id: str, status: DagsterRunStatus) -> str:

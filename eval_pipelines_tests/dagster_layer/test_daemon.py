@@ -1,7 +1,10 @@
-"""A `dagster dev` killed while it runs a benchmark (issue 10.6): once it runs again, Dagster's run
-monitoring (on in the dagster.yaml the project writes) sees the run's worker is gone and fails the
-run, the record sensor marks the record failed naming the step, and `benchmark rerun` completes it.
-Real processes throughout: `dagster dev`, the CLI, a loopback engine."""
+"""The daemon door, and a `dagster dev` killed while it runs a benchmark (issue 10.6).
+
+With `dagster dev` running, a request submitted by the CLI (no --wait) is run once by the request
+sensor and its record driven to completed. When `dagster dev` is killed mid-run and started again,
+Dagster's run monitoring (on in the dagster.yaml the project writes) sees the run's worker is gone
+and fails the run, the record sensor marks the record failed naming the step, and `benchmark rerun`
+completes it. Real processes throughout: `dagster dev`, the CLI, a loopback engine."""
 
 from __future__ import annotations
 
@@ -40,6 +43,45 @@ def the_run(home: Path, benchmark_id: str):
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records(RunsFilter(tags={"dagster/partition": benchmark_id}))
         return runs[0].dagster_run if runs else None
+
+
+def a_request_runs_through_the_daemon(paths: DataPaths, home: Path) -> None:
+    """A CLI request (no --wait) is run once by the request sensor, and `get` follows its record
+    through the lifecycle's statuses (from pending, if caught before the run starts) to completed."""
+    created = run_cli(
+        paths.root,
+        "benchmark",
+        "create",
+        "--name",
+        "daemon",
+        "--baseline",
+        "demo_prod",
+        "--candidate",
+        "demo_better",
+        "--sessions",
+        "40",
+    )
+    assert created.returncode == 0, created.stderr
+    benchmark_id = json.loads(created.stdout)["benchmark_id"]
+    seen: list[str] = []
+
+    def finished() -> dict | None:
+        got = run_cli(paths.root, "benchmark", "get", benchmark_id)
+        assert got.returncode == 0, got.stderr[-3000:]
+        record = json.loads(got.stdout)
+        if not seen or seen[-1] != record["status"]:
+            seen.append(record["status"])
+        return record if record["status"] in ("completed", "failed") else None
+
+    record = wait_for("the daemon to run the request", finished)
+    lifecycle = ["pending", "building_sessions", "replaying", "computing_metrics", "completed"]
+    assert seen == sorted(seen, key=lifecycle.index), seen
+    assert record["status"] == "completed", (seen, record["error_message"])
+    assert record["comparison"]["recommendation"]
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_run_records(RunsFilter(tags={"dagster/partition": benchmark_id}))
+        assert len(runs) == 1, "exactly one run for the request"
+        assert benchmark_id in instance.get_dynamic_partitions("benchmark")
 
 
 def test_a_run_left_behind_by_a_killed_dagster_dev_is_failed_and_can_be_rerun(
@@ -105,10 +147,11 @@ def test_a_run_left_behind_by_a_killed_dagster_dev_is_failed_and_can_be_rerun(
                 "the record sensor to follow",
                 lambda: (r := store.get(benchmark_id))["status"] == "failed" and r,
             )
+            slow.clear()
+            a_request_runs_through_the_daemon(world_copy, home)
         assert record["error_message"].startswith("benchmark_replays: its run worker process")
         assert "ended before it finished" in record["error_message"]
 
-        slow.clear()
         rerun = run_cli(world_copy.root, "benchmark", "rerun", benchmark_id)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         assert json.loads(rerun.stdout)["status"] == "completed"
