@@ -45,6 +45,7 @@ class SessionInputs:
     rankings: list[pa.ListArray]
     interactions: pa.Table
     taxonomy_node_id: pa.Array
+    query_key: pa.Array
     latency_ms: list[np.ndarray]
     pipelines: list[PipelineInfo]
 
@@ -84,6 +85,10 @@ def make_inputs(session_count: int, seed: int) -> SessionInputs:
         rankings=rankings,
         interactions=interactions,
         taxonomy_node_id=pa.array([f"node_{n}" for n in rng.integers(0, NODES, session_count)]),
+        # A session's query decides its candidate documents (its block): 500 queries, as clusters.
+        query_key=pc.binary_join_element_wise(
+            "query ", pc.cast(pa.array(np.arange(session_count) % 500), pa.string()), ""
+        ),
         latency_ms=[rng.gamma(4.0, 2.0 + p, session_count) for p in range(PIPELINES)],
         pipelines=[
             PipelineInfo(f"pipeline_{p}", f"Pipeline {p}", f"hash{p}") for p in range(PIPELINES)
@@ -120,6 +125,7 @@ def score_and_compare(inputs: SessionInputs) -> tuple[list[pa.Table], list[dict[
                     "latency_ms": pa.array(latency),
                     "stage_latencies_json": pa.array(stage_json),
                     "logged_ndcg_at_10": logged_ndcg,
+                    "query_key": inputs.query_key,
                     **{name: scores.column(name) for name in scores.column_names},
                 }
             )

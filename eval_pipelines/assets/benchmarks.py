@@ -15,12 +15,19 @@ from dagster import (
 )
 
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
+from eval_pipelines.core.benchmarks.health import (
+    Finding,
+    baseline_agreement,
+    failure_rates,
+    query_clusters,
+    replay_coverage,
+)
 from eval_pipelines.core.benchmarks.replay import (
     default_replay_deadline_s,
     discard_replay_chunks,
     replay_sessions,
 )
-from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
+from eval_pipelines.core.benchmarks.sampling import sample_sessions
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.benchmarks.submit import OUTCOME, SAMPLE, load_request
 from eval_pipelines.core.benchmarks.submit import benchmark_store as store
@@ -47,20 +54,7 @@ def benchmark_sessions(
 ) -> MaterializeResult:
     paths, benchmark_id = data_dir.paths, context.partition_key
     request = load_request(paths, benchmark_id)
-    sample = sample_sessions(
-        paths,
-        SessionFilter(
-            retriever_ids=request.retriever_ids,
-            taxonomy_node_ids=request.taxonomy_node_ids,
-            start=request.start,
-            end=request.end,
-            min_interactions=request.min_interactions,
-            counted_types=request.counted_types,
-            strategy=request.sample_strategy,
-        ),
-        request.session_count,
-        request.seed,
-    )
+    sample = sample_sessions(paths, request.sampling_filter, request.session_count, request.seed)
     for warning in sample.warnings:
         context.log.warning(warning)
     store(paths).write_table(
@@ -125,6 +119,12 @@ def benchmark_sessions(
     group_name=GROUP,
     deps=[benchmark_sessions],
     description="Each session's query replayed through the baseline and every candidate.",
+    check_specs=[
+        AssetCheckSpec(
+            "every_session_replayed_by_every_pipeline", asset="benchmark_replays", blocking=True
+        ),
+        AssetCheckSpec("baseline_reproduces_logged_rankings", asset="benchmark_replays"),
+    ],
 )
 def benchmark_replays(
     context: AssetExecutionContext, data_dir: DataDirResource
@@ -163,7 +163,32 @@ def benchmark_replays(
             "rows": replays.num_rows,
             "replay_deadline_s": deadline_s,
             "replays": MetadataValue.md("\n".join(lines)),
-        }
+        },
+        check_results=[
+            _check(
+                "every_session_replayed_by_every_pipeline",
+                replay_coverage(sessions, replays, request.pipeline_ids),
+                AssetCheckSeverity.ERROR,
+            ),
+            _check(
+                "baseline_reproduces_logged_rankings",
+                baseline_agreement(sessions, replays, request.baseline_retriever_id),
+                AssetCheckSeverity.WARN,
+            ),
+        ],
+    )
+
+
+def _check(name: str, finding: Finding, severity: AssetCheckSeverity) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        passed=finding.passed,
+        severity=severity,
+        description=finding.description,
+        metadata={
+            key: MetadataValue.json(value) if isinstance(value, dict | list) else value
+            for key, value in finding.metadata.items()
+        },
     )
 
 
@@ -250,7 +275,11 @@ def _paired_counts_consistent(scores: pa.Table, request, comparison: dict) -> tu
     group_name=GROUP,
     deps=[benchmark_session_scores],
     description="Per-pipeline results and the paired comparison with the baseline.",
-    check_specs=[AssetCheckSpec("paired_counts_consistent", asset="benchmark_comparison")],
+    check_specs=[
+        AssetCheckSpec("paired_counts_consistent", asset="benchmark_comparison"),
+        AssetCheckSpec("failure_rates_within_tolerance", asset="benchmark_comparison"),
+        AssetCheckSpec("enough_queries_for_inference", asset="benchmark_comparison"),
+    ],
 )
 def benchmark_comparison(
     context: AssetExecutionContext, data_dir: DataDirResource
@@ -263,7 +292,9 @@ def benchmark_comparison(
         PipelineInfo(pid, configs[pid].name, configs[pid].pipeline_hash)
         for pid in request.pipeline_ids
     ]
-    results, comparison = benchmark_results(scores, pipelines, epsilon=request.epsilon)
+    results, comparison = benchmark_results(
+        scores, pipelines, epsilon=request.epsilon, settings=request.inference_settings
+    )
     sample = store(paths).read_json(benchmark_id, SAMPLE)
     outcome = {
         "results": results,
@@ -293,7 +324,15 @@ def benchmark_comparison(
                 check_name="paired_counts_consistent",
                 passed=consistent,
                 metadata={"paired_sessions": MetadataValue.json(counts)},
-            )
+            ),
+            _check(
+                "failure_rates_within_tolerance", failure_rates(comparison), AssetCheckSeverity.WARN
+            ),
+            _check(
+                "enough_queries_for_inference",
+                query_clusters(comparison, request.min_clusters),
+                AssetCheckSeverity.WARN,
+            ),
         ],
     )
 

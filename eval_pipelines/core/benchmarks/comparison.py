@@ -1,8 +1,9 @@
 """From per-session scores of every pipeline to a benchmark's `results` and `comparison` records.
 
 Definitions: ../shared/DESIGN.md "Metric definitions". Input: one row per (execution_id, pipeline_id)
-with the replay's outcome and score_sessions' columns (see SCORE_TABLE_COLUMNS). The first pipeline is
-the baseline. Choices made where the contract is silent, so every record is defined and JSON:
+with the replay's outcome and score_sessions' columns (see SCORE_TABLE_COLUMNS), and the session's
+query_key for query-level inference. The first pipeline is the baseline. Choices made where the
+contract is silent, so every record is defined and JSON:
 - A session counts for a pipeline's metrics when that pipeline replayed it successfully and it has at
   least one interacted document. With no such session, means are 0.0 (every k key present),
   mean_rank_clicked is 0.0 without clicked documents, and mean_rank_purchased is None without purchases.
@@ -11,13 +12,12 @@ the baseline. Choices made where the contract is silent, so every record is defi
   latency_delta_ms is the mean paired difference over sessions both pipelines replayed successfully.
 - A failed row without an error_type is counted under "unknown" in error_summary.
 - taxonomy_deltas holds every node of the benchmark's sessions (sorted), {} when no session has one.
-- The recommendation quotes the raw p-value of the promoted candidate (the field's value); promotion
-  needs its Holm-adjusted p-value (across candidates) below alpha and a positive NDCG@10 delta. When
-  the baseline scored no session, nothing could be compared and the recommendation says so.
+- ndcg_delta / recall_delta are completed-only means (sessions both pipelines scored, as DESIGN.md
+  says); p_value, confidence_interval, the verdict and the recommendation come from the primary
+  estimate, in which failures count against the pipeline that failed (inference.py, verdicts.py).
 - Each result's scored_sessions counts the sessions its metrics average over; 0 means the metrics
   are placeholders. A candidate's sessions_improved + degraded + neutral count exactly the sessions
-  it and the baseline both scored (overall and per taxonomy node), so a record can tell which nodes
-  had too few paired sessions to be tested (untested_taxonomy_nodes).
+  it and the baseline both scored (overall and per taxonomy node).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,18 +34,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from eval_pipelines.core.benchmarks.inference import (
+    BOOTSTRAP_DRAWS,
+    ESTIMANDS,
+    UNIT_SESSION,
+    CandidateTest,
+    Estimate,
+    InferenceSettings,
+    estimate,
+    taxonomy_estimates,
+    taxonomy_verdicts,
+)
+from eval_pipelines.core.benchmarks.verdicts import Verdict, decide, recommendation
 from eval_pipelines.core.metrics.alignment import (
     COUNT_COLUMNS,
     CUTOFFS,
     ndcg_column,
     recall_column,
-)
-from eval_pipelines.core.stats.paired import (
-    DEFAULT_CONFIDENCE,
-    PairedTest,
-    grouped_paired_t_tests,
-    holm_adjust,
-    paired_t_test,
 )
 
 COMPLETED = "completed"
@@ -65,8 +70,8 @@ SCORE_TABLE_COLUMNS: tuple[str, ...] = (
     LOGGED_NDCG_COLUMN,
 )
 PRIMARY_NDCG = ndcg_column(PRIMARY_CUTOFF)
-DEFAULT_ALPHA = 0.05
-MIN_NODE_SESSIONS = 10
+QUERY_KEY_COLUMN = "query_key"
+LOGGED_OVERLAP_COLUMN = "logged_overlap_at_10"
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ class _ScoreGrid:
     latency: np.ndarray
     stage_latency: dict[str, np.ndarray]
     logged_ndcg: np.ndarray
+    logged_overlap: (
+        np.ndarray
+    )  # share of the logged top 10 each replay keeps in its top 10 (NaN: unknown)
+    scorable: np.ndarray  # the session has interacted documents (any pipeline can be scored on it)
+    cluster: np.ndarray  # the session's unit of inference: its query, or itself
     node: np.ndarray
     node_names: list[str]
     error_summaries: list[dict[str, int]]
@@ -97,13 +107,13 @@ def benchmark_results(
     scores: pa.Table,
     pipelines: Sequence[PipelineInfo],
     epsilon: float = 0.01,
-    alpha: float = DEFAULT_ALPHA,
-    min_node_sessions: int = MIN_NODE_SESSIONS,
+    settings: InferenceSettings | None = None,
     cutoffs: Sequence[int] = CUTOFFS,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(results: one BenchmarkResult per pipeline, in order; comparison: the BenchmarkComparison)."""
-    _check_parameters(pipelines, epsilon, alpha, min_node_sessions, cutoffs)
-    grid = _score_grid(scores, pipelines, cutoffs)
+    settings = settings or InferenceSettings()
+    _check_parameters(pipelines, epsilon, cutoffs)
+    grid = _score_grid(scores, pipelines, cutoffs, settings.unit)
     one_group = np.zeros(len(grid.execution_ids), dtype=np.int64)
     baseline_ndcg = np.where(grid.scored[0], grid.values[PRIMARY_NDCG][0], np.nan)
     results = []
@@ -124,29 +134,26 @@ def benchmark_results(
                 "failed_sessions": int((grid.present[index] & ~grid.completed[index]).sum()),
                 "error_summary": grid.error_summaries[index],
                 "scored_sessions": int(grid.scored[index].sum()),
+                "replay_agreement": _replay_agreement(grid, index),
             }
         )
-    comparisons: list[dict[str, Any]] = []
-    tests: list[PairedTest] = []
-    for index in range(1, len(pipelines)):
-        comparison, test = _pipeline_comparison(
-            grid, index, pipelines[index].retriever_id, alpha, min_node_sessions, cutoffs
-        )
-        comparisons.append(comparison)
-        tests.append(test)
+    candidates = [p.retriever_id for p in pipelines[1:]]
+    tests = [_candidate_test(grid, index, settings) for index in range(1, len(pipelines))]
+    blocked = [_not_testable(grid, index, tests[index - 1]) for index in range(1, len(pipelines))]
+    verdicts = decide(tests, blocked, settings)
+    comparisons = [
+        _pipeline_comparison(grid, index, candidates[index - 1], test, verdict, settings, cutoffs)
+        for index, (test, verdict) in enumerate(zip(tests, verdicts, strict=True), start=1)
+    ]
     return results, {
         "baseline_retriever_id": pipelines[0].retriever_id,
         "comparisons": comparisons,
-        "recommendation": _recommendation(grid, pipelines, comparisons, tests, alpha),
+        "recommendation": _recommendation(grid, pipelines, comparisons, tests, verdicts, settings),
     }
 
 
 def _check_parameters(
-    pipelines: Sequence[PipelineInfo],
-    epsilon: float,
-    alpha: float,
-    min_node_sessions: int,
-    cutoffs: Sequence[int],
+    pipelines: Sequence[PipelineInfo], epsilon: float, cutoffs: Sequence[int]
 ) -> None:
     if not pipelines:
         raise ValueError("pipelines: at least the baseline is needed")
@@ -155,12 +162,6 @@ def _check_parameters(
         raise ValueError(f"pipelines: retriever ids repeat: {ids}")
     if not (math.isfinite(epsilon) and epsilon >= 0):
         raise ValueError(f"epsilon: {epsilon!r} must be finite and >= 0")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha: {alpha!r} must lie strictly between 0 and 1")
-    if isinstance(min_node_sessions, bool) or not isinstance(min_node_sessions, int):
-        raise ValueError(f"min_node_sessions: {min_node_sessions!r} is not an integer")
-    if min_node_sessions < 2:
-        raise ValueError(f"min_node_sessions: {min_node_sessions} < 2 (a t-test needs 2 pairs)")
     if PRIMARY_CUTOFF not in cutoffs:
         raise ValueError(
             f"cutoffs: {list(cutoffs)} lacks {PRIMARY_CUTOFF} (NDCG@10 drives the tests)"
@@ -168,7 +169,7 @@ def _check_parameters(
 
 
 def _score_grid(
-    scores: pa.Table, pipelines: Sequence[PipelineInfo], cutoffs: Sequence[int]
+    scores: pa.Table, pipelines: Sequence[PipelineInfo], cutoffs: Sequence[int], unit: str
 ) -> _ScoreGrid:
     metric_columns = [
         *(ndcg_column(k) for k in cutoffs),
@@ -246,6 +247,14 @@ def _score_grid(
             f" {execution_ids[_first_true(unscorable)]!r}, which has interacted documents"
         )
     node, node_names = _per_execution_node(scores, execution_code, execution_ids)
+    if unit == UNIT_SESSION:
+        cluster = np.arange(len(execution_ids), dtype=np.int64)
+    elif QUERY_KEY_COLUMN in scores.column_names:
+        cluster = _per_execution_query(scores, execution_code, execution_ids)
+    else:
+        raise ValueError(
+            f"scores: missing column {QUERY_KEY_COLUMN!r}, which query-level inference clusters by"
+        )
     return _ScoreGrid(
         execution_ids=execution_ids,
         present=grid_of(np.ones(cell.size, dtype=bool), False),
@@ -258,6 +267,13 @@ def _score_grid(
             for stage, row_values in _stage_latencies(scores, row_completed).items()
         },
         logged_ndcg=logged_ndcg,
+        logged_overlap=grid_of(
+            np.where(row_completed, _float_array(scores, LOGGED_OVERLAP_COLUMN), np.nan)
+            if LOGGED_OVERLAP_COLUMN in scores.column_names
+            else np.full(cell.size, np.nan)
+        ),
+        scorable=np.isfinite(logged_ndcg),
+        cluster=cluster,
         node=node,
         node_names=node_names,
         error_summaries=_error_summaries(scores, pipeline_code, row_failed, len(pipelines)),
@@ -336,6 +352,25 @@ def _per_execution_node(
             f" {execution_ids[_first_true(differing)]!r} disagree"
         )
     return high, names
+
+
+def _per_execution_query(
+    scores: pa.Table, execution_code: np.ndarray, execution_ids: list[str]
+) -> np.ndarray:
+    """Each execution's query code (its cluster); rows of one execution must agree."""
+    keys = _string_array(scores, QUERY_KEY_COLUMN, nullable=False)
+    encoded = pc.dictionary_encode(keys)
+    code = _codes(encoded.indices)
+    low = np.full(len(execution_ids), np.iinfo(np.int64).max)
+    high = np.full(len(execution_ids), -1, dtype=np.int64)
+    np.minimum.at(low, execution_code, code)
+    np.maximum.at(high, execution_code, code)
+    if (low != high).any():
+        raise ValueError(
+            f"scores.{QUERY_KEY_COLUMN}: rows of execution"
+            f" {execution_ids[_first_true(low != high)]!r} disagree"
+        )
+    return high
 
 
 def _stage_latencies(scores: pa.Table, row_completed: np.ndarray) -> dict[str, np.ndarray]:
@@ -475,6 +510,16 @@ def _number(value: float) -> float:
     return number
 
 
+def _replay_agreement(grid: _ScoreGrid, index: int) -> dict[str, Any]:
+    """How much of the logged top 10 the pipeline's replays keep (None where nothing says)."""
+    overlap = grid.logged_overlap[index]
+    known = overlap[~np.isnan(overlap)]
+    return {
+        "logged_overlap_at_10": _number(known.mean()) if known.size else None,
+        "sessions": int(known.size),
+    }
+
+
 def _latency_metrics(grid: _ScoreGrid, index: int) -> dict[str, Any]:
     latency = grid.latency[index]
     measured = latency[~np.isnan(latency)]
@@ -497,15 +542,85 @@ def _latency_metrics(grid: _ScoreGrid, index: int) -> dict[str, Any]:
     }
 
 
+def _candidate_test(grid: _ScoreGrid, index: int, settings: InferenceSettings) -> CandidateTest:
+    """The primary (failures count) and completed-only estimates of candidate `index` vs the baseline."""
+    ndcg = grid.values[PRIMARY_NDCG]
+    both = grid.present[index] & grid.present[0]
+    scorable = both & grid.scorable
+    outcome = np.where(grid.completed, np.nan_to_num(ndcg), 0.0)
+    primary_differences = outcome[index][scorable] - outcome[0][scorable]
+    primary, too_few = estimate(
+        primary_differences, grid.cluster[scorable], settings, settings.min_clusters, 3 * index
+    )
+    paired = grid.scored[index] & grid.scored[0]
+    completed_only, _ = estimate(
+        ndcg[index][paired] - ndcg[0][paired], grid.cluster[paired], settings, 2, 3 * index + 1
+    )
+    taxonomy_sessions, taxonomy_tests = taxonomy_estimates(
+        primary_differences,
+        grid.cluster[scorable],
+        grid.node[scorable],
+        grid.node_names,
+        settings,
+        3 * index + 2,
+    )
+    if not (grid.scored[index].any() and grid.scored[0].any()):
+        taxonomy_tests = {}  # a side that scored nothing gives no node a win or a loss
+    present = both.sum()
+
+    def failure_rate(row: int) -> float:
+        return float((both & ~grid.completed[row]).sum() / present) if present else 0.0
+
+    return CandidateTest(
+        primary=primary,
+        completed_only=completed_only,
+        baseline_mean=float(outcome[0][scorable].mean()) if scorable.any() else 0.0,
+        candidate_failure_rate=failure_rate(index),
+        baseline_failure_rate=failure_rate(0),
+        candidate_scored=int(grid.scored[index].sum()),
+        baseline_scored=int(grid.scored[0].sum()),
+        failed_sessions=int((both & ~grid.completed[index]).sum()),
+        too_few=too_few,
+        taxonomy_sessions=taxonomy_sessions,
+        taxonomy_tests=taxonomy_tests,
+    )
+
+
+def _not_testable(grid: _ScoreGrid, index: int, test: CandidateTest) -> list[str]:
+    """Why candidate `index` cannot be tested at all (empty when it can)."""
+    if not grid.scorable.any():
+        return ["no session with interactions"]
+    for row, who in ((0, "the baseline"), (index, "the candidate")):
+        if not grid.scored[row].any():
+            failed = int((grid.present[row] & ~grid.completed[row]).sum())
+            errors = ", ".join(f"{k} {v}" for k, v in grid.error_summaries[row].items())
+            return [
+                f"{who} scored no session ({failed} of {int(grid.present[row].sum())} failed"
+                f"{': ' + errors if errors else ''})"
+            ]
+    return list(test.too_few)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _interval(found: Estimate) -> list[float] | None:
+    if found.ci_low is None or found.ci_high is None:
+        return None
+    return [_number(found.ci_low), _number(found.ci_high)]
+
+
 def _pipeline_comparison(
     grid: _ScoreGrid,
     index: int,
     retriever_id: str,
-    alpha: float,
-    min_node_sessions: int,
+    test: CandidateTest,
+    verdict: Verdict,
+    settings: InferenceSettings,
     cutoffs: Sequence[int],
-) -> tuple[dict[str, Any], PairedTest]:
-    """PipelineComparison of candidate `index` with the baseline, and its NDCG@10 paired test."""
+) -> dict[str, Any]:
+    """PipelineComparison of candidate `index` with the baseline, with its verdict and evidence."""
     paired = grid.scored[index] & grid.scored[0]
 
     def mean_difference(name: str) -> float:
@@ -514,52 +629,75 @@ def _pipeline_comparison(
 
     both_completed = grid.completed[index] & grid.completed[0]
     latency_differences = grid.latency[index][both_completed] - grid.latency[0][both_completed]
-    test = paired_t_test(
-        grid.values[PRIMARY_NDCG][index][paired], grid.values[PRIMARY_NDCG][0][paired]
-    )
-    wins, losses = _taxonomy_wins_losses(grid, index, paired, alpha, min_node_sessions)
-    comparison = {
+    primary, completed_only = test.primary, test.completed_only
+    if not (test.candidate_scored and test.baseline_scored):
+        # A side that scored nothing leaves no ranking to judge: its zeros are no evidence.
+        primary = replace(primary, p_value=None, ci_low=None, ci_high=None)
+    wins, losses = taxonomy_verdicts(test.taxonomy_tests, settings.alpha)
+    relative = primary.delta / test.baseline_mean if test.baseline_mean > 0 else None
+    standardized = primary.delta / primary.spread if primary.spread else None
+    return {
         "candidate_retriever_id": retriever_id,
         "ndcg_delta": {str(k): mean_difference(ndcg_column(k)) for k in cutoffs},
         "recall_delta": {str(k): mean_difference(recall_column(k)) for k in cutoffs},
         "latency_delta_ms": (
             _number(latency_differences.mean()) if latency_differences.size else 0.0
         ),
-        "p_value": None if test.p_value is None else _number(test.p_value),
-        "confidence_interval": (
-            None
-            if test.ci_low is None or test.ci_high is None
-            else [_number(test.ci_low), _number(test.ci_high)]
-        ),
+        "p_value": _rounded(primary.p_value),
+        "p_value_adjusted": _rounded(verdict.p_adjusted),
+        "confidence_interval": _interval(primary),
         "taxonomy_wins": wins,
         "taxonomy_losses": losses,
+        "taxonomy_untested": {
+            name: count
+            for name, count in sorted(test.taxonomy_sessions.items())
+            if name not in test.taxonomy_tests
+        },
         "paired_sessions": int(paired.sum()),
+        "verdict": verdict.verdict,
+        "verdict_reasons": verdict.reasons,
+        "effect": {
+            "estimand": "intention_to_treat",
+            "delta": _number(primary.delta),
+            "confidence_interval": _interval(primary),
+            "relative_change": _rounded(relative),
+            "standardized": _rounded(standardized),
+            "minimum_detectable_effect": _rounded(verdict.minimum_detectable_effect),
+            "power": settings.power,
+            "design_effect": _rounded(primary.design_effect),
+        },
+        "completed_only": {
+            "delta": _number(completed_only.delta),
+            "confidence_interval": _interval(completed_only),
+            "p_value": _rounded(completed_only.p_value),
+            "sessions": completed_only.sessions,
+        },
+        "failures": {
+            "candidate_rate": _number(test.candidate_failure_rate),
+            "baseline_rate": _number(test.baseline_failure_rate),
+            "tolerance": settings.max_failure_excess,
+        },
+        "inference": {
+            "unit": settings.unit,
+            "method": primary.method,
+            "clusters": primary.clusters,
+            "sessions": primary.sessions,
+            "bootstrap_draws": BOOTSTRAP_DRAWS if primary.testable else None,
+            "seed": settings.seed,
+            "standard_error": _rounded(primary.standard_error),
+            "degrees_of_freedom": _rounded(primary.degrees_of_freedom),
+            "estimand": ESTIMANDS[settings.unit],
+        },
     }
-    return comparison, test
-
-
-def _taxonomy_wins_losses(
-    grid: _ScoreGrid, index: int, paired: np.ndarray, alpha: float, min_node_sessions: int
-) -> tuple[list[str], list[str]]:
-    """Nodes where the candidate's NDCG@10 differs significantly after Holm across its nodes."""
-    in_node = paired & (grid.node >= 0)
-    differences = grid.values[PRIMARY_NDCG][index][in_node] - grid.values[PRIMARY_NDCG][0][in_node]
-    tests = grouped_paired_t_tests(
-        differences, grid.node[in_node], len(grid.node_names), DEFAULT_CONFIDENCE
-    )
-    eligible = np.flatnonzero(tests.n >= min_node_sessions)
-    significant = eligible[holm_adjust(tests.p_value[eligible]) < alpha]
-    wins = sorted(grid.node_names[g] for g in significant if tests.mean_difference[g] > 0)
-    losses = sorted(grid.node_names[g] for g in significant if tests.mean_difference[g] < 0)
-    return wins, losses
 
 
 def _recommendation(
     grid: _ScoreGrid,
     pipelines: Sequence[PipelineInfo],
     comparisons: Sequence[dict[str, Any]],
-    tests: Sequence[PairedTest],
-    alpha: float,
+    tests: Sequence[CandidateTest],
+    verdicts: Sequence[Verdict],
+    settings: InferenceSettings,
 ) -> str:
     """A deterministic sentence: the candidate to promote, or why the baseline stays."""
     baseline = pipelines[0].retriever_id
@@ -574,60 +712,11 @@ def _recommendation(
             f"No verdict: the baseline {baseline} scored no session ({failed} of {sessions}"
             " failed), so no candidate could be compared with it."
         )
-    testable = [i for i, test in enumerate(tests) if test.p_value is not None]
-    if not testable:
-        return (
-            f"Keep the baseline {baseline}: fewer than 2 sessions were replayed successfully by"
-            " both it and any candidate, too few to test a difference."
-        )
-    adjusted = holm_adjust([tests[i].p_value for i in testable])
-    ranked = sorted(
-        zip(testable, adjusted, strict=True),
-        key=lambda item: (-tests[item[0]].mean_difference, item[0]),
+    return recommendation(
+        baseline,
+        [p.retriever_id for p in pipelines[1:]],
+        tests,
+        verdicts,
+        [c["latency_delta_ms"] for c in comparisons],
+        settings,
     )
-    for position, p_adjusted in ranked:
-        test = tests[position]
-        if p_adjusted < alpha and test.mean_difference > 0:
-            return (
-                f"Promote {pipelines[position + 1].retriever_id}: NDCG@10"
-                f" {_signed(test.mean_difference, 4)} (95% CI [{_fixed(test.ci_low, 4)},"
-                f" {_fixed(test.ci_high, 4)}], p {_p_text(test.p_value)}, n = {test.n} sessions),"
-                f" latency {_signed(comparisons[position]['latency_delta_ms'], 1)} ms per query."
-            )
-    best_position, best_adjusted = ranked[0]
-    best = tests[best_position]
-    return (
-        f"Keep the baseline {baseline}: no candidate beats it significantly at alpha = {alpha:g}"
-        f" after Holm correction (best: {pipelines[best_position + 1].retriever_id}, NDCG@10"
-        f" {_signed(best.mean_difference, 4)}, adjusted p {_p_text(best_adjusted)},"
-        f" n = {best.n} sessions)."
-    )
-
-
-def _fixed(value: float | None, digits: int) -> str:
-    return f"{round(float(value or 0.0), digits) + 0.0:.{digits}f}"
-
-
-def _signed(value: float, digits: int) -> str:
-    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
-
-
-def _p_text(p_value: float | None) -> str:
-    p = float(p_value if p_value is not None else 1.0)
-    return "< 0.0001" if p < 0.0001 else f"= {p:.4f}"
-
-
-def untested_taxonomy_nodes(
-    candidate_result: dict[str, Any], min_node_sessions: int = MIN_NODE_SESSIONS
-) -> dict[str, int]:
-    """A candidate's taxonomy nodes with too few paired sessions for a win or loss, and their counts.
-
-    Read from its BenchmarkResult: improved + degraded + neutral sessions are its paired sessions.
-    """
-    counts = {
-        node: metrics["sessions_improved"]
-        + metrics["sessions_degraded"]
-        + metrics["sessions_neutral"]
-        for node, metrics in (candidate_result.get("taxonomy_deltas") or {}).items()
-    }
-    return {node: count for node, count in sorted(counts.items()) if count < min_node_sessions}

@@ -2,23 +2,33 @@
 computing_metrics -> completed, or failed with the reason.
 
 A completed record never lets a placeholder pass for a measurement or a verdict: `warnings` name each
-pipeline that scored no session (its zeros are placeholders) and each comparison with too few paired
-sessions for a test, and each comparison lists in `taxonomy_untested` the taxonomy nodes with too few
-paired sessions for a win or loss (node -> paired sessions).
+pipeline that scored no session (its zeros are placeholders) and each comparison that is not
+testable, with why. Each comparison's own `verdict_reasons` and `taxonomy_untested` (nodes with too
+few sessions or queries for a win or loss) come from the comparison itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from eval_pipelines.core.benchmarks.comparison import (
-    DEFAULT_ALPHA,
-    MIN_NODE_SESSIONS,
-    untested_taxonomy_nodes,
-)
+from eval_pipelines.core.benchmarks.health import MIN_BASELINE_AGREEMENT
+from eval_pipelines.core.benchmarks.inference import InferenceSettings
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
+from eval_pipelines.core.benchmarks.verdicts import NOT_TESTABLE
 
-STATISTICS_SETTINGS = {"alpha": DEFAULT_ALPHA, "min_node_sessions": MIN_NODE_SESSIONS}
+
+def statistics_settings(settings: InferenceSettings, query_key: str) -> dict[str, Any]:
+    """How the comparisons are tested, as the record's settings show it."""
+    return {
+        "alpha": settings.alpha,
+        "power": settings.power,
+        "inference_unit": settings.unit,
+        "query_key": query_key,
+        "min_clusters": settings.min_clusters,
+        "min_node_sessions": settings.min_node_sessions,
+        "max_failure_excess": settings.max_failure_excess,
+    }
+
 
 PROGRESS_STATUSES = ("pending", "building_sessions", "replaying", "computing_metrics")
 
@@ -43,7 +53,7 @@ def pending_record(request: BenchmarkRequest, benchmark_id: str, created_at: str
             "replay_depth": request.replay_depth,
             "epsilon": request.epsilon,
             "sessions_requested": request.session_count,
-            **STATISTICS_SETTINGS,
+            **statistics_settings(request.inference_settings, request.query_key),
         },
         "warnings": [],
     }
@@ -77,36 +87,14 @@ def completed_record(
         "status": "completed",
         "session_count": outcome["sessions_sampled"],
         "results": results,
-        "comparison": _with_untested_nodes(comparison, results),
+        "comparison": comparison,
         "started_at": record["started_at"] or started_at or completed_at,
         "completed_at": completed_at,
         "error_message": None,
-        "settings": {
-            **record["settings"],
-            **STATISTICS_SETTINGS,
-            "sessions_matched": outcome["sessions_matched"],
-        },
+        "settings": {**record["settings"], "sessions_matched": outcome["sessions_matched"]},
         "warnings": [
             *outcome["warnings"],
             *_statistics_warnings(results, comparison, outcome["sessions_sampled"]),
-        ],
-    }
-
-
-def _with_untested_nodes(
-    comparison: dict[str, Any], results: list[dict[str, Any]]
-) -> dict[str, Any]:
-    result_of = {result["retriever_id"]: result for result in results}
-    return {
-        **comparison,
-        "comparisons": [
-            {
-                **item,
-                "taxonomy_untested": untested_taxonomy_nodes(
-                    result_of[item["candidate_retriever_id"]]
-                ),
-            }
-            for item in comparison["comparisons"]
         ],
     }
 
@@ -138,13 +126,21 @@ def _statistics_warnings(
             f" measurements, and {consequence}"
         )
     baseline = comparison["baseline_retriever_id"]
+    agreement = (results[0].get("replay_agreement") or {}).get("logged_overlap_at_10")
+    if agreement is not None and agreement < MIN_BASELINE_AGREEMENT:
+        warnings.append(
+            f"the baseline {baseline} replayed today keeps only {100 * agreement:.0f}% of the"
+            " logged top 10 (below"
+            f" {100 * MIN_BASELINE_AGREEMENT:.0f}%): the index or ranker drifted since the logs,"
+            " and interaction metrics, which credit only what users were shown, favour rankings"
+            " that resemble the logged ones"
+        )
     for item in comparison["comparisons"]:
         candidate = item["candidate_retriever_id"]
-        if item["p_value"] is None and not {baseline, candidate} & unscored:
+        if item["verdict"] == NOT_TESTABLE and not {baseline, candidate} & unscored:
             warnings.append(
-                f"{candidate}: only {item['paired_sessions']} session(s) scored by both it and the"
-                f" baseline {baseline}; a paired test needs 2, so there is no p-value, interval or"
-                " verdict"
+                f"{candidate}: not testable against the baseline {baseline}"
+                f" ({'; '.join(item['verdict_reasons'])}): no verdict, never promoted"
             )
     return warnings
 
@@ -155,7 +151,7 @@ def has_verdict(record: dict[str, Any]) -> bool:
     return (
         record["status"] == "completed"
         and bool(comparisons)
-        and all(item["p_value"] is not None for item in comparisons)
+        and all(item["verdict"] != NOT_TESTABLE for item in comparisons)
     )
 
 

@@ -109,7 +109,7 @@ def _automatic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _rows(
+def replay_rows(
     benchmark_id: str,
     logged_ids: Sequence[str],
     executions: Sequence[Execution],
@@ -293,7 +293,9 @@ def replay_sessions(
                     retriever, query_inputs[start : start + size], depth, deadline, deadline_s
                 )
                 stored = executions_table(executions)
-                rows = _rows(benchmark_id, logged_ids[start : start + size], executions, stored)
+                rows = replay_rows(
+                    benchmark_id, logged_ids[start : start + size], executions, stored
+                )
                 late = sum(e.error_type == ERROR_DEADLINE for e in executions)
                 if writes:
                     writes[-1].result()

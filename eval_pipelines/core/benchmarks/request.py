@@ -12,6 +12,14 @@ from typing import Any
 
 import jsonschema
 
+from eval_pipelines.core.benchmarks.inference import (
+    DEFAULT_MAX_FAILURE_EXCESS,
+    DEFAULT_MIN_CLUSTERS,
+    INFERENCE_UNITS,
+    UNIT_QUERY,
+    InferenceSettings,
+)
+from eval_pipelines.core.benchmarks.sampling import SessionFilter
 from eval_pipelines.core.errors import InvalidInputError, InvalidRequestError
 from eval_pipelines.core.json_input import JsonProblem, check_value
 from eval_pipelines.core.metrics.alignment import (
@@ -28,7 +36,17 @@ DEFAULT_EPSILON = 0.01
 # Gains are summed over up to 1,000 ranks: far below float overflow, and only their ratios matter.
 MAX_WEIGHT = 1e6
 # Keys beyond the reference request; each one is recorded with the benchmark.
-EXTENSION_KEYS = {"seed", "replay_depth", "epsilon"}
+EXTENSION_KEYS = {
+    "seed",
+    "replay_depth",
+    "epsilon",
+    "inference_unit",
+    "query_key",
+    "min_clusters",
+    "max_failure_excess",
+}
+QUERY_KEYS = ("text", "text_and_filters")
+MAX_MIN_CLUSTERS = 10_000
 
 
 class RequestValidationError(InvalidRequestError):
@@ -61,6 +79,32 @@ class BenchmarkRequest:
     seed: int = DEFAULT_SEED
     replay_depth: int = DEFAULT_DEPTH
     epsilon: float = DEFAULT_EPSILON
+    inference_unit: str = UNIT_QUERY
+    query_key: str = QUERY_KEYS[0]
+    min_clusters: int = DEFAULT_MIN_CLUSTERS
+    max_failure_excess: float = DEFAULT_MAX_FAILURE_EXCESS
+
+    @property
+    def sampling_filter(self) -> SessionFilter:
+        """The filter the benchmark_sessions asset (and a plan's pilot) samples with."""
+        return SessionFilter(
+            retriever_ids=self.retriever_ids,
+            taxonomy_node_ids=self.taxonomy_node_ids,
+            start=self.start,
+            end=self.end,
+            min_interactions=self.min_interactions,
+            counted_types=self.counted_types,
+            strategy=self.sample_strategy,
+        )
+
+    @property
+    def inference_settings(self) -> InferenceSettings:
+        return InferenceSettings(
+            unit=self.inference_unit,
+            min_clusters=self.min_clusters,
+            max_failure_excess=self.max_failure_excess,
+            seed=self.seed,
+        )
 
     @property
     def pipeline_ids(self) -> tuple[str, ...]:
@@ -202,6 +246,28 @@ def parse_request(
     if type(epsilon) not in (int, float) or not math.isfinite(epsilon) or epsilon < 0:
         problems.append(f"epsilon: expected a finite number >= 0, got {shown(epsilon)}")
 
+    unit = data.get("inference_unit", UNIT_QUERY)
+    if unit not in INFERENCE_UNITS:
+        problems.append(
+            f"inference_unit: expected one of {', '.join(INFERENCE_UNITS)}, got {shown(unit)}"
+        )
+    query_key = data.get("query_key", QUERY_KEYS[0])
+    if query_key not in QUERY_KEYS:
+        problems.append(
+            f"query_key: expected one of {', '.join(QUERY_KEYS)}, got {shown(query_key)}"
+        )
+    min_clusters = data.get("min_clusters", DEFAULT_MIN_CLUSTERS)
+    if type(min_clusters) is not int or not 2 <= min_clusters <= MAX_MIN_CLUSTERS:
+        problems.append(
+            f"min_clusters: expected an integer from 2 to {MAX_MIN_CLUSTERS:,}, got {shown(min_clusters)}"
+        )
+    max_failure_excess = data.get("max_failure_excess", DEFAULT_MAX_FAILURE_EXCESS)
+    if type(max_failure_excess) not in (int, float) or not 0 <= max_failure_excess <= 1:
+        problems.append(
+            f"max_failure_excess: expected a number from 0 to 1 (a failure rate), got"
+            f" {shown(max_failure_excess)}"
+        )
+
     interaction_weights = session_filter.get("interaction_weights") or {}
     weights_given = (
         interaction_weights.get("weights") or {} if isinstance(interaction_weights, dict) else {}
@@ -279,4 +345,8 @@ def parse_request(
         seed=seed,
         replay_depth=depth,
         epsilon=float(epsilon),
+        inference_unit=unit,
+        query_key=query_key,
+        min_clusters=min_clusters,
+        max_failure_excess=float(max_failure_excess),
     )

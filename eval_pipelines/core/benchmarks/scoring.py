@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eval_pipelines.core.benchmarks.comparison import LOGGED_OVERLAP_COLUMN
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
+from eval_pipelines.core.metrics.agreement import top_k_overlap
 from eval_pipelines.core.metrics.alignment import score_sessions
 
 COMPLETED = "completed"
@@ -27,6 +31,21 @@ def _session_interactions(sessions: pa.Table, interactions: pa.Table) -> pa.Tabl
     )
 
 
+def query_keys(sessions: pa.Table, query_key: str = "text") -> pa.Array:
+    """Each session's query as inference clusters sessions: its text, Unicode-normalized, lower-cased
+    and with runs of white space as one space; with "text_and_filters", its filters as well."""
+    text = pc.utf8_normalize(sessions.column("query_text").combine_chunks(), form="NFKC")
+    text = pc.replace_substring_regex(pc.utf8_lower(text), r"\s+", " ")
+    text = pc.utf8_trim_whitespace(text)
+    if query_key == "text":
+        return text
+    filters = [
+        json.dumps(json.loads(q).get("filters") or {}, sort_keys=True, separators=(",", ":"))
+        for q in sessions.column("query_input").to_pylist()
+    ]
+    return pc.binary_join_element_wise(text, pa.array(filters, pa.string()), "\x1f")
+
+
 def score_benchmark(
     request: BenchmarkRequest, sessions: pa.Table, interactions: pa.Table, replays: pa.Table
 ) -> pa.Table:
@@ -39,6 +58,7 @@ def score_benchmark(
         )
 
     logged = score(sessions.column("logged_documents"))
+    keys = query_keys(sessions, request.query_key)
     parts = []
     order = {eid: i for i, eid in enumerate(sessions.column("execution_id").to_pylist())}
     for pipeline_id in request.pipeline_ids:
@@ -50,6 +70,9 @@ def score_benchmark(
         positions = np.sort(positions)
         scores = score(rows.column("ranking"))
         failed = pc.not_equal(rows.column("status"), COMPLETED)
+        overlap = top_k_overlap(
+            rows.column("ranking"), sessions.column("logged_documents").take(positions), 10
+        )
         metric_columns = {
             name: pc.if_else(failed, pa.scalar(None, scores.column(name).type), scores.column(name))
             for name in scores.column_names
@@ -63,9 +86,13 @@ def score_benchmark(
                     "status": rows.column("status"),
                     "error_type": rows.column("error_type"),
                     "taxonomy_node_id": sessions.column("taxonomy_node_id").take(positions),
+                    "query_key": keys.take(positions),
                     "latency_ms": rows.column("latency_ms"),
                     "stage_latencies_json": rows.column("stage_latencies_json"),
                     "logged_ndcg_at_10": logged.column("ndcg_at_10").take(positions),
+                    LOGGED_OVERLAP_COLUMN: pc.if_else(
+                        failed, pa.scalar(None, pa.float64()), pa.array(overlap, pa.float64())
+                    ),
                     **metric_columns,
                 }
             )

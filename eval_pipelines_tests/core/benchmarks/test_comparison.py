@@ -11,6 +11,7 @@ import pytest
 import scipy.stats
 
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
+from eval_pipelines.core.benchmarks.inference import InferenceSettings
 from eval_pipelines.core.metrics.alignment import (
     CUTOFFS,
     counted_types,
@@ -31,6 +32,7 @@ SCORE_FIELDS = [
     pa.field("latency_ms", pa.float64()),
     pa.field("stage_latencies_json", pa.string()),
     pa.field("logged_ndcg_at_10", pa.float64()),
+    pa.field("query_key", pa.string()),
     *(
         pa.field(name, pa.float64() if name.startswith(("ndcg", "recall")) else pa.int64())
         for name in score_columns(CUTOFFS)
@@ -57,9 +59,11 @@ def completed(
     position_delta_sum: int = 0,
     promoted: int = 0,
     demoted: int = 0,
+    query: str | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "execution_id": execution_id,
+        "query_key": query or execution_id,
         "pipeline_id": pipeline_id,
         "status": "completed",
         "error_type": None,
@@ -90,10 +94,12 @@ def failed(
     node: str | None = None,
     logged: float | None = 0.5,
     latency: float | None = None,
+    query: str | None = None,
 ) -> dict[str, Any]:
     row = dict.fromkeys(SCHEMA.names)
     row.update(
         execution_id=execution_id,
+        query_key=query or execution_id,
         pipeline_id=pipeline_id,
         status="failed",
         error_type=error_type,
@@ -236,24 +242,30 @@ def test_hand_computed_results() -> None:
     assert cand["taxonomy_deltas"]["b"]["ndcg_at_k"]["10"] == 0.0
 
     (pair,) = comparison["comparisons"]
+    # Completed-only means: e1 is the one session both scored.
     assert_close(
-        pair,
+        {k: pair[k] for k in ("ndcg_delta", "recall_delta", "latency_delta_ms", "paired_sessions")},
         {
-            "candidate_retriever_id": "cand",
             "ndcg_delta": dict.fromkeys(("1", "5", "10", "20"), 0.3 - 0.5),
             "recall_delta": dict.fromkeys(("1", "5", "10", "20"), 0.5 - 0.4),
             "latency_delta_ms": ((15 - 10) + (35 - 30)) / 2,
-            "p_value": None,
-            "confidence_interval": None,
-            "taxonomy_wins": [],
-            "taxonomy_losses": [],
             "paired_sessions": 1,
         },
     )
+    # The primary estimate counts a failure as 0: e1 0.3-0.5, e2 0-0.8, e4 0.9-0 (e3 has no
+    # interactions). Three queries are too few to test; every sign pattern of the three cluster
+    # sums reaches |sum| = 0.1, so the exact sign-flip p is 1.
+    assert pair["effect"]["delta"] == pytest.approx((-0.2 - 0.8 + 0.9) / 3)
+    assert (pair["verdict"], pair["verdict_reasons"]) == (
+        "not_testable",
+        ["3 queries < minimum 10"],
+    )
+    assert (pair["p_value"], pair["confidence_interval"]) == (pytest.approx(1.0), None)
+    assert pair["inference"]["method"] == "cluster_sign_flip"
+    assert pair["failures"] == {"candidate_rate": 0.25, "baseline_rate": 0.25, "tolerance": 0.02}
     assert comparison["baseline_retriever_id"] == "base"
     assert comparison["recommendation"] == (
-        "Keep the baseline base: fewer than 2 sessions were replayed successfully by both it and"
-        " any candidate, too few to test a difference."
+        "No verdict: no candidate could be tested against base (cand: 3 queries < minimum 10)."
     )
 
 
@@ -290,8 +302,18 @@ def test_a_better_candidate_is_significant_and_recommended() -> None:
     interval = expected.confidence_interval()
     (pair,) = comparison["comparisons"]
     assert pair["ndcg_delta"]["10"] == pytest.approx(np.mean(cand - base))
-    assert pair["p_value"] == pytest.approx(expected.pvalue)
-    assert pair["confidence_interval"] == pytest.approx([interval.low, interval.high])
+    # One session per query: the clustered standard error and df are the paired t-test's, and the
+    # bootstrap-t agrees with it (both far below 0.001 here; its interval within a few percent).
+    assert pair["inference"]["degrees_of_freedom"] == pytest.approx(39)
+    t_se = (interval.high - interval.low) / (2 * scipy.stats.t.ppf(0.975, 39))
+    assert pair["inference"]["standard_error"] == pytest.approx(t_se)
+    assert pair["p_value"] < 0.001 and expected.pvalue < 0.001
+    assert pair["confidence_interval"] == pytest.approx([interval.low, interval.high], rel=0.05)
+    assert (pair["verdict"], pair["effect"]["design_effect"]) == ("better", pytest.approx(1.0))
+    assert pair["effect"]["standardized"] == pytest.approx(
+        np.mean(cand - base) / np.std(cand - base, ddof=1)
+    )
+    assert pair["effect"]["relative_change"] == pytest.approx(np.mean(cand - base) / np.mean(base))
     assert pair["latency_delta_ms"] == pytest.approx(2.0)
     assert (pair["taxonomy_wins"], pair["taxonomy_losses"]) == (["hats", "shoes"], [])
     delta = cand - base
@@ -299,9 +321,10 @@ def test_a_better_candidate_is_significant_and_recommended() -> None:
     assert results[1]["metrics"]["sessions_degraded"] == int((delta < -0.01).sum())
     assert results[0]["metrics"]["sessions_improved"] == int((base - 0.4 > 0.01).sum())
     assert results[0]["metrics"]["sessions_degraded"] == int((base - 0.4 < -0.01).sum())
+    low, high = pair["confidence_interval"]
     assert comparison["recommendation"] == (
-        f"Promote cand: NDCG@10 +{np.mean(delta):.4f} (95% CI [{interval.low:.4f},"
-        f" {interval.high:.4f}], p < 0.0001, n = 40 sessions), latency +2.0 ms per query."
+        f"Promote cand: NDCG@10 +{np.mean(delta):.4f} (95% CI [{low:.4f}, {high:.4f}], p < 0.001,"
+        " 40 queries, n = 40 sessions), latency +2.0 ms per query."
     )
 
 
@@ -320,9 +343,13 @@ def test_an_identical_candidate_is_neutral_everywhere() -> None:
     metrics = results[1]["metrics"]
     assert (metrics["sessions_improved"], metrics["sessions_degraded"]) == (0, 0)
     assert metrics["sessions_neutral"] == 40
+    assert (pair["verdict"], pair["verdict_reasons"]) == (
+        "no_detectable_difference",
+        ["identical NDCG@10 on every session"],
+    )
     assert comparison["recommendation"] == (
-        "Keep the baseline base: no candidate beats it significantly at alpha = 0.05 after Holm"
-        " correction (best: cand, NDCG@10 +0.0000, adjusted p = 1.0000, n = 40 sessions)."
+        "Keep the baseline base: no candidate is better: cand no detectable difference (identical"
+        " on every session)."
     )
 
 
@@ -369,7 +396,11 @@ def test_a_candidate_that_always_fails_still_gets_defined_records() -> None:
         0.0,
     )
     assert pair["ndcg_delta"] == zeros
-    assert comparison["recommendation"].startswith("Keep the baseline base: fewer than 2 sessions")
+    assert (pair["verdict"], pair["verdict_reasons"]) == (
+        "not_testable",
+        ["the candidate scored no session (40 of 40 failed: http_5xx 8, timeout 30, unknown 2)"],
+    )
+    assert comparison["recommendation"].startswith("No verdict: no candidate could be tested")
 
 
 def test_the_largest_significant_gain_is_promoted_after_holm() -> None:
@@ -389,24 +420,29 @@ def test_the_largest_significant_gain_is_promoted_after_holm() -> None:
     assert noisy["ndcg_delta"]["10"] > comparison["comparisons"][1]["ndcg_delta"]["10"]
     assert noisy["p_value"] > 0.05
     big = candidates["big"] - base
+    low, high = comparison["comparisons"][1]["confidence_interval"]
     interval = scipy.stats.ttest_rel(candidates["big"], base).confidence_interval()
+    assert [low, high] == pytest.approx([interval.low, interval.high], rel=0.05)
     assert comparison["recommendation"] == (
-        f"Promote big: NDCG@10 +{big.mean():.4f} (95% CI [{interval.low:.4f}, {interval.high:.4f}],"
-        " p < 0.0001, n = 60 sessions), latency +2.0 ms per query."
+        f"Promote big: NDCG@10 +{big.mean():.4f} (95% CI [{low:.4f}, {high:.4f}],"
+        " p < 0.001, 60 queries, n = 60 sessions), latency +2.0 ms per query."
     )
 
 
 def test_taxonomy_wins_and_losses_need_enough_sessions_and_holm() -> None:
     rng = np.random.default_rng(15)
-    base = rng.uniform(0.3, 0.6, 45)
-    shift = np.array([0.1] * 20 + [-0.1] * 20 + [0.3] * 5)
-    cand = base + shift + rng.normal(0, 0.02, 45)
-    nodes = ["shoes"] * 20 + ["hats"] * 20 + ["socks"] * 5
+    base = rng.uniform(0.3, 0.6, 48)
+    shift = np.array([0.1] * 20 + [-0.1] * 20 + [0.3] * 8)
+    cand = base + shift + rng.normal(0, 0.02, 48)
+    nodes = ["shoes"] * 20 + ["hats"] * 20 + ["socks"] * 8
     _, comparison = benchmark_results(table(effect_rows(base, {"cand": cand}, nodes)), [BASE, CAND])
     (pair,) = comparison["comparisons"]
     assert (pair["taxonomy_wins"], pair["taxonomy_losses"]) == (["shoes"], ["hats"])
+    assert pair["taxonomy_untested"] == {"socks": 8}
+    # 8 queries: the smallest two-sided p of sign flips is 2 / 2^8, enough after Holm over 3 nodes.
+    lenient_settings = InferenceSettings(min_node_sessions=8, min_clusters=8)
     _, lenient = benchmark_results(
-        table(effect_rows(base, {"cand": cand}, nodes)), [BASE, CAND], min_node_sessions=5
+        table(effect_rows(base, {"cand": cand}, nodes)), [BASE, CAND], settings=lenient_settings
     )
     assert lenient["comparisons"][0]["taxonomy_wins"] == ["shoes", "socks"]
 
@@ -452,6 +488,7 @@ def test_end_to_end_from_replayed_rankings() -> None:
             "latency_ms": rng.uniform(5, 9, sessions),
             "stage_latencies_json": [json.dumps({"feature_search": 3.5})] * sessions,
             "logged_ndcg_at_10": logged_ndcg,
+            "query_key": [f"q{s}" for s in range(sessions)],
         }
         columns.update({name: scored.column(name) for name in scored.column_names})
         parts.append(pa.table(columns))
@@ -522,7 +559,14 @@ def test_bad_parameters() -> None:
         benchmark_results(scores, [BASE, BASE])
     with pytest.raises(ValueError, match="lacks 10"):
         benchmark_results(scores, [BASE], cutoffs=(1, 5))
+    with pytest.raises(ValueError, match="query_key"):
+        benchmark_results(scores.drop_columns(["query_key"]), [BASE])
+    assert benchmark_results(
+        scores.drop_columns(["query_key"]), [BASE], settings=InferenceSettings(unit="session")
+    )
     with pytest.raises(ValueError, match="min_node_sessions"):
-        benchmark_results(scores, [BASE], min_node_sessions=1)
+        InferenceSettings(min_node_sessions=1)
     with pytest.raises(ValueError, match="alpha"):
-        benchmark_results(scores, [BASE], alpha=0.0)
+        InferenceSettings(alpha=0.0)
+    with pytest.raises(ValueError, match="unit"):
+        InferenceSettings(unit="user")

@@ -15,22 +15,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.stats
 import yaml
 from dagster import DagsterInstance
 
 from eval_pipelines.cli.run_in_process import run_benchmark_here
-from eval_pipelines.core.benchmarks.comparison import (
-    MIN_NODE_SESSIONS,
-    PipelineInfo,
-    benchmark_results,
-    untested_taxonomy_nodes,
-)
+from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
+from eval_pipelines.core.benchmarks.inference import DEFAULT_MIN_NODE_SESSIONS as MIN_NODE_SESSIONS
 from eval_pipelines.core.benchmarks.record import completed_record, pending_record
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.stats.clustered import SIGN_FLIP_SAMPLES
 from eval_pipelines_tests.conftest import free_port
 from eval_pipelines_tests.core.benchmarks.test_comparison import (
     BASE,
@@ -109,73 +107,118 @@ def sessions_of(
     ]
 
 
-def test_one_session_has_no_test_and_the_record_says_so(registry: DataPaths) -> None:
-    rows = [completed("e1", "base", 0.4), completed("e1", "cand", 0.9)]
-    record = final_record(registry, rows, [BASE, CAND], sessions=1)
+@pytest.mark.parametrize("sessions", [1, 2, 9])
+def test_few_sessions_are_not_testable_and_never_promoted(
+    registry: DataPaths, sessions: int
+) -> None:
+    """A large gain on 1, 2 or 9 queries: an exact p-value, no interval, no verdict, no promotion."""
+    rng = np.random.default_rng(sessions)
+    base = rng.uniform(0.2, 0.5, sessions)
+    gain = 0.3 + rng.normal(0, 0.05, sessions)
+    rows = sessions_of("base", base, [None] * sessions) + sessions_of(
+        "cand", base + gain, [None] * sessions
+    )
+    record = final_record(registry, rows, [BASE, CAND], sessions=sessions)
     (pair,) = record["comparison"]["comparisons"]
-    assert (pair["p_value"], pair["confidence_interval"], pair["paired_sessions"]) == (
-        None,
-        None,
-        1,
-    )
-    assert pair["ndcg_delta"]["10"] == pytest.approx(0.5)
-    assert record["comparison"]["recommendation"] == (
-        "Keep the baseline base: fewer than 2 sessions were replayed successfully by both it and"
-        " any candidate, too few to test a difference."
-    )
+    assert pair["verdict"] == "not_testable"
+    assert pair["verdict_reasons"] == [f"{sessions} queries < minimum 10"]
+    assert pair["confidence_interval"] is None
+    # Every sign pattern of `sessions` positive sums: only all-plus and all-minus reach the sum.
+    assert pair["p_value"] == pytest.approx(min(1.0, 2 / 2**sessions))
+    assert pair["p_value"] > 0
+    assert pair["inference"]["method"] == "cluster_sign_flip"
+    assert not record["comparison"]["recommendation"].startswith("Promote")
     assert record["warnings"] == [
-        "cand: only 1 session(s) scored by both it and the baseline base; a paired test needs 2,"
-        " so there is no p-value, interval or verdict"
+        f"cand: not testable against the baseline base ({sessions} queries < minimum 10): no"
+        " verdict, never promoted"
     ]
-    assert [r["scored_sessions"] for r in record["results"]] == [1, 1]
+    assert [r["scored_sessions"] for r in record["results"]] == [sessions, sessions]
 
 
-def test_all_zero_deltas_give_p_one_an_interval_of_zero_and_no_verdict(registry: DataPaths) -> None:
-    base = np.random.default_rng(21).uniform(0.1, 0.9, 30)
+def test_ten_queries_are_tested_as_the_paired_t_test_tests_them(registry: DataPaths) -> None:
+    """At the minimum of 10 queries (one session each) the test runs, and it is the t-test."""
+    rng = np.random.default_rng(10)
+    base = rng.uniform(0.2, 0.5, 10)
+    cand = base + 0.05 + rng.normal(0, 0.05, 10)
+    rows = sessions_of("base", base, [None] * 10) + sessions_of("cand", cand, [None] * 10)
+    record = final_record(registry, rows, [BASE, CAND], sessions=10)
+    (pair,) = record["comparison"]["comparisons"]
+    expected = scipy.stats.ttest_rel(cand, base)
+    assert pair["inference"]["method"] == "wild_cluster_bootstrap_t"
+    assert pair["inference"]["degrees_of_freedom"] == pytest.approx(9)
+    # Ten clusters allow 1,024 sign patterns; the bootstrap-t p sits near the t-test's.
+    assert pair["p_value"] == pytest.approx(expected.pvalue, abs=0.02)
+    assert pair["p_value"] >= 2 / 2**10
+    assert pair["verdict"] == ("better" if pair["p_value"] < 0.05 else "no_detectable_difference")
+
+
+@pytest.mark.parametrize(
+    ("difference", "verdict", "reasons"),
+    [
+        (0.3, "not_testable", ["the differences have no variance (every paired session differs alike)"]),
+        (5.6e-17, "no_detectable_difference", ["identical NDCG@10 on every session"]),
+        (0.0, "no_detectable_difference", ["identical NDCG@10 on every session"]),
+    ],
+)  # fmt: skip
+def test_constant_differences_are_never_read_as_certainty(
+    registry: DataPaths, difference: float, verdict: str, reasons: list[str]
+) -> None:
+    """Identical differences on 30 queries: no p = 0 and no zero-width interval for a real gain;
+    floating-point noise of equal scores is no gain at all."""
+    base = np.random.default_rng(31).uniform(0.1, 0.6, 30)
     nodes = ["shoes"] * 15 + ["hats"] * 15
-    rows = sessions_of("base", base, nodes) + sessions_of("cand", base.copy(), nodes)
+    rows = sessions_of("base", base, nodes) + sessions_of("cand", base + difference, nodes)
     record = final_record(registry, rows, [BASE, CAND], sessions=30)
     (pair,) = record["comparison"]["comparisons"]
-    assert (pair["p_value"], pair["confidence_interval"]) == (1.0, [0.0, 0.0])
-    assert pair["ndcg_delta"] == pair["recall_delta"] == ZEROS
-    assert (pair["taxonomy_wins"], pair["taxonomy_losses"], pair["taxonomy_untested"]) == (
-        [],
-        [],
-        {},
-    )
-    assert record["comparison"]["recommendation"].startswith(
-        "Keep the baseline base: no candidate beats it significantly"
-    )
-    assert record["warnings"] == []
-    metrics = record["results"][1]["metrics"]
-    assert (metrics["sessions_improved"], metrics["sessions_degraded"]) == (0, 0)
-    assert metrics["sessions_neutral"] == 30
+    assert (pair["verdict"], pair["verdict_reasons"]) == (verdict, reasons)
+    assert pair["p_value"] > 0
+    assert (pair["taxonomy_wins"], pair["taxonomy_losses"]) == ([], [])
+    assert not record["comparison"]["recommendation"].startswith("Promote")
+    if verdict == "no_detectable_difference":
+        assert (pair["p_value"], pair["confidence_interval"]) == (1.0, [0.0, 0.0])
+        assert pair["effect"]["minimum_detectable_effect"] == 0.0
+    else:
+        # 30 queries: the sign flips are sampled (seeded); no pattern but the observed one reaches it.
+        assert pair["confidence_interval"] is None
+        assert pair["p_value"] == pytest.approx(1 / (SIGN_FLIP_SAMPLES + 1))
+
+
+def test_a_node_with_one_query_is_untested_however_many_sessions(registry: DataPaths) -> None:
+    """Twenty sessions of one query in a node are one cluster: no win, whatever their gain."""
+    rng = np.random.default_rng(32)
+    base = rng.uniform(0.2, 0.5, 50)
+    cand = base + 0.2 + rng.normal(0, 0.02, 50)
+    nodes = ["single"] * 20 + ["many"] * 30
+    queries = ["same query"] * 20 + [f"q{i}" for i in range(30)]
+    rows = [
+        completed(f"e{i:03d}", pipeline, float(value), node=nodes[i], logged=0.4, query=queries[i])
+        for pipeline, values in (("base", base), ("cand", cand))
+        for i, value in enumerate(values)
+    ]
+    record = final_record(registry, rows, [BASE, CAND], sessions=50)
+    (pair,) = record["comparison"]["comparisons"]
+    assert pair["taxonomy_wins"] == ["many"]
+    assert pair["taxonomy_untested"] == {"single": 20}
+    assert pair["inference"]["clusters"] == 31
+    assert pair["verdict"] == "better"
 
 
 @pytest.mark.parametrize("small_node", [MIN_NODE_SESSIONS - 1, MIN_NODE_SESSIONS])
 def test_a_taxonomy_node_with_too_few_sessions_is_marked_untested_not_judged(
     registry: DataPaths, small_node: int
 ) -> None:
-    """Both nodes gain clearly; only a node with at least MIN_NODE_SESSIONS pairs may be called a win.
+    """Both nodes gain clearly; only a node with at least MIN_NODE_SESSIONS sessions may be a win.
 
-    Failures on either side and a session without a node must not be counted as pairs of a node.
+    A session without a node is counted in no node; a failure counts against its pipeline.
     """
     rng = np.random.default_rng(22)
-    size = 20 + small_node + 3
+    size = 20 + small_node + 1
     base = rng.uniform(0.2, 0.6, size)
     cand = base + 0.2 + rng.normal(0, 0.01, size)
-    nodes: list[str | None] = ["big"] * 20 + ["small"] * small_node + ["small", "small", None]
+    nodes: list[str | None] = ["big"] * 20 + ["small"] * small_node + [None]
     rows = sessions_of("base", base, nodes) + sessions_of("cand", cand, nodes)
-    rows[size - 3] = failed(
-        rows[size - 3]["execution_id"], "base", "timeout", node="small", logged=0.4
-    )
-    rows[2 * size - 2] = failed(
-        rows[2 * size - 2]["execution_id"], "cand", None, node="small", logged=0.4
-    )
     record = final_record(registry, rows, [BASE, CAND], sessions=size)
     (pair,) = record["comparison"]["comparisons"]
-    candidate = record["results"][1]
-    assert candidate["taxonomy_deltas"]["small"]["sessions_improved"] == small_node
     if small_node < MIN_NODE_SESSIONS:
         assert (pair["taxonomy_wins"], pair["taxonomy_untested"]) == (
             ["big"],
@@ -184,9 +227,7 @@ def test_a_taxonomy_node_with_too_few_sessions_is_marked_untested_not_judged(
     else:
         assert (pair["taxonomy_wins"], pair["taxonomy_untested"]) == (["big", "small"], {})
     assert pair["taxonomy_losses"] == []
-    assert untested_taxonomy_nodes(candidate, small_node + 1) == {"small": small_node}
-    assert pair["paired_sessions"] == 20 + small_node + 1
-    assert candidate["metrics"]["sessions_improved"] == pair["paired_sessions"]
+    assert pair["paired_sessions"] == size
     assert record["settings"]["min_node_sessions"] == MIN_NODE_SESSIONS
 
 
@@ -194,7 +235,9 @@ def test_a_candidate_whose_every_session_failed_is_never_recommended(registry: D
     rng = np.random.default_rng(23)
     base = rng.uniform(0.2, 0.6, 40)
     nodes = ["shoes"] * 40
-    rows = sessions_of("base", base, nodes) + sessions_of("other", base + 0.1, nodes)
+    rows = sessions_of("base", base, nodes) + sessions_of(
+        "other", base + 0.1 + rng.normal(0, 0.01, 40), nodes
+    )
     errors = ["timeout"] * 30 + ["http_5xx"] * 8 + [None] * 2
     rows += [
         failed(f"e{i:03d}", "cand", error, node="shoes", logged=0.4)
@@ -210,9 +253,10 @@ def test_a_candidate_whose_every_session_failed_is_never_recommended(registry: D
         None,
         0,
     )
-    assert down["taxonomy_untested"] == {"shoes": 0}
-    assert other["p_value"] == 0.0
-    assert record["comparison"]["recommendation"].startswith("Promote other: NDCG@10 +0.1000")
+    assert down["verdict"] == "not_testable"
+    assert down["taxonomy_untested"] == {"shoes": 40}
+    assert (other["verdict"], other["p_value"] > 0) == ("better", True)
+    assert record["comparison"]["recommendation"].startswith("Promote other: NDCG@10 +0.09")
     assert record["warnings"] == [
         "cand scored no session (40 of 40 failed: http_5xx 8, timeout 30, unknown 2): its metrics"
         " and latency are placeholders (0), not measurements, and it was not compared and cannot"
@@ -233,7 +277,7 @@ def test_a_baseline_whose_every_session_failed_yields_no_verdict(registry: DataP
         " are placeholders (0), not measurements, and no candidate could be compared with it"
     ]
     (pair,) = record["comparison"]["comparisons"]
-    assert (pair["p_value"], pair["ndcg_delta"]) == (None, ZEROS)
+    assert (pair["p_value"], pair["ndcg_delta"], pair["verdict"]) == (None, ZEROS, "not_testable")
 
 
 def test_a_benchmark_without_sessions_yields_no_verdict(registry: DataPaths) -> None:
@@ -245,6 +289,11 @@ def test_a_benchmark_without_sessions_yields_no_verdict(registry: DataPaths) -> 
         "no session was sampled: every metric is a placeholder (0) and nothing was tested"
     ]
     assert [r["scored_sessions"] for r in record["results"]] == [0, 0]
+    (pair,) = record["comparison"]["comparisons"]
+    assert (pair["verdict"], pair["verdict_reasons"]) == (
+        "not_testable",
+        ["no session with interactions"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -299,18 +348,18 @@ def test_end_to_end_one_session_and_a_dead_retriever(
     comparisons = by_candidate(record)
     for candidate, paired in ((PROD_COPY, 1), (BETTER, 1), (DOWN, 0)):
         pair = comparisons[candidate]
-        assert (pair["p_value"], pair["confidence_interval"]) == (None, None), candidate
-        assert (pair["paired_sessions"], pair["taxonomy_untested"]) == (paired, {node: paired})
-    assert record["comparison"]["recommendation"].startswith(
-        f"Keep the baseline {PROD}: fewer than 2 sessions"
-    )
+        assert (pair["verdict"], pair["confidence_interval"]) == ("not_testable", None), candidate
+        assert (pair["paired_sessions"], pair["taxonomy_untested"]) == (paired, {node: 1})
+    # One query's sign can flip either way: the exact p of a single cluster is 1 (0 for no one).
+    assert comparisons[BETTER]["p_value"] == 1.0 and comparisons[DOWN]["p_value"] is None
+    assert record["comparison"]["recommendation"].startswith("No verdict: no candidate could be")
     assert record["warnings"] == [
         "only 1 sessions match the filter; using all of them (requested 1000)",
         f"{DOWN} scored no session (1 of 1 failed: connection_error 1): its metrics and latency are"
         " placeholders (0), not measurements, and it was not compared and cannot be recommended",
         *(
-            f"{candidate}: only 1 session(s) scored by both it and the baseline {PROD}; a paired"
-            " test needs 2, so there is no p-value, interval or verdict"
+            f"{candidate}: not testable against the baseline {PROD} (1 queries < minimum 10): no"
+            " verdict, never promoted"
             for candidate in (PROD_COPY, BETTER)
         ),
     ]
@@ -337,14 +386,14 @@ def test_end_to_end_the_copy_ties_everywhere_and_the_dead_retriever_has_no_metri
     )
     assert copy["ndcg_delta"] == copy["recall_delta"] == ZEROS
     assert copy["taxonomy_wins"] == copy["taxonomy_losses"] == []
+    assert copy["verdict"] == "no_detectable_difference"
     nodes = record["results"][0]["taxonomy_deltas"]
-    assert (
-        sum(copy["taxonomy_untested"].values())
-        + sum(nodes[n]["sessions_neutral"] for n in nodes if n not in copy["taxonomy_untested"])
-        == 60
-    )
-    assert (down["p_value"], down["paired_sessions"]) == (None, 0)
-    assert down["taxonomy_untested"] == dict.fromkeys(nodes, 0)
+    per_node = {n: sum(nodes[n][k] for k in ("sessions_improved", "sessions_degraded",
+                                               "sessions_neutral")) for n in nodes}  # fmt: skip
+    assert sum(per_node.values()) == 60
+    assert copy["taxonomy_untested"] == per_node  # no node reaches 10 queries in 60 sessions
+    assert (down["p_value"], down["paired_sessions"], down["verdict"]) == (None, 0, "not_testable")
+    assert down["taxonomy_untested"] == per_node
     results = {r["retriever_id"]: r for r in record["results"]}
     assert results[PROD_COPY]["metrics"] == {
         **results[PROD]["metrics"],
@@ -355,8 +404,9 @@ def test_end_to_end_the_copy_ties_everywhere_and_the_dead_retriever_has_no_metri
     assert (results[DOWN]["scored_sessions"], results[DOWN]["failed_sessions"]) == (0, 60)
     assert results[DOWN]["error_summary"] == {"connection_error": 60}
     assert record["comparison"]["recommendation"] == (
-        f"Keep the baseline {PROD}: no candidate beats it significantly at alpha = 0.05 after Holm"
-        f" correction (best: {PROD_COPY}, NDCG@10 +0.0000, adjusted p = 1.0000, n = 60 sessions)."
+        f"Keep the baseline {PROD}: no candidate is better: {PROD_COPY} no detectable difference"
+        f" (identical on every session); {DOWN} not testable (the candidate scored no session (60"
+        " of 60 failed: connection_error 60))."
     )
     assert record["warnings"] == [
         f"{DOWN} scored no session (60 of 60 failed: connection_error 60): its metrics and latency"

@@ -1,29 +1,34 @@
-"""Do the benchmark's p-values and intervals mean what they say? Simulated benchmarks on the demo world.
+"""Do the benchmark's verdicts mean what they say on logs like our users'? Simulated benchmarks on the
+demo world, whose truth is known, through the real scoring and comparison code.
 
-The population is every session the small demo world's logs hold after the default filter, replayed
-once per pipeline through the real engine and scored by the real scoring code. A simulated benchmark
-draws DEFAULT_SESSION_COUNT of them independently with replacement (iid, as the paired t-test models
-logged traffic) and goes through the real comparison code, benchmark_results: only the statistics
-run again and again, not the replays.
+The population is every session the small demo world's logs hold after the default filter (about
+3,000 sessions of about 300 queries; the most frequent query has a tenth of them, as head queries do),
+replayed once per pipeline through the real engine and scored by the real scoring code. A simulated
+benchmark samples DEFAULT_SESSION_COUNT of them without replacement, as the sampler does, and goes
+through benchmark_results: only the statistics run again and again, not the replays.
 
-What A/A means in a paired design: demo_prod_copy ranks every session exactly as demo_prod does, so on
-the same sessions every paired difference is 0 and the test can never reject (p = 1 by definition,
-see test_degenerate_inputs.py). Two constructions keep a true null and a real spread:
-- independent samples (the issue's "baseline against its copy with independently sampled sessions"):
-  slot i pairs demo_prod's score on one session with demo_prod_copy's score on a second session drawn
-  independently from the same taxonomy node. Each difference has mean exactly 0, overall and per node.
-- swapped arms (a paired A/A that keeps the within-session structure): both arms replay the same
-  session, and a fair coin per slot decides which arm gets demo_prod's ranking and which demo_better's.
-  The arms are the same mixture of retrievers, so each difference is symmetric around 0, while the
-  differences keep the heavy tails and many exact ties of two different retrievers on one session.
-A correct test rejects a true null in alpha = 5% of benchmarks; with 400 benchmarks sampling noise
-alone stays inside 2%..8% (about +-2 points is two standard errors).
+Nulls whose truth is "equal" (each measured with query-level inference, the default, and for the
+record with session-level inference, to show why it is not the default):
+- query coin: a fair coin per query (drawn anew per benchmark) decides which arm gets demo_prod's
+  rankings and which demo_better's on every session of that query. The arms are exchangeable, but a
+  query's sessions share their coin: the intra-query correlation of real candidates, which help some
+  queries and hurt others.
+- query coin, better vs worse: the same with demo_better against demo_worse, a far larger contrast.
+- session coin: the coin is drawn per session (no intra-query correlation at all).
+- independent samples: demo_prod on one session against demo_prod_copy on another session of the
+  same taxonomy node (mean exactly 0, overall and per node).
+A correct test promotes a candidate under an "equal" truth in at most alpha / 2 = 2.5% of benchmarks
+(the promotion needs a positive, significant delta); the issue asks for <= 3%, and for a false
+taxonomy win or loss in <= 8% of benchmarks.
 
-Power: a candidate that ranks like demo_better on a fixed, seeded subset of the sessions and like the
-baseline elsewhere is truly better by a known margin (its mean difference over the population, exact).
-The subset is the smallest one whose margin a paired t-test at the default session count detects with
-90% probability in theory (noncentral t); it must be detected, and recommended, in >= 80% of
-benchmarks, and its 95% interval must cover the true margin in 95% of them (92%..98% allowed).
+Power and coverage: a candidate that ranks like demo_better on a fixed set of queries and like the
+baseline elsewhere is truly better by a known margin (its mean difference over the population).
+Each benchmark's own standard error and degrees of freedom predict its power (noncentral t); the
+promotion rate must match the average prediction within the simulation's error, and 95% intervals
+must cover the true margin 93-97% of the time.
+
+Failures: a truly worse candidate that fails exactly where it is worse (so the sessions it completes
+make it look better) is never promoted; a truly better one failing at random on 1% is still promoted.
 """
 
 from __future__ import annotations
@@ -39,23 +44,26 @@ import pytest
 import scipy.stats
 
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
+from eval_pipelines.core.benchmarks.inference import UNIT_SESSION, InferenceSettings
 from eval_pipelines.core.benchmarks.replay import replay_sessions
 from eval_pipelines.core.benchmarks.request import DEFAULT_SESSION_COUNT, parse_request
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.demo import DemoScale, build_demo_world
-from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY
+from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.paths import DataPaths
 
 ALPHA = 0.05
-AA_BENCHMARKS = 400
+NULL_BENCHMARKS = 800
+UNIT_BENCHMARKS = 300
 POWER_BENCHMARKS = 400
-TARGET_POWER = 0.9
-PIPELINES = (PROD, PROD_COPY, BETTER)
+FAILURE_BENCHMARKS = 200
+PIPELINES = (PROD, PROD_COPY, BETTER, WORSE)
 ARMS = [
     PipelineInfo("baseline", "Baseline arm", "hash-a"),
     PipelineInfo("candidate", "Candidate arm", "hash-b"),
 ]
+METRIC_PREFIXES = ("ndcg_at_", "recall_at_")
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class Pool:
     stacked: pa.Table
     size: int
     node: np.ndarray
+    query: np.ndarray
     ndcg: dict[str, np.ndarray]
 
     def rows(self, pipeline: str, sessions: np.ndarray) -> np.ndarray:
@@ -78,9 +87,17 @@ class Outcome:
     p_value: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
-    ndcg_delta: np.ndarray
+    delta: np.ndarray
+    standard_error: np.ndarray
+    degrees_of_freedom: np.ndarray
+    mde: np.ndarray
     promoted: np.ndarray
+    verdict: np.ndarray
     taxonomy_calls: np.ndarray
+
+
+# A draw: each slot's (baseline row, candidate row) in the pool, and which candidate rows fail.
+Draw = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +108,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Pool:
         {
             "benchmark_name": "calibration pool",
             "baseline_retriever_id": PROD,
-            "candidate_retriever_ids": [PROD_COPY, BETTER],
+            "candidate_retriever_ids": [PROD_COPY, BETTER, WORSE],
             "session_count": 10_000,
         },
         paths,
@@ -122,36 +139,62 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Pool:
     assert not any(np.isnan(values).any() for values in ndcg.values())
     assert np.array_equal(ndcg[PROD], ndcg[PROD_COPY])
     nodes = parts[0].column("taxonomy_node_id").fill_null("").to_numpy(zero_copy_only=False)
+    queries = parts[0].column("query_key").to_numpy(zero_copy_only=False)
+    query = np.unique(queries, return_inverse=True)[1]
+    assert np.bincount(query).max() > 0.05 * order.length(), "head queries repeat"
     return Pool(
-        pa.concat_tables(parts), order.length(), np.unique(nodes, return_inverse=True)[1], ndcg
+        pa.concat_tables(parts),
+        order.length(),
+        np.unique(nodes, return_inverse=True)[1],
+        query,
+        ndcg,
     )
 
 
-def simulate(
-    pool: Pool,
-    benchmarks: int,
-    seed: int,
-    draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]],
-) -> Outcome:
-    """Run `benchmarks` benchmarks; draw gives each slot's (baseline row, candidate row) in the pool.
+def _failed(arm: pa.Table, failing: np.ndarray) -> pa.Table:
+    """The arm with the rows of `failing` turned into failed replays (no metrics)."""
+    if not failing.any():
+        return arm
+    mask = pa.array(failing)
+    for index, name in enumerate(arm.column_names):
+        column = arm.column(name)
+        if name == "status":
+            arm = arm.set_column(index, name, pc.if_else(mask, "failed", column))
+        elif name == "error_type":
+            arm = arm.set_column(index, name, pc.if_else(mask, "timeout", column))
+        elif name.startswith(METRIC_PREFIXES) or name in (
+            "interacted_count",
+            "clicked_count",
+            "clicked_rank_sum",
+            "purchased_count",
+            "purchased_rank_sum",
+            "position_delta_sum",
+            "promoted",
+            "demoted",
+        ):
+            arm = arm.set_column(
+                index, name, pc.if_else(mask, pa.scalar(None, column.type), column)
+            )
+    return arm
 
-    A slot is one paired session of the simulated benchmark: it takes its taxonomy node and logged
-    reference from the baseline's row, so the two rows of a slot agree as the comparison requires.
-    The p-values the records report must be the textbook t-test of the pairs drawn (so the pairing
-    survived the trip through the scores table).
+
+def simulate(
+    pool: Pool, benchmarks: int, seed: int, draw: Draw, settings: InferenceSettings
+) -> Outcome:
+    """Run `benchmarks` benchmarks of DEFAULT_SESSION_COUNT slots through benchmark_results.
+
+    A slot is one sampled session: both arms take its taxonomy node, logged reference and query
+    from the baseline's row, so the two rows of a slot agree as the comparison requires.
     """
     rng = np.random.default_rng(seed)
     slots = pa.array([f"slot_{i:05d}" for i in range(DEFAULT_SESSION_COUNT)])
     columns = pool.stacked.column_names
-    ndcg = pool.stacked.column("ndcg_at_10").to_numpy()
-    differences = np.empty((benchmarks, DEFAULT_SESSION_COUNT))
     reported: dict[str, list] = {field: [] for field in Outcome.__dataclass_fields__}
-    for benchmark in range(benchmarks):
-        baseline_rows, candidate_rows = draw(rng)
-        differences[benchmark] = ndcg[candidate_rows] - ndcg[baseline_rows]
+    for _ in range(benchmarks):
+        baseline_rows, candidate_rows, failing = draw(rng)
         baseline = pool.stacked.take(baseline_rows)
         candidate = pool.stacked.take(candidate_rows)
-        for name in ("taxonomy_node_id", "logged_ndcg_at_10"):
+        for name in ("taxonomy_node_id", "logged_ndcg_at_10", "query_key"):
             candidate = candidate.set_column(columns.index(name), name, baseline.column(name))
         arms = [
             arm.set_column(columns.index("execution_id"), "execution_id", slots).set_column(
@@ -159,91 +202,210 @@ def simulate(
                 "pipeline_id",
                 pa.repeat(pa.scalar(info.retriever_id), DEFAULT_SESSION_COUNT),
             )
-            for arm, info in zip((baseline, candidate), ARMS, strict=True)
+            for arm, info in zip((baseline, _failed(candidate, failing)), ARMS, strict=True)
         ]
-        _, comparison = benchmark_results(pa.concat_tables(arms), ARMS, alpha=ALPHA)
+        _, comparison = benchmark_results(pa.concat_tables(arms), ARMS, settings=settings)
         (pair,) = comparison["comparisons"]
-        assert pair["paired_sessions"] == DEFAULT_SESSION_COUNT
+        interval = pair["confidence_interval"] or [np.nan, np.nan]
         reported["p_value"].append(pair["p_value"])
-        reported["ci_low"].append(pair["confidence_interval"][0])
-        reported["ci_high"].append(pair["confidence_interval"][1])
-        reported["ndcg_delta"].append(pair["ndcg_delta"]["10"])
+        reported["ci_low"].append(interval[0])
+        reported["ci_high"].append(interval[1])
+        reported["delta"].append(pair["effect"]["delta"])
+        reported["standard_error"].append(pair["inference"]["standard_error"])
+        reported["degrees_of_freedom"].append(pair["inference"]["degrees_of_freedom"])
+        reported["mde"].append(pair["effect"]["minimum_detectable_effect"])
         reported["promoted"].append(comparison["recommendation"].startswith("Promote candidate"))
+        reported["verdict"].append(pair["verdict"])
         reported["taxonomy_calls"].append(len(pair["taxonomy_wins"]) + len(pair["taxonomy_losses"]))
-    outcome = Outcome(**{field: np.array(values) for field, values in reported.items()})
-    textbook = scipy.stats.ttest_1samp(differences, 0.0, axis=1)
-    np.testing.assert_allclose(outcome.p_value, textbook.pvalue, rtol=1e-9, atol=1e-300)
-    np.testing.assert_allclose(outcome.ndcg_delta, differences.mean(axis=1), rtol=1e-9, atol=1e-15)
-    return outcome
+    return Outcome(**{field: np.array(values) for field, values in reported.items()})
 
 
-def assert_a_calibrated_null(outcome: Outcome) -> None:
-    rejected = outcome.p_value < ALPHA
-    rate = rejected.mean()
-    assert 0.02 <= rate <= 0.08, f"A/A rejection rate {rate:.3f} outside 2%..8%"
-    assert np.array_equal(rejected, (outcome.ci_low > 0) | (outcome.ci_high < 0))
-    assert np.array_equal(outcome.promoted, rejected & (outcome.ndcg_delta > 0))
-    family_rate = (outcome.taxonomy_calls > 0).mean()
-    assert family_rate <= 0.08, f"A/A benchmarks with a taxonomy verdict: {family_rate:.3f}"
+def sample(pool: Pool, rng: np.random.Generator) -> np.ndarray:
+    """DEFAULT_SESSION_COUNT sessions without replacement, as the random sampling strategy draws."""
+    return rng.choice(pool.size, DEFAULT_SESSION_COUNT, replace=False)
 
 
-def test_aa_independent_samples_reject_at_alpha(pool: Pool) -> None:
+def query_coin(first: str, second: str) -> Callable[[Pool], Draw]:
+    def build(pool: Pool) -> Draw:
+        def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            sessions = sample(pool, rng)
+            swap = (rng.random(pool.query.max() + 1) < 0.5)[pool.query[sessions]]
+            one, two = pool.rows(first, sessions), pool.rows(second, sessions)
+            return np.where(swap, two, one), np.where(swap, one, two), np.zeros(len(sessions), bool)
+
+        return draw
+
+    return build
+
+
+def session_coin(pool: Pool) -> Draw:
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sessions = sample(pool, rng)
+        swap = rng.random(sessions.size) < 0.5
+        prod, better = pool.rows(PROD, sessions), pool.rows(BETTER, sessions)
+        return (
+            np.where(swap, better, prod),
+            np.where(swap, prod, better),
+            np.zeros(sessions.size, bool),
+        )
+
+    return draw
+
+
+def independent_samples(pool: Pool) -> Draw:
     by_node = np.argsort(pool.node, kind="stable")
     node_start = np.searchsorted(pool.node[by_node], np.arange(pool.node.max() + 1))
     node_size = np.bincount(pool.node)
 
-    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        first = rng.integers(0, pool.size, DEFAULT_SESSION_COUNT)
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        first = sample(pool, rng)
         node = pool.node[first]
         second = by_node[node_start[node] + rng.integers(0, node_size[node])]
-        return pool.rows(PROD, first), pool.rows(PROD_COPY, second)
+        return pool.rows(PROD, first), pool.rows(PROD_COPY, second), np.zeros(first.size, bool)
 
-    assert_a_calibrated_null(simulate(pool, AA_BENCHMARKS, seed=1, draw=draw))
-
-
-def test_aa_swapped_arms_reject_at_alpha(pool: Pool) -> None:
-    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        sessions = rng.integers(0, pool.size, DEFAULT_SESSION_COUNT)
-        swap = rng.random(DEFAULT_SESSION_COUNT) < 0.5
-        prod, better = pool.rows(PROD, sessions), pool.rows(BETTER, sessions)
-        return np.where(swap, better, prod), np.where(swap, prod, better)
-
-    assert_a_calibrated_null(simulate(pool, AA_BENCHMARKS, seed=2, draw=draw))
+    return draw
 
 
-def theoretical_power(margin: np.ndarray, spread: np.ndarray, n: int) -> np.ndarray:
-    """Power of the two-sided paired t-test at ALPHA for a true mean difference with this spread."""
-    critical = scipy.stats.t.ppf(1 - ALPHA / 2, n - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shift = np.nan_to_num(margin / spread * np.sqrt(n))
-    return scipy.stats.nct.sf(critical, n - 1, shift) + scipy.stats.nct.cdf(-critical, n - 1, shift)
+def consistent_with_at_most(events: np.ndarray, rate: float) -> bool:
+    """False only when the observed frequency is significantly above rate (one-sided, 1%)."""
+    test = scipy.stats.binomtest(int(np.sum(events)), events.size, rate, alternative="greater")
+    return test.pvalue > 0.01
 
 
-def test_a_truly_better_candidate_is_detected_and_its_margin_covered(pool: Pool) -> None:
-    gain = pool.ndcg[BETTER] - pool.ndcg[PROD]
-    order = np.random.default_rng(3).permutation(pool.size)
-    margins = np.cumsum(gain[order]) / pool.size
-    spreads = np.sqrt(np.maximum(np.cumsum(gain[order] ** 2) / pool.size - margins**2, 0.0))
-    power = theoretical_power(margins, spreads, DEFAULT_SESSION_COUNT)
-    subset_size = int(np.flatnonzero(power >= TARGET_POWER)[0])
-    improved = np.zeros(pool.size, dtype=bool)
-    improved[order[: subset_size + 1]] = True
-    margin, spread = margins[subset_size], spreads[subset_size]
-    assert margin == pytest.approx(np.mean(np.where(improved, gain, 0.0)), rel=1e-9)
-    assert 0 < margin < 0.02
+# design -> (draw builder, benchmarks): the issue's designs (a query's sessions share the effect)
+# get the most benchmarks; the two without intra-query correlation are checks that we lose nothing.
+NULL_DESIGNS = {
+    "query coin, prod vs better": (query_coin(PROD, BETTER), NULL_BENCHMARKS),
+    "query coin, better vs worse": (query_coin(BETTER, WORSE), NULL_BENCHMARKS),
+    "session coin": (session_coin, NULL_BENCHMARKS // 2),
+    "independent samples": (independent_samples, NULL_BENCHMARKS // 2),
+}
 
-    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        sessions = rng.integers(0, pool.size, DEFAULT_SESSION_COUNT)
+
+@pytest.mark.parametrize("design", list(NULL_DESIGNS))
+def test_an_equal_candidate_is_not_promoted_and_gets_no_false_taxonomy_claims(
+    pool: Pool, design: str
+) -> None:
+    build, benchmarks = NULL_DESIGNS[design]
+    outcome = simulate(pool, benchmarks, 11, build(pool), InferenceSettings())
+    promoted, claims = outcome.promoted.mean(), (outcome.taxonomy_calls > 0).mean()
+    rejected = (outcome.verdict == "better") | (outcome.verdict == "worse")
+    if design.startswith("query coin"):  # the issue's bars, as measured
+        assert promoted <= 0.03 and claims <= 0.08, (design, promoted, claims)
+    # And no excess over them that a one-sided binomial test at 1% could tell from chance.
+    assert consistent_with_at_most(outcome.promoted, 0.03), f"{design}: promoted in {promoted:.3f}"
+    assert consistent_with_at_most(outcome.taxonomy_calls > 0, 0.08), (
+        f"{design}: claims {claims:.3f}"
+    )
+    assert consistent_with_at_most(rejected, ALPHA), f"{design}: rejected in {rejected.mean():.3f}"
+    assert np.array_equal(outcome.promoted, outcome.verdict == "better")
+    assert np.array_equal(rejected, outcome.p_value < ALPHA)
+
+
+def test_session_level_inference_is_anti_conservative_where_queries_share_an_effect(
+    pool: Pool,
+) -> None:
+    """The measurement behind the default: on the query-coin null, treating sessions as independent
+    rejects several times too often, while query-level inference holds alpha."""
+    draw = NULL_DESIGNS["query coin, prod vs better"][0](pool)
+    by_session = simulate(pool, UNIT_BENCHMARKS, 11, draw, InferenceSettings(unit=UNIT_SESSION))
+    by_query = simulate(pool, UNIT_BENCHMARKS, 11, draw, InferenceSettings())
+    session_rate = (by_session.p_value < ALPHA).mean()
+    query_rate = (by_query.p_value < ALPHA).mean()
+    assert session_rate >= 0.15, f"session-level rejection {session_rate:.3f}"
+    assert query_rate <= 0.075 and session_rate >= 2.5 * query_rate, (session_rate, query_rate)
+
+
+def better_on_queries(pool: Pool, share: float, seed: int) -> tuple[np.ndarray, float]:
+    """demo_better's rankings on a fixed random share of the queries, the baseline's elsewhere; the
+    per-session improvement flag and the true margin (mean difference over the population)."""
+    queries = pool.query.max() + 1
+    chosen = np.random.default_rng(seed).random(queries) < share
+    improved = chosen[pool.query]
+    margin = float(np.mean(np.where(improved, pool.ndcg[BETTER] - pool.ndcg[PROD], 0.0)))
+    return improved, margin
+
+
+def better_candidate(pool: Pool, improved: np.ndarray, failure_rate: float = 0.0) -> Draw:
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sessions = sample(pool, rng)
         candidate = np.where(
             improved[sessions], pool.rows(BETTER, sessions), pool.rows(PROD_COPY, sessions)
         )
-        return pool.rows(PROD, sessions), candidate
+        return pool.rows(PROD, sessions), candidate, rng.random(sessions.size) < failure_rate
 
-    outcome = simulate(pool, POWER_BENCHMARKS, seed=4, draw=draw)
-    detected = (outcome.p_value < ALPHA) & (outcome.ndcg_delta > 0)
-    assert detected.mean() >= 0.8, f"power {detected.mean():.3f} at margin {margin:.4f}"
-    assert np.array_equal(outcome.promoted, detected)
+    return draw
+
+
+def biased_query_coin(pool: Pool, bias: float) -> tuple[Draw, float]:
+    """The query coin of the nulls, biased: on each query (drawn anew per benchmark) the candidate
+    gets demo_better's rankings and the baseline demo_prod's with probability `bias`, else the
+    reverse. The truth is a query-level effect with the nulls' heavy, symmetric noise; the true
+    margin is (2 bias - 1) times demo_better's mean gain over the population."""
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sessions = sample(pool, rng)
+        better = (rng.random(pool.query.max() + 1) < bias)[pool.query[sessions]]
+        prod, good = pool.rows(PROD, sessions), pool.rows(BETTER, sessions)
+        return (
+            np.where(better, prod, good),
+            np.where(better, good, prod),
+            np.zeros(sessions.size, bool),
+        )
+
+    return draw, (2 * bias - 1) * float(np.mean(pool.ndcg[BETTER] - pool.ndcg[PROD]))
+
+
+def predicted_power(margin: float, outcome: Outcome) -> np.ndarray:
+    """Each benchmark's power against the true margin as its own MDE predicts it: the MDE is where
+    power is 80%, and the estimate is about normal with the recorded standard error."""
+    shift = (margin - outcome.mde) / outcome.standard_error
+    return scipy.stats.norm.cdf(shift + scipy.stats.norm.ppf(0.8))
+
+
+def test_a_truly_better_candidate_is_promoted_as_often_as_its_mde_predicts(pool: Pool) -> None:
+    draw, margin = biased_query_coin(pool, 0.75)
+    assert 0 < margin < 0.05
+    outcome = simulate(pool, POWER_BENCHMARKS, 12, draw, InferenceSettings())
+    predicted = predicted_power(margin, outcome).mean()
+    observed = outcome.promoted.mean()
+    error = np.sqrt(predicted * (1 - predicted) / POWER_BENCHMARKS)
+    assert 0.3 < predicted < 0.9, f"a design with informative power, not {predicted:.3f}"
+    assert abs(observed - predicted) <= 3 * error, (observed, predicted)
     covered = ((outcome.ci_low <= margin) & (margin <= outcome.ci_high)).mean()
-    assert 0.92 <= covered <= 0.98, f"95% intervals cover the true margin in {covered:.3f}"
-    standard_error = spread / np.sqrt(DEFAULT_SESSION_COUNT * POWER_BENCHMARKS)
-    assert outcome.ndcg_delta.mean() == pytest.approx(margin, abs=4 * standard_error)
+    assert 0.93 <= covered <= 0.97, f"95% intervals cover the true margin in {covered:.3f}"
+    spread = np.std(outcome.delta)
+    assert outcome.delta.mean() == pytest.approx(margin, abs=4 * spread / np.sqrt(POWER_BENCHMARKS))
+
+
+def test_a_fixed_query_mix_makes_query_level_inference_conservative(pool: Pool) -> None:
+    """The other side of the estimand: when which queries improve is fixed (the logged queries at
+    their logged weights), query-level intervals are wider than the estimate's spread, so they
+    over-cover and the verdict is cautious; README "Statistics" states this."""
+    improved, margin = better_on_queries(pool, 0.35, seed=3)
+    outcome = simulate(pool, 100, 15, better_candidate(pool, improved), InferenceSettings())
+    assert np.std(outcome.delta) < 0.6 * np.median(outcome.standard_error)
+    covered = ((outcome.ci_low <= margin) & (margin <= outcome.ci_high)).mean()
+    assert covered >= 0.97
+
+
+def test_a_worse_candidate_failing_where_it_is_worse_is_never_promoted(pool: Pool) -> None:
+    """Completed-only, it looks better; with failures counted it is worse, and it fails too often."""
+    worse_than_prod = pool.ndcg[WORSE] < pool.ndcg[PROD]
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sessions = sample(pool, rng)
+        return pool.rows(PROD, sessions), pool.rows(WORSE, sessions), worse_than_prod[sessions]
+
+    outcome = simulate(pool, FAILURE_BENCHMARKS, 13, draw, InferenceSettings())
+    assert not outcome.promoted.any()
+    assert set(outcome.verdict) == {"worse"}
+
+
+def test_a_better_candidate_failing_at_random_on_1_percent_is_still_promoted(pool: Pool) -> None:
+    improved, margin = better_on_queries(pool, 0.7, seed=4)
+    draw = better_candidate(pool, improved, failure_rate=0.01)
+    outcome = simulate(pool, FAILURE_BENCHMARKS, 14, draw, InferenceSettings())
+    assert outcome.promoted.mean() >= 0.9, (
+        f"promoted in {outcome.promoted.mean():.3f}, margin {margin:.4f}"
+    )

@@ -1,0 +1,122 @@
+"""Sample health: what a benchmark's asset checks look at before anyone reads its verdicts.
+
+- Every sampled session replayed exactly once by every pipeline (else the pairing is broken and no
+  statistic can be trusted: a blocking check).
+- The baseline, replayed today, reproduces the ranking users saw (else the index or ranker drifted
+  and interaction metrics are biased toward the logged ranking: a warning).
+- Failure rates within the tolerance, and enough queries for query-level inference (warnings that
+  explain why a verdict may be not_testable or worse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eval_pipelines.core.metrics.agreement import top_k_overlap
+
+# A production baseline replayed over its own logs should keep most of what users saw.
+MIN_BASELINE_AGREEMENT = 0.7
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One health check's outcome: passed, what it saw, and a sentence for a user."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, Any]
+
+
+def replay_coverage(sessions: pa.Table, replays: pa.Table, pipeline_ids: Sequence[str]) -> Finding:
+    """Each (sampled session, pipeline) has exactly one replay row, and no row is of another."""
+    expected = set(sessions.column("execution_id").to_pylist())
+    problems: dict[str, dict[str, int]] = {}
+    for pipeline_id in pipeline_ids:
+        rows = replays.filter(pc.equal(replays.column("pipeline_id"), pipeline_id))
+        ids = rows.column("execution_id").to_pylist()
+        seen = set(ids)
+        missing, extra, repeated = len(expected - seen), len(seen - expected), len(ids) - len(seen)
+        if missing or extra or repeated:
+            problems[pipeline_id] = {"missing": missing, "unknown": extra, "repeated": repeated}
+    stray = len(replays) - sum(
+        pc.sum(pc.equal(replays.column("pipeline_id"), p)).as_py() or 0 for p in pipeline_ids
+    )
+    if stray:
+        problems["(other pipelines)"] = {"rows": stray}
+    description = (
+        f"every one of {len(expected)} sessions replayed once by each of {len(pipeline_ids)}"
+        " pipelines"
+        if not problems
+        else "replays do not pair up with the sample: "
+        + "; ".join(f"{p}: {v}" for p, v in sorted(problems.items()))
+    )
+    return Finding(not problems, description, {"problems": problems})
+
+
+def baseline_agreement(sessions: pa.Table, replays: pa.Table, baseline_id: str) -> Finding:
+    """The share of the logged top 10 that the baseline's replays keep in their own top 10."""
+    rows = replays.filter(
+        pc.and_(
+            pc.equal(replays.column("pipeline_id"), baseline_id),
+            pc.equal(replays.column("status"), "completed"),
+        )
+    )
+    index = pc.index_in(rows.column("execution_id"), value_set=sessions.column("execution_id"))
+    logged = sessions.column("logged_documents").take(index)
+    overlap = top_k_overlap(rows.column("ranking"), logged, 10)
+    known = overlap[~np.isnan(overlap)]
+    if not known.size:
+        return Finding(True, "no completed baseline replay to compare with the logs", {})
+    mean = float(known.mean())
+    description = (
+        f"{baseline_id} replayed today keeps {100 * mean:.0f}% of the logged top 10 on average"
+        f" ({known.size} sessions; warning below {100 * MIN_BASELINE_AGREEMENT:.0f}%)"
+    )
+    metadata = {
+        "mean_overlap_at_10": mean,
+        "sessions_below_half": int((known < 0.5).sum()),
+        "sessions": int(known.size),
+    }
+    return Finding(mean >= MIN_BASELINE_AGREEMENT, description, metadata)
+
+
+def failure_rates(comparison: dict[str, Any]) -> Finding:
+    """Each candidate's failure rate against the baseline's, with the tolerance that bars promotion."""
+    rates = {item["candidate_retriever_id"]: item["failures"] for item in comparison["comparisons"]}
+    over = {
+        candidate: failures
+        for candidate, failures in rates.items()
+        if failures["candidate_rate"] - failures["baseline_rate"] > failures["tolerance"]
+    }
+    description = (
+        "every candidate's failure rate is within the tolerance of the baseline's"
+        if not over
+        else "failing more often than the baseline beyond the tolerance (never promoted): "
+        + ", ".join(
+            f"{c} {100 * f['candidate_rate']:.1f}% vs {100 * f['baseline_rate']:.1f}%"
+            for c, f in sorted(over.items())
+        )
+    )
+    return Finding(not over, description, {"failure_rates": rates})
+
+
+def query_clusters(comparison: dict[str, Any], minimum: int) -> Finding:
+    """Enough queries (clusters) for each comparison's inference."""
+    clusters = {
+        item["candidate_retriever_id"]: item["inference"]["clusters"]
+        for item in comparison["comparisons"]
+    }
+    short = {c: n for c, n in clusters.items() if n < minimum}
+    description = (
+        f"each comparison has at least {minimum} queries"
+        if not short
+        else f"fewer than {minimum} queries (not testable): "
+        + ", ".join(f"{c} {n}" for c, n in sorted(short.items()))
+    )
+    return Finding(not short, description, {"clusters": clusters, "minimum": minimum})
