@@ -1,4 +1,4 @@
-"""`eval-pipelines benchmark create|rerun|get|list`."""
+"""`eval-pipelines benchmark create|plan|rerun|get|list`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eval_pipelines.cli.output import finish_record, format_table, print_json, progress
+from eval_pipelines.cli.output import (
+    EXIT_NO_VERDICT,
+    EXIT_OK,
+    finish_record,
+    format_table,
+    print_json,
+    progress,
+)
 from eval_pipelines.core.benchmarks.record import has_verdict
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store, new_benchmark_id
@@ -54,6 +61,56 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--wait", action="store_true", help="run in this process and print the final record"
     )
     create.set_defaults(handler=run_create)
+
+    plan = verbs.add_parser(
+        "plan",
+        help="how many sessions a benchmark needs to detect a delta, from a pilot replay",
+        description="Plan a benchmark before running it: for each target NDCG@10 delta, the "
+        "sessions a benchmark needs to detect it (power, alpha, the Holm family of the request's "
+        "candidates, the design effect of repeated queries), and the minimum detectable effect at "
+        "common sizes. The filter comes from the request file (- for stdin) and flags, exactly as "
+        "for create. The spread comes from a pilot: --pilot-sessions sessions sampled with the "
+        "filter and seed, replayed here through the baseline and each candidate; nothing is "
+        "stored. Or assume it with --sd and --icc (no replay; candidates then only set the Holm "
+        "family). Exit 3 when some candidate's pilot leaves nothing to plan with.",
+    )
+    plan.add_argument("request", nargs="?", type=Path, metavar="REQUEST.json")
+    plan.add_argument(
+        "--name", dest="benchmark_name", metavar="NAME", help="benchmark_name (not needed)"
+    )
+    plan.add_argument(
+        "--baseline", dest="baseline_retriever_id", metavar="ID", help="baseline_retriever_id"
+    )
+    plan.add_argument(
+        "--candidate",
+        dest="candidate_retriever_ids",
+        metavar="ID",
+        action="append",
+        help="candidate id (repeatable; each is piloted, and they form the Holm family)",
+    )
+    plan.add_argument(
+        "--strategy",
+        choices=["random", "recent", "stratified"],
+        help="session_filter.sample_strategy",
+    )
+    plan.add_argument(
+        "--seed", type=int, metavar="N", help="sampling seed of the pilot (default 0)"
+    )
+    plan.add_argument(
+        "--delta",
+        dest="deltas",
+        metavar="X",
+        type=float,
+        action="append",
+        help="target NDCG@10 delta (repeatable; default 0.01, 0.02, 0.05 and the pilot's own)",
+    )
+    plan.add_argument("--pilot-sessions", type=int, help="sessions the pilot replays (default 200)")
+    plan.add_argument("--sd", type=float, help="assumed sd of per-session differences")
+    plan.add_argument("--icc", type=float, help="assumed intra-query correlation (0..1)")
+    plan.add_argument("--power", type=float, help="power to plan for (default 0.8)")
+    plan.add_argument("--alpha", type=float, help="two-sided alpha (default 0.05)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(handler=run_plan, session_count=None)
 
     rerun = verbs.add_parser(
         "rerun",
@@ -130,6 +187,149 @@ def run_create(args: argparse.Namespace, paths: DataPaths) -> int:
 
     record = run_benchmark_here(paths, request, benchmark_id, progress)
     return finish_record(record, has_verdict)
+
+
+# Plan settings as their flags name them, for error messages.
+PLAN_FLAGS = {
+    "alpha": "--alpha",
+    "power": "--power",
+    "deltas": "--delta",
+    "pilot_sessions": "--pilot-sessions",
+    "sd": "--sd",
+    "icc": "--icc",
+}
+
+
+def run_plan(args: argparse.Namespace, paths: DataPaths) -> int:
+    from eval_pipelines.core.benchmarks.planning import (
+        PlanSettings,
+        PlanSettingsError,
+        parse_plan_request,
+        plan_benchmark,
+    )
+
+    given = {
+        name: getattr(args, name)
+        for name in ("alpha", "power", "deltas", "pilot_sessions", "sd", "icc")
+        if getattr(args, name) is not None
+    }
+    if "deltas" in given:
+        given["deltas"] = tuple(given["deltas"])
+    try:
+        settings = PlanSettings(**given)
+    except PlanSettingsError as exc:
+        raise PlanSettingsError([_flagged(problem) for problem in exc.problems]) from None
+    request = parse_plan_request(request_from_args(args), paths, settings)
+    plan = plan_benchmark(paths, request, settings, progress)
+    if args.json:
+        print_json(plan)
+    else:
+        print(format_plan(plan))
+    for warning in plan["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_NO_VERDICT if any(p["problem"] for p in plan["plans"]) else EXIT_OK
+
+
+def _flagged(problem: str) -> str:
+    field, _, rest = problem.partition(":")
+    name = field.split("[", 1)[0]
+    return f"{PLAN_FLAGS[name]}{field[len(name) :]}:{rest}" if name in PLAN_FLAGS else problem
+
+
+def _sessions(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def format_plan(plan: dict[str, Any]) -> str:
+    """The plan as a reader scans it: one block per candidate (or the assumed spread)."""
+    settings, population = plan["settings"], plan["population"]
+    family = settings["family_size"]
+    lines = [
+        f"Plan against {plan['baseline_retriever_id']}: alpha {settings['alpha']:g}"
+        + (f" over {family} candidates (Holm)" if family > 1 else "")
+        + f", power {settings['power']:g}, inference by {settings['inference_unit']}",
+        f"Population: {population['sessions']:,} sessions match the filter, "
+        f"{population['queries']:,} queries, S = sum of squared query shares "
+        f"{population['concentration']:.4f}"
+        f" (largest query {population['largest_query_share']:.1%})",
+    ]
+    if plan["pilot"] is not None:
+        pilot = plan["pilot"]
+        failed = ", ".join(f"{p} {n}" for p, n in pilot["failed_sessions"].items() if n)
+        lines.append(
+            f"Pilot: {pilot['sampled']:,} sessions of {pilot['queries']:,} queries, replayed here"
+            f" and not stored; failed replays: {failed or 'none'}"
+        )
+    for item in plan["plans"]:
+        lines.append("")
+        lines += _plan_block(item)
+    lines += ["", f"Assumptions: {plan['assumptions']}"]
+    return "\n".join(lines)
+
+
+def _plan_block(item: dict[str, Any]) -> list[str]:
+    name = item["candidate_retriever_id"] or "assumed spread"
+    if item["problem"]:
+        return [f"{name}: no plan: {item['problem']}"]
+    pilot = item["pilot"]
+    head = f"{name}: sd {item['sd']:.4f}, icc {item['icc']:.4f}"
+    if item["icc_used"] != item["icc"]:
+        head += f" (used {item['icc_used']:g})"
+    lines = [head]
+    if pilot is not None:
+        interval = pilot["confidence_interval"]
+        shown_interval = f" [{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else ""
+        measured = pilot["design_effect"]["measured"]
+        lines.append(
+            f"  pilot: delta {pilot['delta']:+.4f}{shown_interval} ({pilot['verdict']}),"
+            f" design effect {'-' if measured is None else f'{measured:.2f}'} measured (CR2)"
+            f" vs {pilot['design_effect']['model']:.2f} by the icc"
+        )
+    floor = (
+        f"no benchmark of this traffic detects less than {item['mde_floor']:.4f}"
+        if item["mde_floor"] > 0
+        else "with icc 0 the MDE keeps falling as sessions grow"
+    )
+    lines.append(f"  design effect at 1,000 sessions {item['design_effect_at_1000']:.2f}; {floor}")
+    ranged = any(target["sessions_range"] for target in item["targets"])
+    header = ["target delta", "sessions needed"]
+    header += ["80% range"] if ranged else []
+    header += ["expected queries", "note"]
+    rows = []
+    for target in item["targets"]:
+        row = [
+            f"{target['delta']:.4f}" + (" (pilot)" if target["origin"] == "pilot" else ""),
+            _sessions(target["sessions_needed"]) if target["sessions_needed"] else "unreachable",
+        ]
+        if ranged:
+            low, high = target["sessions_range"] or (None, None)
+            row.append(
+                "unreachable"
+                if low is None
+                else f"{_sessions(low)} - {_sessions(high) if high else 'unreachable'}"
+            )
+        queries = target["expected_queries"]
+        row += ["-" if queries is None else f"{queries:,.0f}", target["limit"] or ""]
+        rows.append(row)
+    lines += ["  " + line for line in format_table(header, rows).splitlines()]
+    header = ["sessions", "expected queries", "design effect", "MDE"]
+    header += ["80% range"] if ranged else []
+    rows = []
+    for size in item["mde"]:
+        row = [
+            f"{size['sessions']:,}" + ("" if size["testable"] else " (too few queries)"),
+            f"{size['expected_queries']:,.0f}",
+            f"{size['design_effect']:.2f}",
+            f"{size['mde']:.4f}",
+        ]
+        if ranged and size["mde_range"]:
+            low, high = size["mde_range"]
+            row.append(f"{low:.4f} - {high:.4f}")
+        elif ranged:
+            row.append("-")
+        rows.append(row)
+    lines += [""] + ["  " + line for line in format_table(header, rows).splitlines()]
+    return lines
 
 
 def run_rerun(args: argparse.Namespace, paths: DataPaths) -> int:

@@ -22,7 +22,8 @@ When fewer sessions match than requested, every match is used and a warning says
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "SessionFilter",
     "SessionSample",
     "allocate_largest_remainder",
+    "query_counts",
     "sample_sessions",
 ]
 
@@ -109,6 +111,40 @@ def sample_sessions(
 ) -> SessionSample:
     """Filter the ingested sessions and sample `count` of them; raise InvalidInputError on bad input."""
     _check_arguments(session_filter, count, seed)
+    with _logs(paths) as con:
+        return _sample(con, session_filter, count, seed)
+
+
+# Execution columns whose distinct values query_counts may count sessions by.
+QUERY_COLUMNS: tuple[str, ...] = ("query_text", "query_input")
+
+
+def query_counts(
+    paths: DataPaths, session_filter: SessionFilter, columns: tuple[str, ...] = ("query_text",)
+) -> pa.Table:
+    """Sessions per distinct value of `columns` among every session the filter matches: the
+    population a sample is drawn from, with the sampler's own filter SQL (column `sessions`)."""
+    _check_arguments(session_filter, 1, 0)
+    unknown = [c for c in columns if c not in QUERY_COLUMNS]
+    if unknown or not columns:
+        raise ValueError(f"columns: {list(columns)} must be some of {list(QUERY_COLUMNS)}")
+    matching_sql, params = _matching_sessions_sql(session_filter)
+    selected = ", ".join(f"e.{c}" for c in columns)
+    with _logs(paths) as con:
+        return con.sql(
+            f"""
+            WITH matched AS ({matching_sql})
+            SELECT {selected}, count(*) AS sessions
+            FROM matched m JOIN logged_executions e ON e.execution_id = m.execution_id
+            GROUP BY ALL ORDER BY ALL
+            """,
+            params=params,
+        ).to_arrow_table()
+
+
+@contextmanager
+def _logs(paths: DataPaths) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection with the ingested logs as views logged_executions, logged_interactions."""
     execution_files = parquet_files(paths.log_table_dir("executions"))
     if not execution_files:
         raise InvalidInputError(
@@ -125,7 +161,7 @@ def sample_sessions(
         else:
             source = con.from_arrow(INTERACTIONS_SCHEMA.empty_table())
         source.create_view("logged_interactions")
-        return _sample(con, session_filter, count, seed)
+        yield con
 
 
 def allocate_largest_remainder(
