@@ -168,6 +168,17 @@ def run_demo_benchmark(paths: DataPaths, seed: int) -> dict:
     return run_benchmark_here(paths, request, new_benchmark_id(), progress)
 
 
+def _p(comparison: dict | None) -> str:
+    """A bootstrap p-value is no finer than 1 / (draws + 1), so below 0.001 it is shown as a bound."""
+    p = (comparison or {}).get("p_value")
+    return "-" if p is None else "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def _interval(comparison: dict | None) -> str:
+    interval = (comparison or {}).get("confidence_interval")
+    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "-"
+
+
 def print_benchmark_summary(record: dict) -> None:
     print(
         f"Benchmark {record['benchmark_id']} ({record['status']}, {record['session_count']} sessions)"
@@ -183,10 +194,10 @@ def print_benchmark_summary(record: dict) -> None:
             [
                 result["retriever_id"],
                 f"{metrics['ndcg_at_k']['10']:.4f}",
-                f"{comparison['ndcg_delta']['10']:+.4f}" if comparison else "baseline",
-                f"{comparison['p_value']:.2g}"
-                if comparison and comparison["p_value"] is not None
-                else "-",
+                f"{comparison['effect']['delta']:+.4f}" if comparison else "baseline",
+                _interval(comparison),
+                _p(comparison),
+                comparison["verdict"] if comparison else "-",
                 f"{metrics['recall_at_k']['10']:.4f}",
                 f"{metrics['mean_rank_clicked']:.2f}",
                 f"{metrics['sessions_improved']}/{metrics['sessions_degraded']}/{metrics['sessions_neutral']}",
@@ -200,7 +211,9 @@ def print_benchmark_summary(record: dict) -> None:
                 "pipeline",
                 "NDCG@10",
                 "delta",
+                "95% CI",
                 "p",
+                "verdict",
                 "recall@10",
                 "mean rank clicked",
                 "improved/degraded/neutral",

@@ -543,18 +543,21 @@ def _latency_metrics(grid: _ScoreGrid, index: int) -> dict[str, Any]:
 
 
 def _candidate_test(grid: _ScoreGrid, index: int, settings: InferenceSettings) -> CandidateTest:
-    """The primary (failures count) and completed-only estimates of candidate `index` vs the baseline."""
+    """The primary (failures count) and completed-only estimates of candidate `index` vs the baseline.
+
+    Every candidate's tests draw the same bootstrap signs (streams 0, 1, 2 of the seed), so two
+    candidates that rank alike get the same p-values and intervals."""
     ndcg = grid.values[PRIMARY_NDCG]
     both = grid.present[index] & grid.present[0]
     scorable = both & grid.scorable
     outcome = np.where(grid.completed, np.nan_to_num(ndcg), 0.0)
     primary_differences = outcome[index][scorable] - outcome[0][scorable]
     primary, too_few = estimate(
-        primary_differences, grid.cluster[scorable], settings, settings.min_clusters, 3 * index
+        primary_differences, grid.cluster[scorable], settings, settings.min_clusters, 0
     )
     paired = grid.scored[index] & grid.scored[0]
     completed_only, _ = estimate(
-        ndcg[index][paired] - ndcg[0][paired], grid.cluster[paired], settings, 2, 3 * index + 1
+        ndcg[index][paired] - ndcg[0][paired], grid.cluster[paired], settings, 2, 1
     )
     taxonomy_sessions, taxonomy_tests = taxonomy_estimates(
         primary_differences,
@@ -562,7 +565,7 @@ def _candidate_test(grid: _ScoreGrid, index: int, settings: InferenceSettings) -
         grid.node[scorable],
         grid.node_names,
         settings,
-        3 * index + 2,
+        2,
     )
     if not (grid.scored[index].any() and grid.scored[0].any()):
         taxonomy_tests = {}  # a side that scored nothing gives no node a win or a loss
