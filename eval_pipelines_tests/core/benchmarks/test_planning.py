@@ -29,6 +29,7 @@ from eval_pipelines.core.benchmarks.sampling import sample_sessions
 from eval_pipelines.core.benchmarks.scoring import query_keys, score_benchmark
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.logs.ingest import ingest_files
+from eval_pipelines.core.metrics.alignment import COUNT_COLUMNS
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution import Retriever
 from eval_pipelines.core.retrieval.registry import open_retrievers
@@ -356,16 +357,7 @@ def test_where_queries_share_the_effect_the_design_effect_decides_the_size(pool:
             candidate = pool.arms[BETTER].take(pa.array(chosen))
             swapped = {}
             for name in baseline.column_names:
-                if name.startswith(("ndcg_at_", "recall_at_")) or name in (
-                    "interacted_count",
-                    "clicked_count",
-                    "clicked_rank_sum",
-                    "purchased_count",
-                    "purchased_rank_sum",
-                    "position_delta_sum",
-                    "promoted",
-                    "demoted",
-                ):
+                if name.startswith(("ndcg_at_", "recall_at_")) or name in COUNT_COLUMNS:
                     swapped[name] = (
                         pc.if_else(flip, candidate[name], baseline[name]),
                         pc.if_else(flip, baseline[name], candidate[name]),

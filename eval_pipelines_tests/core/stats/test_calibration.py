@@ -51,6 +51,7 @@ from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessio
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
+from eval_pipelines.core.metrics.alignment import COUNT_COLUMNS
 from eval_pipelines.core.paths import DataPaths
 
 ALPHA = 0.05
@@ -162,16 +163,7 @@ def _failed(arm: pa.Table, failing: np.ndarray) -> pa.Table:
             arm = arm.set_column(index, name, pc.if_else(mask, "failed", column))
         elif name == "error_type":
             arm = arm.set_column(index, name, pc.if_else(mask, "timeout", column))
-        elif name.startswith(METRIC_PREFIXES) or name in (
-            "interacted_count",
-            "clicked_count",
-            "clicked_rank_sum",
-            "purchased_count",
-            "purchased_rank_sum",
-            "position_delta_sum",
-            "promoted",
-            "demoted",
-        ):
+        elif name.startswith(METRIC_PREFIXES) or name in COUNT_COLUMNS:
             arm = arm.set_column(
                 index, name, pc.if_else(mask, pa.scalar(None, column.type), column)
             )
