@@ -21,9 +21,8 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.gc_pause import gc_paused
 from eval_pipelines.core.paths import DataPaths, validate_id
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.execution import CallRecorder, Execution, Retriever
@@ -96,17 +96,6 @@ def default_replay_deadline_s(session_count: int, configs: Sequence[RetrieverCon
             rounds = math.ceil(session_count / config.http.concurrency)
             budget += TIMEOUTS_PER_CALL * rounds * config.http.timeout_s
     return max(MIN_DEADLINE_S, budget)
-
-
-@contextmanager
-def _automatic_gc_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def replay_rows(
@@ -253,7 +242,7 @@ def replay_sessions(
     with (
         open_retrievers(paths, list(pipeline_ids)) as retrievers,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer,
-        _automatic_gc_paused(),
+        gc_paused(),
     ):
         if deadline_s is None:
             configs = [retrievers[p].config for p in pipeline_ids]

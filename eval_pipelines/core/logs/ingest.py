@@ -16,11 +16,9 @@ output rows (an interaction row with several types yields one output row per typ
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.gc_pause import gc_paused
 from eval_pipelines.core.logs.contract import (
     CONFLICTING_DUPLICATE_ID,
     DUPLICATE_EXECUTION_ID,
@@ -152,7 +151,7 @@ def ingest_files(
     sources = [Path(f) for f in files]
     for source in sources:
         resolve_format(source, fmt)
-    with _gc_paused():
+    with gc_paused():
         return _ingest(paths, table, sources, fmt, default_retriever_id)
 
 
@@ -196,18 +195,6 @@ def _write(paths: DataPaths, table: LogTable, batch: _Batch, report: IngestRepor
         if rows.num_rows:
             path = paths.log_table_dir(target) / f"part-{content_digest(rows)}.parquet"
             report.written.append(write_parquet_atomic(rows, path))
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Reading 10^5 rows allocates millions of acyclic objects; cyclic GC passes over them cost ~2x."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # What one source record became: its normalized rows (an interaction: one per type), or why not.
