@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eval_pipelines.core.arrow_text import string_array
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.metrics.rankings import RankingsInput, ranking_lists
 
@@ -232,17 +233,7 @@ def _check_depth_and_cutoffs(depth: int, cutoffs: Sequence[int]) -> None:
 
 
 def _string_column(table: pa.Table, name: str) -> pa.Array:
-    column = table.column(name).combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if pa.types.is_null(column.type):
-        column = column.cast(pa.string())
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        raise ValueError(f"interactions.{name}: type {column.type} is not a string column")
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-        raise ValueError(f"interactions.{name}: row {row} is null")
-    return column.cast(pa.string())
+    return string_array(table.column(name), f"interactions.{name}", nullable=False)
 
 
 def _integer_column(table: pa.Table, name: str) -> np.ndarray:

@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eval_pipelines.core.arrow_text import first_null, string_array
+
 QRELS_COLUMNS: tuple[str, ...] = ("query_id", "document_id", "relevance")
 RELEVANT_GRADE = 1
 _LISTED_PROBLEMS = 10
@@ -67,9 +69,9 @@ def query_id_array(query_ids: QueryIdsInput) -> pa.Array:
             if not isinstance(query_id, str):
                 raise ValueError(f"query_ids[{index}]: {query_id!r} is not a string")
         query_ids = pa.array(query_ids, type=pa.string())
-    ids = _as_string(query_ids, "query_ids")
+    ids = string_array(query_ids, "query_ids")
     if ids.null_count:
-        raise ValueError(f"query_ids[{_first_null(ids)}]: is null")
+        raise ValueError(f"query_ids[{first_null(ids)}]: is null")
     encoded = pc.dictionary_encode(ids)
     if len(encoded.dictionary) != len(ids):
         counts = np.bincount(encoded.indices.to_numpy(), minlength=len(encoded.dictionary))
@@ -91,7 +93,7 @@ def judge_rankings(query_ids: pa.Array, lists: pa.Array, qrels: pa.Table) -> Jud
     starts = np.cumsum(lengths) - lengths
     flat = pc.list_flatten(lists)
     if flat.null_count:
-        entry = _first_null(flat)
+        entry = first_null(flat)
         query = int(np.searchsorted(starts + lengths, entry, side="right"))
         raise ValueError(
             f"rankings[{query}] (query {query_ids[query].as_py()!r}): document id at position"
@@ -172,8 +174,8 @@ def _judgments_of(query_ids: pa.Array, qrels: pa.Table) -> tuple[np.ndarray, pa.
     missing = [c for c in QRELS_COLUMNS if c not in qrels.column_names]
     if missing:
         raise ValueError(f"qrels: missing columns {missing} (expected {list(QRELS_COLUMNS)})")
-    query_column = _as_string(qrels.column("query_id"), "qrels.query_id")
-    document_column = _as_string(qrels.column("document_id"), "qrels.document_id")
+    query_column = string_array(qrels.column("query_id"), "qrels.query_id")
+    document_column = string_array(qrels.column("document_id"), "qrels.document_id")
     relevance = qrels.column("relevance").combine_chunks()
     if not pa.types.is_integer(relevance.type):
         raise ValueError(f"qrels.relevance: type {relevance.type} is not an integer column")
@@ -183,7 +185,7 @@ def _judgments_of(query_ids: pa.Array, qrels: pa.Table) -> tuple[np.ndarray, pa.
         ("relevance", relevance),
     ):
         if column.null_count:
-            raise ValueError(f"qrels.{name}: row {_first_null(column)} is null")
+            raise ValueError(f"qrels.{name}: row {first_null(column)} is null")
 
     query_index = pc.index_in(query_column, value_set=query_ids)
     kept = query_index.is_valid()
@@ -216,19 +218,3 @@ def _check_judged_once(
     ]
     more = f"; and {repeat.size - _LISTED_PROBLEMS} more" if repeat.size > _LISTED_PROBLEMS else ""
     raise ValueError("; ".join(problems) + more)
-
-
-def _as_string(column: pa.Array | pa.ChunkedArray, field: str) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if pa.types.is_null(column.type):
-        column = column.cast(pa.string())
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        raise ValueError(f"{field}: type {column.type} is not a string column")
-    return column.cast(pa.string())
-
-
-def _first_null(column: pa.Array) -> int:
-    return int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
