@@ -10,8 +10,8 @@ import pytest
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.trec import (
-    _run_in_trec_order,
-    _single_spaced_fields,
+    columns,
+    presorted,
     read_qrels,
     read_run,
     read_run_table,
@@ -213,7 +213,9 @@ def test_write_run_refuses_what_a_trec_file_cannot_hold(
 def test_every_layout_reads_the_same(tmp_path: Path, layout: str) -> None:
     separator, newline, fast = LAYOUTS[layout]
     text = "".join(separator.join(row) + newline for row in RUN_ROWS)
-    assert (_single_spaced_fields(text.encode(), [f"c{i}" for i in range(6)]) is not None) == fast
+    assert (
+        columns.single_spaced_fields(text.encode(), [f"c{i}" for i in range(6)]) is not None
+    ) == fast
     query_ids, rankings = read_run(write(tmp_path / "run", text))
     assert query_ids.to_pylist() == ["q1", "q2"]
     assert rankings.to_pylist() == [["d2", "d1", "x"], ["a"]]
@@ -229,7 +231,7 @@ def test_every_layout_reads_the_same(tmp_path: Path, layout: str) -> None:
     ],
 )
 def test_layouts_the_fast_reader_declines_go_the_general_way(tmp_path: Path, text: str) -> None:
-    assert _single_spaced_fields(text.encode(), ["a", "b", "c", "d"]) is None
+    assert columns.single_spaced_fields(text.encode(), ["a", "b", "c", "d"]) is None
     if "\r" in text:
         with pytest.raises(InvalidInputError, match=r":1: expected 4 columns .* found 8"):
             read_qrels(write(tmp_path / "qrels", text))
@@ -245,7 +247,7 @@ def test_value_problems_in_a_single_spaced_file_keep_their_line_numbers(tmp_path
         tmp_path / "run",
         "q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 high t\nq1 Q0 d3 3 1 t\nq1 Q0 d1 4 0.5 t\n",
     )
-    assert _single_spaced_fields(path.read_bytes(), [f"c{i}" for i in range(6)]) is not None
+    assert columns.single_spaced_fields(path.read_bytes(), [f"c{i}" for i in range(6)]) is not None
     with pytest.raises(InvalidInputError) as caught:
         read_run(path)
     assert str(caught.value).splitlines()[1:] == [
@@ -281,7 +283,7 @@ def test_runs_already_in_trec_order_read_as_the_general_sort_gives(
         rows = sorted(zip(scores, [f"doc{d:03d}" for d in documents], strict=True), reverse=True)
         lines += [f"q{query} Q0 {d} {r} {s:g} run" for r, (s, d) in enumerate(rows, start=1)]
     path = write(tmp_path / "run", "\n".join(lines) + "\n")
-    fast = _run_in_trec_order(path.read_bytes())
+    fast = presorted.run_in_trec_order(path.read_bytes())
     assert fast is not None
     query_ids, rankings = read_run(path)
     assert (query_ids.to_pylist(), rankings.to_pylist()) == _sorted_the_general_way(path)
@@ -301,7 +303,7 @@ def test_valid_runs_out_of_trec_order_are_sorted_the_general_way(
     tmp_path: Path, why: str, text: str
 ) -> None:
     path = write(tmp_path / "run", text)
-    assert _run_in_trec_order(path.read_bytes()) is None, why
+    assert presorted.run_in_trec_order(path.read_bytes()) is None, why
     query_ids, rankings = read_run(path)
     assert (query_ids.to_pylist(), rankings.to_pylist()) == _sorted_the_general_way(path)
 
@@ -321,7 +323,7 @@ def test_what_the_fast_path_declines_is_judged_by_the_general_one(
     tmp_path: Path, text: str, problem: str | None
 ) -> None:
     path = write(tmp_path / "run", text)
-    assert _run_in_trec_order(path.read_bytes()) is None
+    assert presorted.run_in_trec_order(path.read_bytes()) is None
     if problem is None:
         assert read_run(path)[1].to_pylist() == [["a", "b"]]
         return

@@ -17,8 +17,7 @@ import pytrec_eval
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.trec import (
-    _fingerprints,
-    _run_in_trec_order,
+    presorted,
     read_run,
     read_run_table,
     trec_ordered,
@@ -138,7 +137,7 @@ def read_run_reading(path: Path) -> Read:
 def test_the_issue_run_reads_on_the_fast_path_in_score_order(tmp_path: Path) -> None:
     path = tmp_path / "run"
     path.write_text(ISSUE_RUN)
-    fast = _run_in_trec_order(path.read_bytes())
+    fast = presorted.run_in_trec_order(path.read_bytes())
     assert fast is not None
     assert (fast[0].to_pylist(), fast[1].to_pylist()) == (["q1"], [["abcdefghi", "a"]])
     assert read_run_reading(path) == exact_reading(path)
@@ -148,7 +147,7 @@ def test_fingerprints_of_equal_ids_are_equal_wherever_they_sit_in_the_buffer() -
     ids = ["abcdefghi", "a", "abcdefghijklmnopqrst", "a", "é", "abcdefghi", "é"]
     for start in range(len(ids)):
         values = pa.array(ids)[start:]
-        fingerprints = _fingerprints(values).tolist()
+        fingerprints = presorted.fingerprints(values).tolist()
         for i, left in enumerate(values.to_pylist()):
             for j, right in enumerate(values.to_pylist()):
                 if left == right:
@@ -167,7 +166,7 @@ def test_fast_path_exact_path_and_python_agree_on_random_runs(
         path.write_text(run_text(rows, rng), encoding="utf-8")
         expected = python_reading(rows)
         exact = exact_reading(path)
-        fast = _run_in_trec_order(path.read_bytes())
+        fast = presorted.run_in_trec_order(path.read_bytes())
         context = (case, path.read_text(encoding="utf-8"))
         if isinstance(expected, str):
             assert fast is None, context
