@@ -18,7 +18,12 @@ from eval_pipelines.core.datasets import Dataset
 from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.metrics.ground_truth import evaluate_rankings
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.retrieval.execution_store import write_executions
+from eval_pipelines.core.retrieval.query_runner import (
+    ChunkDone,
+    ChunkWriter,
+    QueryRun,
+    execute_queries,
+)
 from eval_pipelines.core.retrieval.registry import open_retriever
 from eval_pipelines.core.trec import stream_run, write_run
 
@@ -88,33 +93,26 @@ def run_queries(
 ) -> pa.Table:
     """The retriever over every query not already skipped; every call kept as an execution."""
     runnable = planned.filter(pc.is_null(planned.column("skip_reason")))
-    query_ids = runnable.column("query_id").to_pylist()
-    inputs = [json.loads(q) for q in runnable.column("query_input").to_pylist()]
-    parts = []
-    with open_retriever(paths, retriever_id) as retriever:
-        for chunk, start in enumerate(range(0, len(inputs), CHUNK_SIZE)):
-            executions = retriever.search_many(inputs[start : start + CHUNK_SIZE])
-            write_executions(paths, executions, batch_id=f"evaluation-{evaluation_id}-{chunk:04d}")
-            parts.append(
-                pa.table(
-                    {
-                        "query_id": query_ids[start : start + CHUNK_SIZE],
-                        "execution_id": [e.execution_id for e in executions],
-                        "status": [e.status for e in executions],
-                        "error_type": [e.error_type for e in executions],
-                        "error": [e.error for e in executions],
-                        "ranking": [e.document_ids for e in executions],
-                        "scores": [[d.score for d in e.documents] for e in executions],
-                        "latency_ms": [e.total_time_ms for e in executions],
-                    },
-                    schema=RUNS_SCHEMA,
-                )
-            )
-            if log:
-                log(
-                    f"{retriever_id}: ran {min(start + CHUNK_SIZE, len(inputs))}/{len(inputs)} queries"
-                )
-    return pa.concat_tables(parts) if parts else RUNS_SCHEMA.empty_table()
+    run = QueryRun(
+        owner_id=evaluation_id,
+        batch_prefix=f"evaluation-{evaluation_id}",
+        query_ids=runnable.column("query_id").to_pylist(),
+        query_inputs=[json.loads(q) for q in runnable.column("query_input").to_pylist()],
+        chunk_size=CHUNK_SIZE,
+        schema=RUNS_SCHEMA,
+        project=runs_table,
+    )
+
+    def report(chunk: ChunkDone) -> None:
+        log(f"{chunk.retriever_id}: ran {chunk.done}/{chunk.total} queries")
+
+    with open_retriever(paths, retriever_id) as retriever, ChunkWriter(paths) as writer:
+        return execute_queries(retriever, run, writer, report if log else None)
+
+
+def runs_table(rows: pa.Table) -> pa.Table:
+    """The query runner's rows as RUNS_SCHEMA (an evaluation keeps no stage latencies)."""
+    return rows.select(RUNS_SCHEMA.names).cast(RUNS_SCHEMA)
 
 
 def measures_for(request: EvaluationRequest) -> list[str]:
