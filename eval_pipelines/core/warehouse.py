@@ -81,9 +81,47 @@ class UnreadableTableError(InvalidInputError):
         )
 
 
-# path -> ((device, inode, size, mtime_ns), problem or None): a file renamed into place is a new
-# inode, so a rewritten file is checked again and an unchanged one is not (thousands of parts).
-_footer_checks: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
+# Columns that are typed now and were JSON text in files written by earlier versions, with their
+# DuckDB type: a view (or find_execution) casts the text of such a file, so old and new files read as
+# one table instead of failing to unify.
+TYPED_COLUMNS: dict[str, str] = {
+    "stage_statistics": "MAP(VARCHAR, STRUCT(input_count BIGINT, output_count BIGINT,"
+    " duration_ms DOUBLE, efficiency DOUBLE, cache_hit BOOLEAN, error VARCHAR, metadata VARCHAR))",
+    "stage_latencies_json": "MAP(VARCHAR, DOUBLE)",
+}
+
+# path -> ((device, inode, size, mtime_ns), (problem or None, text columns of TYPED_COLUMNS)): a file
+# renamed into place is a new inode, so a rewritten file is checked again and an unchanged one is not
+# (thousands of parts).
+_footer_checks: dict[str, tuple[tuple[int, int, int, int], tuple[str | None, tuple[str, ...]]]] = {}
+
+
+def _inspect(path: Path) -> tuple[str | None, tuple[str, ...]]:
+    """Why path cannot be read as Parquet (None when it can), and its TYPED_COLUMNS held as text."""
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file", ()
+    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    cached = _footer_checks.get(str(path))
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    try:
+        schema = pq.read_metadata(path).schema.to_arrow_schema()
+        found: tuple[str | None, tuple[str, ...]] = (None, _text_columns(schema))
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        found = (f"not a readable Parquet file ({str(exc).strip() or type(exc).__name__})", ())
+    _footer_checks[str(path)] = (identity, found)
+    return found
+
+
+def _text_columns(schema: pa.Schema) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name in TYPED_COLUMNS
+        if name in schema.names and pa.types.is_string(schema.field(name).type)
+    )
 
 
 def parquet_problem(path: Path) -> str | None:
@@ -91,22 +129,27 @@ def parquet_problem(path: Path) -> str | None:
 
     Raises FileNotFoundError when the file is gone: a vanished file is not a bad one.
     """
-    status = path.stat()
-    if not stat.S_ISREG(status.st_mode):
-        return "not a regular file"
-    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-    cached = _footer_checks.get(str(path))
-    if cached is not None and cached[0] == identity:
-        return cached[1]
-    try:
-        pq.read_metadata(path)
-        problem = None
-    except FileNotFoundError:
-        raise
-    except (OSError, pa.ArrowException) as exc:
-        problem = f"not a readable Parquet file ({str(exc).strip() or type(exc).__name__})"
-    _footer_checks[str(path)] = (identity, problem)
-    return problem
+    return _inspect(path)[0]
+
+
+def parquet_select(files: Sequence[Path], source: str | None = None) -> str:
+    """A SELECT over readable Parquet files (or source, a glob matching exactly them) in which
+    TYPED_COLUMNS a file holds as JSON text are cast to their type."""
+    groups: dict[tuple[str, ...], list[Path]] = {}
+    for file in files:
+        groups.setdefault(_inspect(file)[1], []).append(file)
+    if set(groups) <= {()}:
+        listed = source or "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+        return f"SELECT * FROM read_parquet({listed}, union_by_name = true)"
+    selects = []
+    for columns, group in sorted(groups.items()):
+        casts = ", ".join(
+            f'CAST(CAST("{c}" AS JSON) AS {TYPED_COLUMNS[c]}) AS "{c}"' for c in columns
+        )
+        listed = "[" + ", ".join(_sql_string(str(f)) for f in group) + "]"
+        replace = f" REPLACE ({casts})" if columns else ""
+        selects.append(f"SELECT *{replace} FROM read_parquet({listed}, union_by_name = true)")
+    return " UNION ALL BY NAME ".join(selects)
 
 
 def _finished(root: Path, file: Path) -> bool:
@@ -150,11 +193,8 @@ def scan_views(paths: DataPaths) -> Views:
                 unreadable.append(UnreadableFile(name, file, problem))
         if not readable:
             continue
-        if readable == matched:
-            source = _sql_string(str(paths.root / pattern))
-        else:
-            source = "[" + ", ".join(_sql_string(str(file)) for file in readable) + "]"
-        definitions[name] = f"SELECT * FROM read_parquet({source}, union_by_name = true)"
+        glob = _sql_string(str(paths.root / pattern)) if readable == matched else None
+        definitions[name] = parquet_select(readable, glob)
     return Views(definitions, unreadable)
 
 
