@@ -24,7 +24,7 @@ from eval_pipelines.core.benchmarks.sampling import (
     SessionSample,
     sample_sessions,
 )
-from eval_pipelines.core.logs.contract import EXECUTIONS_SCHEMA, INTERACTIONS_SCHEMA
+from eval_pipelines.core.logs.tables import EXECUTIONS_SCHEMA, INTERACTIONS_SCHEMA
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import write_parquet_atomic
 

@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.logs.contract import INTERACTIONS_SCHEMA, UTC_MICROS
+from eval_pipelines.core.logs.tables import INTERACTIONS_SCHEMA, UTC_MICROS
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import parquet_files
 
@@ -100,6 +100,18 @@ class SessionSample:
     strategy: str
     warnings: list[str] = field(default_factory=list)
     allocation: dict[str, int] | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """How the sample came out, as it is kept with the sessions table (and shown in the record)."""
+        return {
+            "sampled": self.sessions.num_rows,
+            "requested": self.requested,
+            "matched": self.matched,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "warnings": self.warnings,
+            "allocation": self.allocation,
+        }
 
 
 # The md5 of this text orders sessions for random sampling; the seed is bound as a parameter.
@@ -177,15 +189,7 @@ def allocate_largest_remainder(
     no capacity is left. With weights == available no stratum ever overflows (each share is < its
     size when total < sum); other weights (e.g. target proportions) can overflow.
     """
-    if total < 0:
-        raise InvalidInputError(f"total: expected an integer >= 0, got {total}")
-    for stratum, size in available.items():
-        if size < 0:
-            raise InvalidInputError(f"available[{stratum!r}]: expected >= 0, got {size}")
-    weights = dict(available) if weights is None else dict(weights)
-    unknown = set(weights) - set(available)
-    if unknown:
-        raise InvalidInputError(f"weights: strata {sorted(map(str, unknown))} are not in available")
+    weights = _checked_weights(available, total, weights)
     order = sorted(available, key=_stratum_order)
     allocation = dict.fromkeys(order, 0)
     remaining = min(total, sum(available.values()))
@@ -198,13 +202,38 @@ def allocate_largest_remainder(
             share_weights = {s: available[s] - allocation[s] for s in open_strata}
         for stratum, share in _largest_remainder(share_weights, remaining).items():
             allocation[stratum] += share
-        remaining = 0
-        for stratum in open_strata:
-            overflow = allocation[stratum] - available[stratum]
-            if overflow > 0:
-                allocation[stratum] = available[stratum]
-                remaining += overflow
+        remaining = _cap_at_available(allocation, available, open_strata)
     return allocation
+
+
+def _checked_weights(
+    available: Mapping[str | None, int], total: int, weights: Mapping[str | None, int] | None
+) -> dict[str | None, int]:
+    if total < 0:
+        raise InvalidInputError(f"total: expected an integer >= 0, got {total}")
+    for stratum, size in available.items():
+        if size < 0:
+            raise InvalidInputError(f"available[{stratum!r}]: expected >= 0, got {size}")
+    weights = dict(available) if weights is None else dict(weights)
+    unknown = set(weights) - set(available)
+    if unknown:
+        raise InvalidInputError(f"weights: strata {sorted(map(str, unknown))} are not in available")
+    return weights
+
+
+def _cap_at_available(
+    allocation: dict[str | None, int],
+    available: Mapping[str | None, int],
+    strata: list[str | None],
+) -> int:
+    """Cut each stratum's share to what it has; returns the overflow still to place."""
+    overflow = 0
+    for stratum in strata:
+        excess = allocation[stratum] - available[stratum]
+        if excess > 0:
+            allocation[stratum] = available[stratum]
+            overflow += excess
+    return overflow
 
 
 def _stratum_order(stratum: str | None) -> tuple[bool, str]:

@@ -1,6 +1,7 @@
-"""Ground-truth datasets on disk: `<data>/datasets/<name>/` holds queries.parquet, judgments.parquet and
-dataset.json, and is replaced as a whole (built in a hidden sibling, then renamed into place) so a
-reader never sees half a dataset.
+"""Ground-truth datasets on disk: stored whole under `<data>/datasets/<name>/`, listed and loaded back.
+
+`<data>/datasets/<name>/` holds queries.parquet, judgments.parquet and dataset.json, and is replaced
+as a whole (built in a hidden sibling, then renamed into place) so a reader never sees half a dataset.
 
 The dataset_id is "ds_" + the first 12 hex digits of a sha256 over the canonical content: one line
 `query_id<TAB>query_input` per query, then `j<TAB>query_id<TAB>document_id<TAB>relevance` per

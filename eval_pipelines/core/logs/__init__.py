@@ -1,12 +1,6 @@
 """Log ingestion: read logged executions and interactions into normalized Parquet, quarantining bad rows."""
 
-from eval_pipelines.core.logs.contract import (
-    EXECUTIONS_SCHEMA,
-    INTERACTIONS_SCHEMA,
-    QUARANTINE_REASONS,
-    QUARANTINE_SCHEMA,
-    canonical_json,
-)
+from eval_pipelines.core.logs.fields import canonical_json
 from eval_pipelines.core.logs.ingest import (
     LOG_TABLES,
     DuplicateIds,
@@ -16,7 +10,13 @@ from eval_pipelines.core.logs.ingest import (
     find_duplicate_ids,
     ingest_files,
 )
+from eval_pipelines.core.logs.quarantine import QUARANTINE_REASONS
 from eval_pipelines.core.logs.readers import FORMATS
+from eval_pipelines.core.logs.tables import (
+    EXECUTIONS_SCHEMA,
+    INTERACTIONS_SCHEMA,
+    QUARANTINE_SCHEMA,
+)
 
 __all__ = [
     "EXECUTIONS_SCHEMA",

@@ -31,18 +31,17 @@ import pyarrow.dataset as ds
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.gc_pause import gc_paused
 from eval_pipelines.core.logs.contract import (
-    CONFLICTING_DUPLICATE_ID,
-    DUPLICATE_EXECUTION_ID,
-    DUPLICATE_INTERACTION_ID,
-    EXECUTIONS_SCHEMA,
-    INTERACTIONS_SCHEMA,
-    QUARANTINE_SCHEMA,
     InteractionDraft,
     LoggedExecution,
-    RowRejected,
     complete_interaction,
     normalize_execution,
     normalize_interaction,
+)
+from eval_pipelines.core.logs.quarantine import (
+    CONFLICTING_DUPLICATE_ID,
+    DUPLICATE_EXECUTION_ID,
+    DUPLICATE_INTERACTION_ID,
+    RowRejected,
     raw_json,
     utf8_safe,
 )
@@ -52,6 +51,11 @@ from eval_pipelines.core.logs.readers import (
     SourceRecord,
     read_records,
     resolve_format,
+)
+from eval_pipelines.core.logs.tables import (
+    EXECUTIONS_SCHEMA,
+    INTERACTIONS_SCHEMA,
+    QUARANTINE_SCHEMA,
 )
 from eval_pipelines.core.paths import DataPaths, shown, validate_id
 from eval_pipelines.core.storage import (

@@ -36,13 +36,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.logs.contract import (
+from eval_pipelines.core.logs.fields import json_type
+from eval_pipelines.core.logs.quarantine import (
     BAD_TIMESTAMP,
     MAX_JSON_DEPTH,
     UNSUPPORTED_VALUE,
     WRONG_TYPE,
     RowRejected,
-    json_type,
 )
 from eval_pipelines.core.paths import shown_field
 
@@ -292,15 +292,9 @@ def _read_csv(file: Path, text: str) -> list[SourceRecord]:
     name = str(file)
     reader = csv.reader(io.StringIO(text), strict=True)
     try:
-        header = next(reader, None)
-        if header is None:
+        columns = _csv_columns(file, next(reader, None))
+        if columns is None:
             return []
-        columns = [column.strip() for column in header]
-        if any(not column for column in columns):
-            raise LogParseError(file, 1, "the CSV header has an empty column name")
-        duplicates = sorted({column for column in columns if columns.count(column) > 1})
-        if duplicates:
-            raise LogParseError(file, 1, f"the CSV header repeats {', '.join(duplicates)}")
         records = []
         start = reader.line_num + 1
         for cells in reader:
@@ -324,6 +318,19 @@ def _read_csv(file: Path, text: str) -> list[SourceRecord]:
         return records
     except csv.Error as exc:
         raise LogParseError(file, reader.line_num or 1, f"malformed CSV ({exc})") from exc
+
+
+def _csv_columns(file: Path, header: list[str] | None) -> list[str] | None:
+    """The header's column names (None for an empty file); a blank or repeated name is refused."""
+    if header is None:
+        return None
+    columns = [column.strip() for column in header]
+    if any(not column for column in columns):
+        raise LogParseError(file, 1, "the CSV header has an empty column name")
+    duplicates = sorted({column for column in columns if columns.count(column) > 1})
+    if duplicates:
+        raise LogParseError(file, 1, f"the CSV header repeats {', '.join(duplicates)}")
+    return columns
 
 
 def _python_timestamps(
