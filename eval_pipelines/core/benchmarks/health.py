@@ -33,24 +33,24 @@ class Finding:
     metadata: dict[str, Any]
 
 
-def replay_coverage(sessions: pa.Table, replays: pa.Table, pipeline_ids: Sequence[str]) -> Finding:
-    """Each (sampled session, pipeline) has exactly one replay row, and no row is of another."""
+def replay_coverage(sessions: pa.Table, replays: pa.Table, retriever_ids: Sequence[str]) -> Finding:
+    """Each (sampled session, retriever) has exactly one replay row, and no row is of another."""
     expected = set(sessions.column("execution_id").to_pylist())
     problems: dict[str, dict[str, int]] = {}
-    for pipeline_id in pipeline_ids:
-        rows = replays.filter(pc.equal(replays.column("pipeline_id"), pipeline_id))
+    for retriever_id in retriever_ids:
+        rows = replays.filter(pc.equal(replays.column("pipeline_id"), retriever_id))
         ids = rows.column("execution_id").to_pylist()
         seen = set(ids)
         missing, extra, repeated = len(expected - seen), len(seen - expected), len(ids) - len(seen)
         if missing or extra or repeated:
-            problems[pipeline_id] = {"missing": missing, "unknown": extra, "repeated": repeated}
+            problems[retriever_id] = {"missing": missing, "unknown": extra, "repeated": repeated}
     stray = len(replays) - sum(
-        pc.sum(pc.equal(replays.column("pipeline_id"), p)).as_py() or 0 for p in pipeline_ids
+        pc.sum(pc.equal(replays.column("pipeline_id"), r)).as_py() or 0 for r in retriever_ids
     )
     if stray:
         problems["(other pipelines)"] = {"rows": stray}
     description = (
-        f"every one of {len(expected)} sessions replayed once by each of {len(pipeline_ids)}"
+        f"every one of {len(expected)} sessions replayed once by each of {len(retriever_ids)}"
         " pipelines"
         if not problems
         else "replays do not pair up with the sample: "

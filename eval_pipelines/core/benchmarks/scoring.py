@@ -8,12 +8,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eval_pipelines.core.benchmarks.comparison import LOGGED_OVERLAP_COLUMN
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
+from eval_pipelines.core.benchmarks.score_table import (
+    COMPLETED,
+    LOGGED_NDCG_COLUMN,
+    LOGGED_OVERLAP_COLUMN,
+    QUERY_KEY_COLUMN,
+    RETRIEVER_COLUMN,
+)
+from eval_pipelines.core.benchmarks.stage_latencies import STAGE_LATENCIES_COLUMN
 from eval_pipelines.core.metrics.agreement import top_k_overlap
 from eval_pipelines.core.metrics.alignment import score_sessions
-
-COMPLETED = "completed"
 
 
 def _session_interactions(sessions: pa.Table, interactions: pa.Table) -> pa.Table:
@@ -61,8 +66,8 @@ def score_benchmark(
     keys = query_keys(sessions, request.query_key)
     parts = []
     order = {eid: i for i, eid in enumerate(sessions.column("execution_id").to_pylist())}
-    for pipeline_id in request.pipeline_ids:
-        rows = replays.filter(pc.equal(replays.column("pipeline_id"), pipeline_id))
+    for retriever_id in request.pipeline_ids:
+        rows = replays.filter(pc.equal(replays.column("pipeline_id"), retriever_id))
         positions = np.array(
             [order[e] for e in rows.column("execution_id").to_pylist()], dtype=np.int64
         )
@@ -82,14 +87,14 @@ def score_benchmark(
                 {
                     "benchmark_id": rows.column("benchmark_id"),
                     "execution_id": rows.column("execution_id"),
-                    "pipeline_id": rows.column("pipeline_id"),
+                    RETRIEVER_COLUMN: rows.column("pipeline_id"),
                     "status": rows.column("status"),
                     "error_type": rows.column("error_type"),
                     "taxonomy_node_id": sessions.column("taxonomy_node_id").take(positions),
-                    "query_key": keys.take(positions),
+                    QUERY_KEY_COLUMN: keys.take(positions),
                     "latency_ms": rows.column("latency_ms"),
-                    "stage_latencies_json": rows.column("stage_latencies_json"),
-                    "logged_ndcg_at_10": logged.column("ndcg_at_10").take(positions),
+                    STAGE_LATENCIES_COLUMN: rows.column("stage_latencies_json"),
+                    LOGGED_NDCG_COLUMN: logged.column("ndcg_at_10").take(positions),
                     LOGGED_OVERLAP_COLUMN: pc.if_else(
                         failed, pa.scalar(None, pa.float64()), pa.array(overlap, pa.float64())
                     ),
