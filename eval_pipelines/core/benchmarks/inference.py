@@ -165,17 +165,13 @@ def _estimate(
     interval: bool = True,
 ) -> tuple[Estimate, list[str]]:
     sessions, count = int(result.sessions[group]), int(result.clusters[group])
-    unit = "queries" if settings.unit == UNIT_QUERY else "sessions"
-    reasons = []
-    if count < minimum_clusters:
-        reasons.append(f"{count} {unit} < minimum {minimum_clusters}")
-    elif sessions < minimum_sessions:
-        reasons.append(f"{sessions} sessions < minimum {minimum_sessions}")
     delta = float(result.mean[group]) + 0.0
     spread = None if np.isnan(result.spread[group]) else float(result.spread[group])
-    if not reasons and result.no_variance[group] and delta != 0.0:
-        reasons.append("the differences have no variance (every paired session differs alike)")
-    if reasons or result.no_variance[group]:
+    no_variance = bool(result.no_variance[group])
+    reasons = _untestable(
+        sessions, count, delta, no_variance, settings, minimum_clusters, minimum_sessions
+    )
+    if reasons or no_variance:
         exact = sessions and (interval or not reasons)  # a node's untested p is never shown
         p_value = sign_flip_p_value(differences, clusters, settings.seed) if exact else None
         exact_zero = 0.0 if not reasons and delta == 0.0 else None  # identical on every session
@@ -189,7 +185,7 @@ def _estimate(
                 exact_zero,
                 METHOD_SIGN_FLIP,
                 spread=spread,
-                no_variance=bool(result.no_variance[group]),
+                no_variance=no_variance,
             ),
             reasons,
         )
@@ -213,6 +209,26 @@ def _estimate(
         ),
         reasons,
     )
+
+
+def _untestable(
+    sessions: int,
+    clusters: int,
+    delta: float,
+    no_variance: bool,
+    settings: InferenceSettings,
+    minimum_clusters: int,
+    minimum_sessions: int,
+) -> list[str]:
+    """Why a sample cannot carry the bootstrap test (empty when it can)."""
+    unit = "queries" if settings.unit == UNIT_QUERY else "sessions"
+    if clusters < minimum_clusters:
+        return [f"{clusters} {unit} < minimum {minimum_clusters}"]
+    if sessions < minimum_sessions:
+        return [f"{sessions} sessions < minimum {minimum_sessions}"]
+    if no_variance and delta != 0.0:
+        return ["the differences have no variance (every paired session differs alike)"]
+    return []
 
 
 def taxonomy_estimates(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import scipy.stats
 
 DEFAULT_CONFIDENCE = 0.95
@@ -36,17 +37,17 @@ SIGN_FLIP_SAMPLES = 20_000
 class ClusteredMeans:
     """One inference per group, as arrays indexed by group; NaN where a value is undefined."""
 
-    sessions: np.ndarray
-    clusters: np.ndarray
-    mean: np.ndarray
-    standard_error: np.ndarray
-    degrees_of_freedom: np.ndarray
-    p_value: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    design_effect: np.ndarray
-    spread: np.ndarray  # standard deviation of the session differences
-    no_variance: np.ndarray  # every difference is the same: nothing to estimate uncertainty from
+    sessions: npt.NDArray[np.int64]
+    clusters: npt.NDArray[np.int64]
+    mean: npt.NDArray[np.float64]
+    standard_error: npt.NDArray[np.float64]
+    degrees_of_freedom: npt.NDArray[np.float64]
+    p_value: npt.NDArray[np.float64]
+    ci_low: npt.NDArray[np.float64]
+    ci_high: npt.NDArray[np.float64]
+    design_effect: npt.NDArray[np.float64]
+    spread: npt.NDArray[np.float64]  # standard deviation of the session differences
+    no_variance: npt.NDArray[np.bool_]  # every difference is the same: no uncertainty to estimate
 
 
 def denoised(differences: np.ndarray) -> np.ndarray:
