@@ -24,9 +24,17 @@ import yaml
 
 from eval_pipelines.core.benchmarks import planning
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
+from eval_pipelines.core.benchmarks.pilot import (
+    primary_differences,
+    replay_in_memory,
+    run_pilot,
+)
+from eval_pipelines.core.benchmarks.plan_settings import PlanSettings, parse_plan_request
+from eval_pipelines.core.benchmarks.population import population
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
 from eval_pipelines.core.benchmarks.sampling import sample_sessions
 from eval_pipelines.core.benchmarks.scoring import query_keys, score_benchmark
+from eval_pipelines.core.benchmarks.spread import pilot_spread
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.logs.ingest import ingest_files
 from eval_pipelines.core.metrics.alignment import COUNT_COLUMNS
@@ -43,7 +51,7 @@ FLAKY = "flaky_better"
 
 def plan_request(paths: DataPaths, **fields: Any) -> BenchmarkRequest:
     data = {"baseline_retriever_id": PROD, "candidate_retriever_ids": [BETTER], **fields}
-    return planning.parse_plan_request(data, paths, planning.PlanSettings())
+    return parse_plan_request(data, paths, PlanSettings())
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class Pool:
 
     def differences(self, candidate: str) -> np.ndarray:
         table = pa.concat_tables([self.arms[PROD], self.arms[candidate]])
-        return planning.primary_differences(table, PROD, candidate)[0]
+        return primary_differences(table, PROD, candidate)[0]
 
     def benchmark(self, candidate: str, sessions: np.ndarray) -> dict[str, Any]:
         """The comparison of one simulated benchmark of these sessions."""
@@ -76,7 +84,7 @@ def pool(small_world: DataPaths) -> Pool:
     request = plan_request(small_world, candidate_retriever_ids=[BETTER, WORSE])
     sample = sample_sessions(small_world, request.sampling_filter, 10_000, 0)
     assert sample.sessions.num_rows == sample.matched > 2000
-    replays, infos = planning.replay_in_memory(
+    replays, infos = replay_in_memory(
         small_world, sample.sessions, request.pipeline_ids, request.replay_depth
     )
     scores = score_benchmark(request, sample.sessions, sample.interactions, replays)
@@ -161,8 +169,8 @@ def test_the_population_is_counted_per_query_as_the_benchmark_clusters_it(
         "query_key": query_key,
         "session_filter": {"retriever_ids": ["prod"]},
     }
-    request = parse_request(data, paths, check_references=False)
-    counted = planning.population(paths, request)
+    request = parse_request(data)
+    counted = population(paths, request)
     assert counted.counts.tolist() == expected
     assert counted.concentration == pytest.approx(sum(c * c for c in expected) / 100)
     # The sampler matches the same sessions, and scoring's query keys cluster them alike.
@@ -180,7 +188,7 @@ def test_the_population_of_the_demo_world_matches_the_sampler(small_world: DataP
         {"session_filter": {"time_range": {"start": "2026-10-15T00:00:00Z"}}},
     ):
         request = plan_request(small_world, **fields)
-        counted = planning.population(small_world, request)
+        counted = population(small_world, request)
         sample = sample_sessions(small_world, request.sampling_filter, 10_000, 0)
         assert counted.sessions == sample.matched > 0, fields
         keys = query_keys(sample.sessions, request.query_key).to_numpy(zero_copy_only=False)
@@ -193,7 +201,7 @@ def test_the_population_of_the_demo_world_matches_the_sampler(small_world: DataP
 
 def test_the_pilot_measures_what_the_benchmark_reports(small_world: DataPaths) -> None:
     request = plan_request(small_world, candidate_retriever_ids=[BETTER, WORSE], seed=4)
-    pilot = planning.run_pilot(small_world, request, 200)
+    pilot = run_pilot(small_world, request, 200)
     benchmark = sample_sessions(small_world, request.sampling_filter, 1000, 4)
     first = benchmark.sessions.column("execution_id").to_pylist()[:200]
     assert pilot.sampled == 200 and pilot.matched == benchmark.matched
@@ -232,7 +240,7 @@ def test_a_failed_pilot_replay_scores_zero_and_nothing_is_stored(world_copy: Dat
         config = {"id": FLAKY, "kind": "http", "http": {"url": server.url, "max_retries": 0}}
         (world_copy.retrievers_dir / f"{FLAKY}.yaml").write_text(yaml.safe_dump(config))
         request = plan_request(world_copy, candidate_retriever_ids=[FLAKY, BETTER])
-        pilot = planning.run_pilot(world_copy, request, 200)
+        pilot = run_pilot(world_copy, request, 200)
     flaky, better = pilot.results
     sample = sample_sessions(world_copy, request.sampling_filter, 200, 0)
     texts = sample.sessions["query_text"].to_pylist()
@@ -240,7 +248,7 @@ def test_a_failed_pilot_replay_scores_zero_and_nothing_is_stored(world_copy: Dat
     assert 20 < refused.sum() < 80
     assert pilot.failed_sessions == {PROD: 0, FLAKY: int(refused.sum()), BETTER: 0}
     plain = plan_request(world_copy)
-    replays, _ = planning.replay_in_memory(
+    replays, _ = replay_in_memory(
         world_copy, sample.sessions, plain.pipeline_ids, plain.replay_depth
     )
     scores = score_benchmark(plain, sample.sessions, sample.interactions, replays)
@@ -249,7 +257,7 @@ def test_a_failed_pilot_replay_scores_zero_and_nothing_is_stored(world_copy: Dat
     assert np.array_equal(flaky.differences[~refused], better.differences[~refused])
     assert flaky.differences.mean() == pytest.approx(flaky.comparison["effect"]["delta"], abs=1e-12)
     assert any(FLAKY in w and "failed on" in w for w in pilot.warnings)
-    spread = planning.pilot_spread(flaky, 0)
+    spread = pilot_spread(flaky, 0)
     assert spread.problem is None
     assert spread.pilot is not None and spread.pilot["failure_rate"] == pytest.approx(
         refused.mean()
@@ -262,7 +270,7 @@ def test_a_candidate_that_fails_everywhere_or_never_differs_gets_no_plan(
     small_world: DataPaths,
 ) -> None:
     request = plan_request(small_world, candidate_retriever_ids=[PROD_COPY])
-    plan = planning.plan_benchmark(small_world, request, planning.PlanSettings())
+    plan = planning.plan_benchmark(small_world, request, PlanSettings())
     (copy,) = plan["plans"]
     assert "ranks exactly like the baseline" in copy["problem"]
     assert copy["targets"] == [] and copy["mde"] == []
@@ -288,8 +296,8 @@ def test_a_benchmark_of_the_planned_size_has_the_planned_power(
     run 200 benchmarks of the recommended size: they promote it at the planned rate, within three
     standard errors of the simulation (0.085)."""
     margin = float(pool.differences(BETTER).mean())
-    settings = planning.PlanSettings(deltas=(margin,), pilot_sessions=1000)
-    request = planning.parse_plan_request(
+    settings = PlanSettings(deltas=(margin,), pilot_sessions=1000)
+    request = parse_plan_request(
         {"baseline_retriever_id": PROD, "candidate_retriever_ids": [BETTER]}, small_world, settings
     )
     plan = planning.plan_benchmark(small_world, request, settings)
@@ -319,7 +327,7 @@ def test_a_200_session_pilot_brackets_what_the_whole_population_says(
     covered = 0
     for seed in range(8):
         request = plan_request(small_world, seed=seed)
-        settings = planning.PlanSettings(deltas=tuple(truth))
+        settings = PlanSettings(deltas=tuple(truth))
         plan = planning.plan_benchmark(small_world, request, settings)
         for target in plan["plans"][0]["targets"]:
             low, high = target["sessions_range"]
