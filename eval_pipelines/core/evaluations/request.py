@@ -1,118 +1,168 @@
-"""An evaluation request (the seeds' StartEvaluationRequest plus the retriever), validated in full."""
+"""An evaluation request (the seeds' StartEvaluationRequest plus the retriever) as one typed model,
+parsed once at every door; every problem is listed at once, as `field: problem`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from eval_pipelines.core.datasets import list_datasets
 from eval_pipelines.core.errors import InvalidRequestError
-from eval_pipelines.core.json_input import JsonProblem, check_value
-from eval_pipelines.core.paths import shown, shown_field
+from eval_pipelines.core.paths import shown
+from eval_pipelines.core.request_model import (
+    PATHS,
+    RequestModel,
+    parse_model,
+    problem,
+    referenced_paths,
+)
 from eval_pipelines.core.retrieval.registry import load_retriever_registry
 
 AVAILABLE_METRICS = ("precision", "recall", "f1", "f2", "map", "ndcg", "mrr")
 DEFAULT_METRICS = ("precision", "recall", "f1", "map", "ndcg", "mrr")
 DEFAULT_K_VALUES = (1, 5, 10, 20)
 MAX_K = 1000
-KNOWN_KEYS = {"retriever_id", "dataset_name", "evaluation_config"}
 
 
 class EvaluationRequestError(InvalidRequestError):
     title = "invalid evaluation request"
 
 
-@dataclass(frozen=True)
-class EvaluationRequest:
-    raw: dict[str, Any]
-    retriever_id: str
-    dataset_name: str
-    k_values: tuple[int, ...]
-    metrics: tuple[str, ...]
+def _k(value: Any) -> Any:
+    if type(value) is not int or not 1 <= value <= MAX_K:
+        raise problem(f"expected an integer from 1 to {MAX_K}, got {shown(value)}")
+    return value
+
+
+def _metric(value: Any) -> Any:
+    if value not in AVAILABLE_METRICS:
+        raise problem(f"unknown metric {shown(value)} (available: {', '.join(AVAILABLE_METRICS)})")
+    return value
+
+
+def _non_empty_list(what: str) -> Any:
+    def check(values: Any) -> Any:
+        if values is not None and (not isinstance(values, list) or not values):
+            raise problem(f"expected a non-empty list of {what}")
+        return values
+
+    return check
+
+
+def _listed_once(what: str, default: tuple[Any, ...]) -> Any:
+    """None (the reference's `null`) means the default."""
+
+    def check(values: list[Any] | None) -> list[Any]:
+        if values is None:
+            return list(default)
+        if len(set(values)) != len(values):
+            raise problem(f"{what} is listed twice")
+        return values
+
+    return check
+
+
+K = Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_k)]
+Metric = Annotated[
+    str,
+    BeforeValidator(_metric),
+    WithJsonSchema({"type": "string", "enum": list(AVAILABLE_METRICS)}),
+]
+
+
+class EvaluationConfig(RequestModel):
+    """Which cut-offs and measures; stored sorted (k) and in the canonical order (metrics)."""
+
+    k_values: Annotated[
+        list[K] | None,
+        BeforeValidator(_non_empty_list("integers")),
+        AfterValidator(_listed_once("a value", DEFAULT_K_VALUES)),
+        AfterValidator(sorted),
+    ] = Field(default=list(DEFAULT_K_VALUES))
+    metrics: Annotated[
+        list[Metric] | None,
+        BeforeValidator(_non_empty_list("metric names")),
+        AfterValidator(_listed_once("a metric", DEFAULT_METRICS)),
+        AfterValidator(lambda given: [m for m in AVAILABLE_METRICS if m in given]),
+    ] = Field(
+        default=list(DEFAULT_METRICS),
+    )
+
+
+def _required(what: str) -> Any:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise problem(f"required ({what})")
+        return value
+
+    return check
+
+
+class EvaluationRequest(RequestModel):
+    """The retriever to evaluate, the dataset and StartEvaluationRequest's evaluation_config."""
+
+    retriever_id: Annotated[str, BeforeValidator(_required("a retriever id"))]
+    dataset_name: Annotated[
+        str, Field(min_length=1), BeforeValidator(_required("a dataset name, 1 character or more"))
+    ]
+    evaluation_config: Annotated[
+        EvaluationConfig | None, AfterValidator(lambda given: given or EvaluationConfig())
+    ] = Field(default_factory=EvaluationConfig)
+
+    @field_validator("retriever_id")
+    @classmethod
+    def _retriever_exists(cls, retriever_id: str, info: ValidationInfo) -> str:
+        paths = referenced_paths(info)
+        if paths is not None:
+            found = load_retriever_registry(paths).problem_for(retriever_id)
+            if found is not None:
+                raise problem(found)
+        return retriever_id
+
+    @field_validator("dataset_name")
+    @classmethod
+    def _dataset_exists(cls, dataset_name: str, info: ValidationInfo) -> str:
+        paths = referenced_paths(info)
+        if paths is not None:
+            datasets = {d.name for d in list_datasets(paths)}
+            if dataset_name not in datasets:
+                known = (
+                    ", ".join(sorted(datasets))
+                    or "none imported; use `eval-pipelines dataset import`"
+                )
+                raise problem(f"unknown dataset {shown(dataset_name)} (known: {known})")
+        return dataset_name
+
+    @property
+    def k_values(self) -> tuple[int, ...]:
+        return tuple(self._config.k_values)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self._config.metrics)
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"k_values": list(self.k_values), "metrics": list(self.metrics)}
+        return self._config.model_dump()
+
+    @property
+    def _config(self) -> EvaluationConfig:
+        return self.evaluation_config or EvaluationConfig()
+
+    def stored(self) -> dict[str, Any]:
+        """The normalized request as it is stored: what was given, defaults filled in."""
+        return self.model_dump(mode="json")
 
 
-def _k_values(value: Any, problems: list[str]) -> tuple[int, ...]:
-    if value is None:
-        return DEFAULT_K_VALUES
-    if not isinstance(value, list) or not value:
-        problems.append("evaluation_config.k_values: expected a non-empty list of integers")
-        return ()
-    for index, k in enumerate(value):
-        if type(k) is not int or not 1 <= k <= MAX_K:
-            problems.append(
-                f"evaluation_config.k_values.{index}: expected an integer from 1 to {MAX_K}, got {shown(k)}"
-            )
-    if len(set(map(repr, value))) != len(value):
-        problems.append("evaluation_config.k_values: a value is listed twice")
-    return tuple(sorted(k for k in value if type(k) is int))
-
-
-def _metrics(value: Any, problems: list[str]) -> tuple[str, ...]:
-    if value is None:
-        return DEFAULT_METRICS
-    if not isinstance(value, list) or not value:
-        problems.append("evaluation_config.metrics: expected a non-empty list of metric names")
-        return ()
-    for index, name in enumerate(value):
-        if name not in AVAILABLE_METRICS:
-            problems.append(
-                f"evaluation_config.metrics.{index}: unknown metric {shown(name)} (available: {', '.join(AVAILABLE_METRICS)})"
-            )
-    if len(set(map(repr, value))) != len(value):
-        problems.append("evaluation_config.metrics: a metric is listed twice")
-    return tuple(m for m in AVAILABLE_METRICS if m in value)
-
-
-def _unknown_references(paths: Any, retriever_id: Any, dataset_name: Any) -> list[str]:
-    """A problem for a retriever or a dataset the data directory does not hold."""
-    problems: list[str] = []
-    if isinstance(retriever_id, str) and retriever_id:
-        problem = load_retriever_registry(paths).problem_for(retriever_id)
-        if problem is not None:
-            problems.append(f"retriever_id: {problem}")
-    datasets = {d.name for d in list_datasets(paths)}
-    if isinstance(dataset_name, str) and dataset_name and dataset_name not in datasets:
-        known = ", ".join(sorted(datasets)) or "none imported; use `eval-pipelines dataset import`"
-        problems.append(f"dataset_name: unknown dataset {shown(dataset_name)} (known: {known})")
-    return problems
-
-
-def parse_evaluation_request(
-    data: Any, paths: Any, *, check_references: bool = True
-) -> EvaluationRequest:
-    """Validate a request completely; check_references=False skips whether the retriever and the
-    dataset exist (a request accepted earlier was checked then; its run reports what changed)."""
-    if not isinstance(data, dict):
-        raise EvaluationRequestError([f"(request): expected an object, got {type(data).__name__}"])
-    try:
-        check_value(data)
-    except JsonProblem as exc:
-        raise EvaluationRequestError([str(exc)]) from None
-    problems = [
-        f"{shown_field(key)}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})"
-        for key in sorted(set(data) - KNOWN_KEYS)
-    ]
-    retriever_id, dataset_name = data.get("retriever_id"), data.get("dataset_name")
-    config = data.get("evaluation_config") or {}
-    if not isinstance(config, dict):
-        problems.append("evaluation_config: expected an object")
-        config = {}
-    problems += [
-        f"evaluation_config.{shown_field(key)}: unknown field"
-        for key in sorted(set(config) - {"k_values", "metrics"})
-    ]
-    k_values = _k_values(config.get("k_values"), problems)
-    metrics = _metrics(config.get("metrics"), problems)
-    if not isinstance(retriever_id, str) or not retriever_id:
-        problems.append("retriever_id: required (a retriever id)")
-    if not isinstance(dataset_name, str) or not dataset_name:
-        problems.append("dataset_name: required (a dataset name, 1 character or more)")
-    if check_references:
-        problems += _unknown_references(paths, retriever_id, dataset_name)
-    if problems:
-        raise EvaluationRequestError(problems)
-    return EvaluationRequest(data, retriever_id, dataset_name, k_values, metrics)
+def parse_evaluation_request(data: Any, paths: Any = None) -> EvaluationRequest:
+    """Validate a request at a door; with paths, also check that its retriever and dataset exist."""
+    context = {PATHS: paths} if paths is not None else None
+    return parse_model(EvaluationRequest, data, EvaluationRequestError, context)
