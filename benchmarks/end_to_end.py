@@ -28,7 +28,7 @@ from benchmarks.harness import (
 from eval_pipelines.cli.run_in_process import run_benchmark_here
 from eval_pipelines.contracts import validation_errors
 from eval_pipelines.core.benchmarks.request import parse_request
-from eval_pipelines.core.benchmarks.submit import SAMPLE, benchmark_store, new_benchmark_id
+from eval_pipelines.core.benchmarks.submit import SESSIONS, benchmark_store, new_benchmark_id
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.demo.world import (
     DEFAULT_SEED,
@@ -130,7 +130,7 @@ def check_record(paths: DataPaths, record: dict[str, Any], requested: int) -> di
     benchmark_id = record["benchmark_id"]
     if record["status"] != "completed":
         raise CorrectnessError(f"{benchmark_id}: {record['status']}: {record['error_message']}")
-    sample = benchmark_store(paths).read_json(benchmark_id, SAMPLE)
+    sample = benchmark_store(paths).read_facts(benchmark_id, SESSIONS)
     if not record["session_count"] == sample["sampled"] == requested:
         raise CorrectnessError(
             f"{benchmark_id}: record says {record['session_count']} sessions, the sample"

@@ -1,4 +1,8 @@
-"""Evaluation assets, partitioned by evaluation id: queries -> runs -> per-query metrics -> summary."""
+"""Evaluation assets, partitioned by evaluation id: queries -> runs -> per-query metrics -> summary.
+
+Each step records itself in the evaluation's record as it starts; the summary writes the completed
+record.
+"""
 
 import pyarrow.compute as pc
 from dagster import (
@@ -10,10 +14,18 @@ from dagster import (
     asset,
 )
 
+from eval_pipelines.assets.inputs import collections, ground_truth_datasets, retriever_configs
+from eval_pipelines.assets.recording import recorded_step
 from eval_pipelines.core.datasets import load_dataset
 from eval_pipelines.core.evaluations import pipeline
-from eval_pipelines.core.evaluations.submit import SUMMARY, load_request
-from eval_pipelines.core.evaluations.submit import evaluation_store as store
+from eval_pipelines.core.evaluations.submit import (
+    EVALUATION_RECORDS,
+    QUERIES,
+    QUERY_METRICS,
+    RUNS,
+    load_request,
+)
+from eval_pipelines.core.markdown import metrics_by_k_table
 from eval_pipelines.core.records import with_record_id
 from eval_pipelines.partitions import evaluation_partitions
 from eval_pipelines.resources import DataDirResource
@@ -25,17 +37,19 @@ ID_COLUMN = "evaluation_id"
 @asset(
     partitions_def=evaluation_partitions,
     group_name=GROUP,
+    deps=[ground_truth_datasets],
     description="The dataset's queries, each with its relevant-document count and skip reason, if any.",
 )
 def evaluation_queries(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
     paths, evaluation_id = data_dir.paths, context.partition_key
-    request = load_request(paths, evaluation_id)
-    planned = pipeline.plan_queries(load_dataset(paths, request.dataset_name))
-    store(paths).write_table(
-        evaluation_id, "queries", with_record_id(planned, ID_COLUMN, evaluation_id)
-    )
+    with recorded_step(context, EVALUATION_RECORDS, paths):
+        request = load_request(paths, evaluation_id)
+        planned = pipeline.plan_queries(load_dataset(paths, request.dataset_name))
+        EVALUATION_RECORDS.store(paths).write_table(
+            evaluation_id, QUERIES, with_record_id(planned, ID_COLUMN, evaluation_id)
+        )
     skipped = planned.column("skip_reason").drop_null().to_pylist()
     return MaterializeResult(
         metadata={
@@ -49,17 +63,19 @@ def evaluation_queries(
 @asset(
     partitions_def=evaluation_partitions,
     group_name=GROUP,
-    deps=[evaluation_queries],
+    deps=[evaluation_queries, retriever_configs, collections],
     description="Each runnable query through the retriever; every call kept as an execution.",
 )
 def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -> MaterializeResult:
     paths, evaluation_id = data_dir.paths, context.partition_key
-    request = load_request(paths, evaluation_id)
-    planned = store(paths).read_table(evaluation_id, "queries")
-    runs = pipeline.run_queries(
-        paths, evaluation_id, request.retriever_id, planned, context.log.info
-    )
-    store(paths).write_table(evaluation_id, "runs", with_record_id(runs, ID_COLUMN, evaluation_id))
+    store = EVALUATION_RECORDS.store(paths)
+    with recorded_step(context, EVALUATION_RECORDS, paths):
+        request = load_request(paths, evaluation_id)
+        planned = store.read_table(evaluation_id, QUERIES)
+        runs = pipeline.run_queries(
+            paths, evaluation_id, request.retriever_id, planned, context.log.info
+        )
+        store.write_table(evaluation_id, RUNS, with_record_id(runs, ID_COLUMN, evaluation_id))
     failed = (
         int(pc.sum(pc.not_equal(runs.column("status"), "completed")).as_py() or 0)
         if runs.num_rows
@@ -79,12 +95,14 @@ def evaluation_query_metrics(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
     paths, evaluation_id = data_dir.paths, context.partition_key
-    request = load_request(paths, evaluation_id)
-    runs = store(paths).read_table(evaluation_id, "runs")
-    metrics = pipeline.score_queries(request, load_dataset(paths, request.dataset_name), runs)
-    store(paths).write_table(
-        evaluation_id, "query_metrics", with_record_id(metrics, ID_COLUMN, evaluation_id)
-    )
+    store = EVALUATION_RECORDS.store(paths)
+    with recorded_step(context, EVALUATION_RECORDS, paths):
+        request = load_request(paths, evaluation_id)
+        runs = store.read_table(evaluation_id, RUNS)
+        metrics = pipeline.score_queries(request, load_dataset(paths, request.dataset_name), runs)
+        store.write_table(
+            evaluation_id, QUERY_METRICS, with_record_id(metrics, ID_COLUMN, evaluation_id)
+        )
     values = metrics.column("value")
     outside = int(pc.sum(pc.or_(pc.less(values, 0.0), pc.greater(values, 1.0 + 1e-9))).as_py() or 0)
     return MaterializeResult(
@@ -103,29 +121,26 @@ def evaluation_query_metrics(
     partitions_def=evaluation_partitions,
     group_name=GROUP,
     deps=[evaluation_query_metrics],
-    description="Means over evaluated queries (metrics_by_k and uncut overall_metrics) and the query counts.",
+    description="Means over evaluated queries (metrics_by_k and uncut overall_metrics) and the query"
+    " counts; completes the evaluation's record.",
     check_specs=[AssetCheckSpec("query_counts_add_up", asset="evaluation_summary")],
 )
 def evaluation_summary(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
     paths, evaluation_id = data_dir.paths, context.partition_key
-    request = load_request(paths, evaluation_id)
-    planned = store(paths).read_table(evaluation_id, "queries")
-    summary = pipeline.summarize(
-        request,
-        planned,
-        store(paths).read_table(evaluation_id, "runs"),
-        store(paths).read_table(evaluation_id, "query_metrics"),
-    )
-    store(paths).write_json(evaluation_id, SUMMARY, summary)
-    data_dir.refresh_views()
-    lines = [
-        "| k | " + " | ".join(request.metrics) + " |",
-        "|---" * (len(request.metrics) + 1) + "|",
-    ]
-    for k, values in [*summary["metrics_by_k"].items(), ("all", summary["overall_metrics"])]:
-        lines.append(f"| {k} | " + " | ".join(f"{values[m]:.4f}" for m in request.metrics) + " |")
+    store = EVALUATION_RECORDS.store(paths)
+    with recorded_step(context, EVALUATION_RECORDS, paths):
+        request = load_request(paths, evaluation_id)
+        planned = store.read_table(evaluation_id, QUERIES)
+        summary = pipeline.summarize(
+            request,
+            planned,
+            store.read_table(evaluation_id, RUNS),
+            store.read_table(evaluation_id, QUERY_METRICS),
+        )
+        data_dir.refresh_views()
+        EVALUATION_RECORDS.completed(paths, evaluation_id, summary, context.run.run_id)
     adds_up = (
         summary["evaluated_queries"] + summary["skipped_queries"]
         == summary["total_queries"]
@@ -133,7 +148,7 @@ def evaluation_summary(
     )
     return MaterializeResult(
         metadata={
-            "metrics": MetadataValue.md("\n".join(lines)),
+            "metrics": MetadataValue.md(metrics_by_k_table(summary, request.metrics)),
             "evaluated_queries": summary["evaluated_queries"],
             "skipped": MetadataValue.json(summary["skipped_reasons"]),
         },

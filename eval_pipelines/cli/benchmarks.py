@@ -17,12 +17,16 @@ from eval_pipelines.cli.output import (
 )
 from eval_pipelines.core.benchmarks.record import has_verdict
 from eval_pipelines.core.benchmarks.request import parse_request
-from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store, new_benchmark_id
+from eval_pipelines.core.benchmarks.submit import (
+    BENCHMARK_RECORDS,
+    benchmark_store,
+    new_benchmark_id,
+)
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.paths import DataPaths, validate_id
 
-STATUSES = ("pending", "building_sessions", "replaying", "computing_metrics", "completed", "failed")
+STATUSES = [status.value for status in BENCHMARK_RECORDS.statuses]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,8 +36,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     create = verbs.add_parser(
         "create",
         help="validate and submit a benchmark request; print the record",
-        description="Submit a create-benchmark request (its JSON Schema ships with the package as "
-        "eval_pipelines/contracts/create_benchmark.request.json; README 'Benchmarks' has an example) "
+        description="Submit a create-benchmark request (`eval-pipelines benchmark schema` prints its JSON "
+        "Schema; README 'Benchmarks' has an example) "
         "from a file (- for stdin) or flags (flags override the file). Without --wait the record is "
         "pending and the daemon's request sensor runs it. With --wait it runs here and prints the final "
         "record, its warnings on stderr; exit 1 if it failed, 3 if it completed without a verdict for "
@@ -124,6 +128,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     rerun.add_argument("benchmark_id", metavar="BENCHMARK_ID")
     rerun.set_defaults(handler=run_rerun)
 
+    schema = verbs.add_parser(
+        "schema",
+        help="print the JSON Schema of a create-benchmark request (generated from its model)",
+    )
+    schema.set_defaults(handler=run_schema)
+
     get = verbs.add_parser("get", help="print a benchmark record (BenchmarkResponse JSON)")
     get.add_argument("benchmark_id", metavar="BENCHMARK_ID")
     get.set_defaults(handler=run_get)
@@ -178,10 +188,9 @@ def run_create(args: argparse.Namespace, paths: DataPaths) -> int:
     benchmark_id = new_benchmark_id()
     if not args.wait:
         from eval_pipelines.cli.run_in_process import accept_here
-        from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
+        from eval_pipelines.kinds import BENCHMARKS
 
-        accept = lambda: accept_request(paths, request, benchmark_id)  # noqa: E731
-        print_json(accept_here(paths, benchmark_lifecycle, benchmark_id, accept))
+        print_json(accept_here(paths, BENCHMARKS, request, benchmark_id))
         return 0
     from eval_pipelines.cli.run_in_process import run_benchmark_here
 
@@ -189,36 +198,12 @@ def run_create(args: argparse.Namespace, paths: DataPaths) -> int:
     return finish_record(record, has_verdict)
 
 
-# Plan settings as their flags name them, for error messages.
-PLAN_FLAGS = {
-    "alpha": "--alpha",
-    "power": "--power",
-    "deltas": "--delta",
-    "pilot_sessions": "--pilot-sessions",
-    "sd": "--sd",
-    "icc": "--icc",
-}
-
-
 def run_plan(args: argparse.Namespace, paths: DataPaths) -> int:
-    from eval_pipelines.core.benchmarks.planning import (
-        PlanSettings,
-        PlanSettingsError,
-        parse_plan_request,
-        plan_benchmark,
-    )
+    from eval_pipelines.cli.plan import format_plan, plan_settings
+    from eval_pipelines.core.benchmarks.plan_settings import parse_plan_request
+    from eval_pipelines.core.benchmarks.planning import plan_benchmark
 
-    given = {
-        name: getattr(args, name)
-        for name in ("alpha", "power", "deltas", "pilot_sessions", "sd", "icc")
-        if getattr(args, name) is not None
-    }
-    if "deltas" in given:
-        given["deltas"] = tuple(given["deltas"])
-    try:
-        settings = PlanSettings(**given)
-    except PlanSettingsError as exc:
-        raise PlanSettingsError([_flagged(problem) for problem in exc.problems]) from None
+    settings = plan_settings(args)
     request = parse_plan_request(request_from_args(args), paths, settings)
     plan = plan_benchmark(paths, request, settings, progress)
     if args.json:
@@ -228,108 +213,6 @@ def run_plan(args: argparse.Namespace, paths: DataPaths) -> int:
     for warning in plan["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_NO_VERDICT if any(p["problem"] for p in plan["plans"]) else EXIT_OK
-
-
-def _flagged(problem: str) -> str:
-    field, _, rest = problem.partition(":")
-    name = field.split("[", 1)[0]
-    return f"{PLAN_FLAGS[name]}{field[len(name) :]}:{rest}" if name in PLAN_FLAGS else problem
-
-
-def _sessions(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def format_plan(plan: dict[str, Any]) -> str:
-    """The plan as a reader scans it: one block per candidate (or the assumed spread)."""
-    settings, population = plan["settings"], plan["population"]
-    family = settings["family_size"]
-    lines = [
-        f"Plan against {plan['baseline_retriever_id']}: alpha {settings['alpha']:g}"
-        + (f" over {family} candidates (Holm)" if family > 1 else "")
-        + f", power {settings['power']:g}, inference by {settings['inference_unit']}",
-        f"Population: {population['sessions']:,} sessions match the filter, "
-        f"{population['queries']:,} queries, S = sum of squared query shares "
-        f"{population['concentration']:.4f}"
-        f" (largest query {population['largest_query_share']:.1%})",
-    ]
-    if plan["pilot"] is not None:
-        pilot = plan["pilot"]
-        failed = ", ".join(f"{p} {n}" for p, n in pilot["failed_sessions"].items() if n)
-        lines.append(
-            f"Pilot: {pilot['sampled']:,} sessions of {pilot['queries']:,} queries, replayed here"
-            f" and not stored; failed replays: {failed or 'none'}"
-        )
-    for item in plan["plans"]:
-        lines.append("")
-        lines += _plan_block(item)
-    lines += ["", f"Assumptions: {plan['assumptions']}"]
-    return "\n".join(lines)
-
-
-def _plan_block(item: dict[str, Any]) -> list[str]:
-    name = item["candidate_retriever_id"] or "assumed spread"
-    if item["problem"]:
-        return [f"{name}: no plan: {item['problem']}"]
-    pilot = item["pilot"]
-    head = f"{name}: sd {item['sd']:.4f}, icc {item['icc']:.4f}"
-    if item["icc_used"] != item["icc"]:
-        head += f" (used {item['icc_used']:g})"
-    lines = [head]
-    if pilot is not None:
-        interval = pilot["confidence_interval"]
-        shown_interval = f" [{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else ""
-        measured = pilot["design_effect"]["measured"]
-        lines.append(
-            f"  pilot: delta {pilot['delta']:+.4f}{shown_interval} ({pilot['verdict']}),"
-            f" design effect {'-' if measured is None else f'{measured:.2f}'} measured (CR2)"
-            f" vs {pilot['design_effect']['model']:.2f} by the icc"
-        )
-    floor = (
-        f"no benchmark of this traffic detects less than {item['mde_floor']:.4f}"
-        if item["mde_floor"] > 0
-        else "with icc 0 the MDE keeps falling as sessions grow"
-    )
-    lines.append(f"  design effect at 1,000 sessions {item['design_effect_at_1000']:.2f}; {floor}")
-    ranged = any(target["sessions_range"] for target in item["targets"])
-    header = ["target delta", "sessions needed"]
-    header += ["80% range"] if ranged else []
-    header += ["expected queries", "note"]
-    rows = []
-    for target in item["targets"]:
-        row = [
-            f"{target['delta']:.4f}" + (" (pilot)" if target["origin"] == "pilot" else ""),
-            _sessions(target["sessions_needed"]) if target["sessions_needed"] else "unreachable",
-        ]
-        if ranged:
-            low, high = target["sessions_range"] or (None, None)
-            row.append(
-                "unreachable"
-                if low is None
-                else f"{_sessions(low)} - {_sessions(high) if high else 'unreachable'}"
-            )
-        queries = target["expected_queries"]
-        row += ["-" if queries is None else f"{queries:,.0f}", target["limit"] or ""]
-        rows.append(row)
-    lines += ["  " + line for line in format_table(header, rows).splitlines()]
-    header = ["sessions", "expected queries", "design effect", "MDE"]
-    header += ["80% range"] if ranged else []
-    rows = []
-    for size in item["mde"]:
-        row = [
-            f"{size['sessions']:,}" + ("" if size["testable"] else " (too few queries)"),
-            f"{size['expected_queries']:,.0f}",
-            f"{size['design_effect']:.2f}",
-            f"{size['mde']:.4f}",
-        ]
-        if ranged and size["mde_range"]:
-            low, high = size["mde_range"]
-            row.append(f"{low:.4f} - {high:.4f}")
-        elif ranged:
-            row.append("-")
-        rows.append(row)
-    lines += [""] + ["  " + line for line in format_table(header, rows).splitlines()]
-    return lines
 
 
 def run_rerun(args: argparse.Namespace, paths: DataPaths) -> int:
@@ -345,10 +228,9 @@ def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     if benchmark_store(paths).get(benchmark_id) is None:
         raise InvalidInputError(f"benchmark_id: no benchmark {benchmark_id!r}")
     from eval_pipelines.cli.run_in_process import refresh_record
-    from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
+    from eval_pipelines.kinds import BENCHMARKS
 
-    # Synced even when final: the partition may have been materialized again since (UI, CLI).
-    print_json(refresh_record(paths, benchmark_lifecycle, benchmark_id))
+    print_json(refresh_record(paths, BENCHMARKS, benchmark_id))
     return 0
 
 
@@ -368,12 +250,12 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
     """Every readable benchmark; each entry that is not is reported on stderr and the rest listed
     (exit 0: the listing is complete for what can be read, and the report names the rest)."""
     from eval_pipelines.cli.run_in_process import refresh_records
-    from eval_pipelines.sensors.benchmarks import benchmark_lifecycle
+    from eval_pipelines.kinds import BENCHMARKS
 
     listing = benchmark_store(paths).listing(LISTED_FIELDS)
     records = [
         r
-        for r in refresh_records(paths, benchmark_lifecycle, listing.records)
+        for r in refresh_records(paths, BENCHMARKS, listing.records)
         if (args.status is None or r["status"] == args.status)
         and (
             args.retriever_id is None
@@ -412,4 +294,11 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
         )
     for problem in listing.problems:
         print(problem, file=sys.stderr)
+    return 0
+
+
+def run_schema(args: argparse.Namespace, paths: DataPaths) -> int:
+    from eval_pipelines.core.benchmarks.request import BenchmarkRequest
+
+    print_json(BenchmarkRequest.model_json_schema())
     return 0

@@ -12,14 +12,14 @@ from eval_pipelines.core.evaluations.pipeline import export_trec_run
 from eval_pipelines.core.evaluations.record import has_verdict, start_response
 from eval_pipelines.core.evaluations.request import AVAILABLE_METRICS, parse_evaluation_request
 from eval_pipelines.core.evaluations.submit import (
-    accept_request,
+    EVALUATION_RECORDS,
     evaluation_store,
     new_evaluation_id,
 )
 from eval_pipelines.core.paths import DataPaths, validate_id
 from eval_pipelines.core.trec_eval import trec_eval
 
-STATUSES = ("pending", "in_progress", "completed", "failed")
+STATUSES = [status.value for status in EVALUATION_RECORDS.statuses]
 
 
 def _int_list(text: str) -> list[int]:
@@ -65,6 +65,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--wait", action="store_true", help="run in this process and print the final record"
     )
     run.set_defaults(handler=run_evaluation)
+
+    schema = verbs.add_parser(
+        "schema",
+        help="print the JSON Schema of a run-evaluation request (generated from its model)",
+    )
+    schema.set_defaults(handler=run_schema)
 
     get = verbs.add_parser("get", help="print an evaluation record (EvaluationRecord JSON)")
     get.add_argument("evaluation_id", metavar="EVALUATION_ID")
@@ -120,10 +126,9 @@ def run_evaluation(args: argparse.Namespace, paths: DataPaths) -> int:
     evaluation_id = new_evaluation_id()
     if not args.wait:
         from eval_pipelines.cli.run_in_process import accept_here
-        from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+        from eval_pipelines.kinds import EVALUATIONS
 
-        accept = lambda: accept_request(paths, request, evaluation_id)  # noqa: E731
-        print_json(start_response(accept_here(paths, evaluation_lifecycle, evaluation_id, accept)))
+        print_json(start_response(accept_here(paths, EVALUATIONS, request, evaluation_id)))
         return 0
     from eval_pipelines.cli.run_in_process import run_evaluation_here
 
@@ -142,10 +147,9 @@ def _record(paths: DataPaths, evaluation_id: str) -> dict:
 def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     record = _record(paths, args.evaluation_id)
     from eval_pipelines.cli.run_in_process import refresh_record
-    from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+    from eval_pipelines.kinds import EVALUATIONS
 
-    # Synced even when final: the partition may have been materialized again since (UI, CLI).
-    print_json(refresh_record(paths, evaluation_lifecycle, record["evaluation_id"]))
+    print_json(refresh_record(paths, EVALUATIONS, record["evaluation_id"]))
     return 0
 
 
@@ -171,12 +175,12 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
     """Every readable evaluation; each entry that is not is reported on stderr and the rest listed
     (exit 0, as `benchmark list`)."""
     from eval_pipelines.cli.run_in_process import refresh_records
-    from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+    from eval_pipelines.kinds import EVALUATIONS
 
     listing = evaluation_store(paths).listing(LISTED_FIELDS)
     records = [
         r
-        for r in refresh_records(paths, evaluation_lifecycle, listing.records)
+        for r in refresh_records(paths, EVALUATIONS, listing.records)
         if (args.status is None or r["status"] == args.status)
         and (args.retriever_id is None or r["retriever_id"] == args.retriever_id)
         and (args.dataset_name is None or r["dataset_name"] == args.dataset_name)
@@ -238,4 +242,11 @@ def run_trec_eval(args: argparse.Namespace, paths: DataPaths) -> int:
     if missing:
         raise InvalidInputError(f"file not found: {', '.join(missing)}")
     print_json(trec_eval(args.qrels, args.run, measures=args.measures, per_query=args.per_query))
+    return 0
+
+
+def run_schema(args: argparse.Namespace, paths: DataPaths) -> int:
+    from eval_pipelines.core.evaluations.request import EvaluationRequest
+
+    print_json(EvaluationRequest.model_json_schema())
     return 0

@@ -13,18 +13,32 @@ import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import GenericAlias, UnionType
 from typing import Any, get_args, get_origin
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.partition_tables import PartitionTables
 from eval_pipelines.core.paths import ID_RULE, DataPaths, is_valid_id, shown, validate_id
-from eval_pipelines.core.storage import directory_lock, write_parquet_atomic, write_text_atomic
+from eval_pipelines.core.storage import directory_lock, write_text_atomic
 
-FINAL_STATUSES = frozenset({"completed", "failed"})
+
+class Status(StrEnum):
+    """Every status a record can show (benchmarks show their stage, evaluations in_progress)."""
+
+    PENDING = "pending"
+    BUILDING_SESSIONS = "building_sessions"
+    REPLAYING = "replaying"
+    COMPUTING_METRICS = "computing_metrics"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED})
 REQUEST_FILE = "request.json"
 RECORD_FILE = "record.json"
 
@@ -256,20 +270,21 @@ class RecordStore:
             records.append(record)
         return Listing(records, problems)
 
-    def write_table(self, record_id: str, name: str, table: pa.Table) -> Path:
-        """One of the partition's Parquet tables, replaced atomically."""
-        return write_parquet_atomic(table, self.folder(record_id) / f"{name}.parquet")
+    @property
+    def tables(self) -> PartitionTables:
+        """The partitions' tables, through the filesystem abstraction."""
+        return PartitionTables(self.root)
+
+    def write_table(
+        self, record_id: str, name: str, table: pa.Table, facts: dict[str, Any] | None = None
+    ) -> Path:
+        return Path(self.tables.write(validate_id(record_id, "id"), name, table, facts).path)
 
     def read_table(self, record_id: str, name: str) -> pa.Table:
-        return pq.read_table(self.folder(record_id) / f"{name}.parquet")
+        return self.tables.read(validate_id(record_id, "id"), name)
 
-    def write_json(self, record_id: str, name: str, value: dict[str, Any]) -> Path:
-        return write_text_atomic(
-            json.dumps(value, indent=2) + "\n", self.folder(record_id) / f"{name}.json"
-        )
-
-    def read_json(self, record_id: str, name: str) -> dict[str, Any]:
-        return json.loads((self.folder(record_id) / f"{name}.json").read_text(encoding="utf-8"))
+    def read_facts(self, record_id: str, name: str) -> dict[str, Any]:
+        return self.tables.read_facts(validate_id(record_id, "id"), name)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """The record of every id, as `get` returns it; raises StoredFileError on a bad one (use

@@ -17,11 +17,10 @@ import pytest
 import yaml
 from dagster import DagsterInstance
 
-from eval_pipelines.assets.evaluations import evaluation_assets
 from eval_pipelines.cli.run_in_process import run_here
 from eval_pipelines.core.evaluations.record import summary_warnings
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.sensors.evaluations import evaluation_lifecycle
+from eval_pipelines.kinds import EVALUATIONS
 from eval_pipelines_tests.cli.conftest import run_cli
 from eval_pipelines_tests.conftest import free_port
 from eval_pipelines_tests.schemas import validation_errors
@@ -197,9 +196,7 @@ def test_failed_benchmarks_and_evaluations_keep_when_they_ended(
     home = world_copy.root / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.from_config(str(home)) as instance:
-        evaluation = run_here(
-            world_copy, evaluation_lifecycle, evaluation_assets, evaluation_id, None, instance
-        )
+        evaluation = run_here(world_copy, EVALUATIONS, evaluation_id, None, instance)
     for record in (benchmark, evaluation):
         assert record["status"] == "failed", record
         assert "demo_better" in record["error_message"]

@@ -3,7 +3,6 @@ each broken entry on stderr, exit 0; both sensors (real Dagster instance) handle
 report the broken ones, never failing their tick."""
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,9 @@ from eval_pipelines.core.evaluations.request import parse_evaluation_request
 from eval_pipelines.core.evaluations.submit import accept_request as accept_evaluation
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import RecordStore, StoredFileError
+from eval_pipelines.kinds import BENCHMARKS, EVALUATIONS
 from eval_pipelines.resources import DataDirResource
-from eval_pipelines.sensors.benchmarks import benchmark_record_sensor, benchmark_request_sensor
-from eval_pipelines.sensors.evaluations import evaluation_record_sensor, evaluation_request_sensor
+from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines_tests.cli.conftest import run_cli
 from eval_pipelines_tests.conftest import free_port
 
@@ -54,7 +53,6 @@ class Kind:
     request: dict[str, Any]
     accept: Callable[[DataPaths, str], dict[str, Any]]
     request_sensor: SensorDefinition
-    record_sensor: SensorDefinition
     assets: list[AssetsDefinition]
     listed_field: str  # one the listing reads
 
@@ -69,8 +67,7 @@ KINDS = [
         lambda paths, record_id: accept_benchmark(
             paths, parse_request(BENCHMARK, paths), record_id
         ),
-        benchmark_request_sensor,
-        benchmark_record_sensor,
+        request_sensor(BENCHMARKS),
         benchmark_assets,
         "baseline_retriever_id",
     ),
@@ -83,8 +80,7 @@ KINDS = [
         lambda paths, record_id: accept_evaluation(
             paths, parse_evaluation_request(EVALUATION, paths), record_id
         ),
-        evaluation_request_sensor,
-        evaluation_record_sensor,
+        request_sensor(EVALUATIONS),
         evaluation_assets,
         "retriever_id",
     ),
@@ -242,23 +238,21 @@ def test_both_sensors_handle_every_good_entry_and_report_the_bad_ones(
         assert problem.removeprefix("record.json: ") in second.skip_message
     assert f"{kind.kind}/'not an id': the folder name is not a valid id" in second.skip_message
 
-    synced = kind.record_sensor(build_sensor_context(instance=instance, resources=resources))
-    assert isinstance(synced, SkipReason)
+    # The run wrote its own record; the broken entries beside it are still reported, not touched.
     assert RecordStore(paths, kind.kind).get(good)["status"] in {"completed", "failed"}
-    assert synced.skip_message.startswith(f"updated 1 {kind.kind} record(s)")
-    assert f"{len(broken)} unreadable, left as they are" in synced.skip_message
+    listed = run_cli(paths.root, kind.command, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {good, request_garbage} <= {r[kind.id_field] for r in json.loads(listed.stdout)}
     for record_id, problem in broken.items():
-        assert f"{kind.kind}/{record_id}: " in synced.skip_message
-        assert problem.removeprefix("record.json: ") in synced.skip_message
-    shutil.rmtree(paths.root / kind.kind / f"{kind.prefix}_directory")
-    again = kind.record_sensor(build_sensor_context(instance=instance, resources=resources))
-    assert f"{len(broken) - 1} unreadable" in again.skip_message
+        assert f"{kind.kind}/{record_id}: " in listed.stderr
+        assert problem.removeprefix("record.json: ") in listed.stderr
 
 
-def test_a_record_that_fails_to_sync_is_reported_and_the_others_still_sync(
+def test_a_run_whose_record_is_unreadable_fails_and_the_others_complete(
     paths: DataPaths, instance: DagsterInstance
 ) -> None:
-    """A finished run whose output file went bad (summary.json garbage) holds up only its record."""
+    """A record spoiled while its request waits (record.json garbage) fails only its own run, with
+    the file named; the other request's run completes its record."""
     kind = KINDS[1]
     resources = {"data_dir": DataDirResource(path=str(paths.root))}
     spoiled, fine = f"{kind.prefix}_spoiled", f"{kind.prefix}_fine"
@@ -268,22 +262,20 @@ def test_a_record_that_fails_to_sync_is_reported_and_the_others_still_sync(
     assert isinstance(started, SensorResult)
     for add in started.dynamic_partitions_requests:
         instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
-    for run in started.run_requests:
-        materialize(
+    (paths.root / kind.kind / spoiled / "record.json").write_text("{")
+    outcomes = {
+        run.partition_key: materialize(
             kind.assets,
             partition_key=run.partition_key,
             instance=instance,
             resources=resources,
             tags=run.tags,
+            raise_on_error=False,
         )
-    (paths.root / kind.kind / spoiled / "summary.json").write_text("{")
-
-    synced = kind.record_sensor(build_sensor_context(instance=instance, resources=resources))
-    assert isinstance(synced, SkipReason)
+        for run in started.run_requests
+    }
     store = RecordStore(paths, kind.kind)
-    assert store.get(fine)["status"] == "completed"
-    assert store.get(spoiled)["status"] == "pending"
-    assert synced.skip_message.startswith(f"updated 1 {kind.kind} record(s)")
-    assert f"1 not synced, tried again next tick: {kind.kind}/{spoiled}: JSONDecodeError" in (
-        synced.skip_message
-    )
+    assert outcomes[fine].success and store.get(fine)["status"] == "completed"
+    assert not outcomes[spoiled].success
+    failure = next(e for e in outcomes[spoiled].all_events if e.event_type_value == "STEP_FAILURE")
+    assert "record.json: not valid JSON" in str(failure.step_failure_data.error)

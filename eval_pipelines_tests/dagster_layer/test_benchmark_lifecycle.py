@@ -13,16 +13,13 @@ from eval_pipelines.assets.benchmarks import benchmark_assets
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.lifecycle import sync_record
+from eval_pipelines.kinds import BENCHMARKS
 from eval_pipelines.resources import DataDirResource
-from eval_pipelines.sensors.benchmarks import (
-    benchmark_lifecycle,
-    benchmark_record_sensor,
-    benchmark_request_sensor,
-)
+from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines_tests.schemas import validation_errors
 from eval_pipelines_tests.search_stub import search_stub
 
+benchmark_request_sensor = request_sensor(BENCHMARKS)
 REQUEST = {
     "benchmark_name": "sensor test",
     "baseline_retriever_id": "demo_prod",
@@ -78,10 +75,7 @@ def test_a_new_request_yields_one_partition_one_run_and_a_completed_record(
     assert instance.get_dynamic_partitions("benchmark") == [benchmark_id]
     assert len(instance.get_run_records()) == 1
 
-    benchmark_record_sensor(
-        build_sensor_context(instance=instance, resources=resources(world_copy))
-    )
-    final = benchmark_store(world_copy).get(benchmark_id)
+    final = benchmark_store(world_copy).get(benchmark_id)  # written by the run itself
     assert final["status"] == "completed"
     assert final["started_at"] and final["completed_at"]
     assert validation_errors("get_benchmark.openapi", "BenchmarkResponse", final) == []
@@ -95,9 +89,6 @@ def test_a_failed_run_yields_a_failed_record_with_the_reason(
     context = build_sensor_context(instance=instance, resources=resources(world_copy))
     assert not run_requested(instance, world_copy, benchmark_request_sensor(context))
 
-    benchmark_record_sensor(
-        build_sensor_context(instance=instance, resources=resources(world_copy))
-    )
     failed = benchmark_store(world_copy).get(record["benchmark_id"])
     assert failed["status"] == "failed"
     assert "benchmark_sessions" in failed["error_message"]
@@ -135,10 +126,6 @@ def test_injected_retriever_errors_fail_sessions_not_the_benchmark(
     record = accept_request(world_copy, request)
     context = build_sensor_context(instance=instance, resources=resources(world_copy))
     assert run_requested(instance, world_copy, benchmark_request_sensor(context))
-    benchmark_record_sensor(
-        build_sensor_context(instance=instance, resources=resources(world_copy))
-    )
-
     final = benchmark_store(world_copy).get(record["benchmark_id"])
     assert final["status"] == "completed"
     sampled = pq.read_table(
@@ -172,8 +159,8 @@ def test_the_record_follows_each_asset_and_a_rerun_replaces_it(
             resources=resources(world_copy),
             tags=tags,
         )
-        synced = sync_record(instance, world_copy, benchmark_lifecycle, benchmark_id)
-        outcomes.append((synced["status"], synced["error_message"]))
+        written = benchmark_store(world_copy).get(benchmark_id)
+        outcomes.append((written["status"], written["error_message"]))
     # A run that leaves later assets unmade ends, so the record says what is missing, not progress.
     names = [asset.key.to_user_string() for asset in benchmark_assets]
     for upto, (status, message) in enumerate(outcomes[:-1], start=1):
@@ -191,7 +178,7 @@ def test_the_record_follows_each_asset_and_a_rerun_replaces_it(
         resources=resources(world_copy),
         tags=tags,
     )
-    rerun = sync_record(instance, world_copy, benchmark_lifecycle, benchmark_id)
+    rerun = benchmark_store(world_copy).get(benchmark_id)
     second = benchmark_store(world_copy).entry(benchmark_id)
     assert second["run_id"] != first["run_id"]
     assert rerun["status"] == "completed"

@@ -2,7 +2,7 @@
 
 from dagster import DagsterInstance, DagsterRunStatus, asset, materialize
 
-from eval_pipelines.lifecycle import failure_message
+from eval_pipelines.run_failures import failure_message
 
 
 @asset

@@ -13,11 +13,13 @@ from eval_pipelines.core.datasets import import_dataset
 from eval_pipelines.core.evaluations.request import parse_evaluation_request
 from eval_pipelines.core.evaluations.submit import accept_request, evaluation_store
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.kinds import EVALUATIONS
 from eval_pipelines.resources import DataDirResource
-from eval_pipelines.sensors.evaluations import evaluation_record_sensor, evaluation_request_sensor
+from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines_tests.schemas import validation_errors
 from eval_pipelines_tests.search_stub import search_stub
 
+evaluation_request_sensor = request_sensor(EVALUATIONS)
 QUERIES = [
     {
         "query_id": "q_ok",
@@ -94,7 +96,6 @@ def test_a_request_runs_once_and_skips_what_it_cannot_evaluate(
         )
         assert outcome.success
         assert all(c.passed for c in outcome.get_asset_check_evaluations())
-        evaluation_record_sensor(build_sensor_context(instance=instance, resources=resources))
 
     final = evaluation_store(paths).get(evaluation_id)
     assert final["status"] == "completed"
@@ -163,7 +164,6 @@ def test_a_failed_run_yields_a_failed_record_with_the_cause(
             raise_on_error=False,
         )
         assert not outcome.success
-        evaluation_record_sensor(build_sensor_context(instance=instance, resources=resources))
     failed = evaluation_store(paths).get(record["evaluation_id"])
     assert failed["status"] == "failed"
     assert failed["error_message"].startswith("evaluation_queries:")

@@ -15,6 +15,7 @@ from eval_pipelines.core.benchmarks.health import MIN_BASELINE_AGREEMENT
 from eval_pipelines.core.benchmarks.inference import InferenceSettings
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.benchmarks.verdicts import NOT_TESTABLE
+from eval_pipelines.core.records import Status
 
 
 def statistics_settings(settings: InferenceSettings, query_key: str) -> dict[str, Any]:
@@ -30,7 +31,12 @@ def statistics_settings(settings: InferenceSettings, query_key: str) -> dict[str
     }
 
 
-PROGRESS_STATUSES = ("pending", "building_sessions", "replaying", "computing_metrics")
+PROGRESS_STATUSES = (
+    Status.PENDING,
+    Status.BUILDING_SESSIONS,
+    Status.REPLAYING,
+    Status.COMPUTING_METRICS,
+)
 
 
 def pending_record(request: BenchmarkRequest, benchmark_id: str, created_at: str) -> dict[str, Any]:
@@ -41,7 +47,7 @@ def pending_record(request: BenchmarkRequest, benchmark_id: str, created_at: str
         "candidate_retriever_ids": list(request.candidate_retriever_ids),
         "session_filter": request.session_filter_record(),
         "session_count": request.session_count,
-        "status": "pending",
+        "status": Status.PENDING.value,
         "results": None,
         "comparison": None,
         "created_at": created_at,
@@ -64,7 +70,7 @@ def in_progress(record: dict[str, Any], status: str, started_at: str) -> dict[st
         raise ValueError(f"status: {status!r} is not a progress status")
     return {
         **record,
-        "status": status,
+        "status": str(status),
         "results": None,
         "comparison": None,
         "started_at": record["started_at"] or started_at,
@@ -84,7 +90,7 @@ def completed_record(
     comparison = outcome["comparison"]
     return {
         **record,
-        "status": "completed",
+        "status": Status.COMPLETED.value,
         "session_count": outcome["sessions_sampled"],
         "results": results,
         "comparison": comparison,
@@ -160,7 +166,7 @@ def failed_record(
 ) -> dict[str, Any]:
     return {
         **record,
-        "status": "failed",
+        "status": Status.FAILED.value,
         "results": None,
         "comparison": None,
         "started_at": record["started_at"] or started_at,

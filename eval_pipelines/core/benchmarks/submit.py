@@ -1,23 +1,42 @@
-"""Accepting a benchmark request: the one path every door (CLI, UI launch, schedule) goes through."""
+"""Accepting a benchmark request, and the benchmark's record as its run writes it: the one path
+every door (CLI, launchpad, schedule, request sensor) goes through."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from eval_pipelines.core.benchmarks.record import pending_record
-from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
+from eval_pipelines.core.benchmarks import record
+from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.records import RecordStore, new_id, utc_timestamp
+from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
+from eval_pipelines.core.run_records import RecordBuilders, RunRecords
 
 KIND = "benchmarks"
 ID_PREFIX = "bench"
-# JSON files beside the partition tables: how the sample came out, and the comparison's output.
-SAMPLE = "sample"
-OUTCOME = "comparison"
+# The partition's tables, in the order the assets write them.
+SESSIONS = "sessions"
+SESSION_INTERACTIONS = "session_interactions"
+REPLAYS = "replays"
+SESSION_SCORES = "session_scores"
+
+BENCHMARK_RECORDS = RunRecords(
+    kind=KIND,
+    builders=RecordBuilders(
+        in_progress=record.in_progress,
+        completed=record.completed_record,
+        failed=record.failed_record,
+    ),
+    stages=(
+        ("benchmark_sessions", Status.BUILDING_SESSIONS),
+        ("benchmark_replays", Status.REPLAYING),
+        ("benchmark_session_scores", Status.COMPUTING_METRICS),
+        ("benchmark_comparison", Status.COMPUTING_METRICS),
+    ),
+)
 
 
 def benchmark_store(paths: DataPaths) -> RecordStore:
-    return RecordStore(paths, KIND)
+    return BENCHMARK_RECORDS.store(paths)
 
 
 def new_benchmark_id() -> str:
@@ -27,12 +46,13 @@ def new_benchmark_id() -> str:
 def accept_request(
     paths: DataPaths, request: BenchmarkRequest, benchmark_id: str | None = None
 ) -> dict[str, Any]:
-    """Store the validated request and its pending record; the request sensor takes it from here."""
+    """Store the normalized request and its pending record; a run (any door's) takes it from here."""
     benchmark_id = benchmark_id or new_benchmark_id()
-    record = pending_record(request, benchmark_id, utc_timestamp())
-    benchmark_store(paths).accept(benchmark_id, record, request.raw)
-    return record
+    pending = record.pending_record(request, benchmark_id, utc_timestamp())
+    benchmark_store(paths).accept(benchmark_id, pending, request.stored())
+    return pending
 
 
 def load_request(paths: DataPaths, benchmark_id: str) -> BenchmarkRequest:
-    return parse_request(benchmark_store(paths).stored_request(benchmark_id), paths)
+    """The stored request, read back as the model (the door checked its references)."""
+    return BenchmarkRequest.model_validate(benchmark_store(paths).stored_request(benchmark_id))

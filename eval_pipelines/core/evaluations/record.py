@@ -12,7 +12,7 @@ from typing import Any
 
 from eval_pipelines.core.evaluations.pipeline import SKIP_FAILED_EXECUTION
 from eval_pipelines.core.evaluations.request import EvaluationRequest
-from eval_pipelines.core.records import utc_timestamp
+from eval_pipelines.core.records import Status, utc_timestamp
 
 LOCAL_NAMESPACE = "local"
 TASK_TYPE = "retriever.evaluation"
@@ -31,7 +31,7 @@ def pending_record(
         "dataset_id": dataset_id,
         "dataset_name": request.dataset_name,
         "config": request.config,
-        "status": "pending",
+        "status": Status.PENDING.value,
         "created_at": created_at,
         "updated_at": created_at,
         "completed_at": None,
@@ -52,7 +52,7 @@ def pending_record(
 def in_progress(record: dict[str, Any], status: str, started_at: str) -> dict[str, Any]:
     return {
         **record,
-        "status": "in_progress",
+        "status": Status.IN_PROGRESS.value,
         "updated_at": utc_timestamp(),
         "completed_at": None,
         "query_count": 0,
@@ -72,7 +72,7 @@ def completed_record(
     """summary: the evaluation_summary asset's output."""
     return {
         **record,
-        "status": "completed",
+        "status": Status.COMPLETED.value,
         "updated_at": completed_at,
         "completed_at": completed_at,
         "query_count": summary["evaluated_queries"],
@@ -130,7 +130,7 @@ def failed_record(
 ) -> dict[str, Any]:
     return {
         **record,
-        "status": "failed",
+        "status": Status.FAILED.value,
         "updated_at": completed_at,
         "completed_at": completed_at,
         "query_count": 0,

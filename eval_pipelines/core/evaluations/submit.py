@@ -1,25 +1,46 @@
-"""Accepting an evaluation request: the path the CLI and the launchpad share."""
+"""Accepting an evaluation request, and the evaluation's record as its run writes it: the path the
+CLI, the launchpad and the request sensor share."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eval_pipelines.core.datasets import load_dataset
-from eval_pipelines.core.evaluations.record import pending_record
-from eval_pipelines.core.evaluations.request import EvaluationRequest, parse_evaluation_request
+from eval_pipelines.core.evaluations import record
+from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.records import RecordStore, new_id, utc_timestamp
+from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
+from eval_pipelines.core.run_records import RecordBuilders, RunRecords
 
 KIND = "evaluations"
-SUMMARY = "summary"
+ID_PREFIX = "eval"
+# The partition's tables, in the order the assets write them.
+QUERIES = "queries"
+RUNS = "runs"
+QUERY_METRICS = "query_metrics"
+
+EVALUATION_RECORDS = RunRecords(
+    kind=KIND,
+    builders=RecordBuilders(
+        in_progress=record.in_progress,
+        completed=record.completed_record,
+        failed=record.failed_record,
+    ),
+    stages=(
+        ("evaluation_queries", Status.IN_PROGRESS),
+        ("evaluation_runs", Status.IN_PROGRESS),
+        ("evaluation_query_metrics", Status.IN_PROGRESS),
+        ("evaluation_summary", Status.IN_PROGRESS),
+    ),
+)
 
 
 def evaluation_store(paths: DataPaths) -> RecordStore:
-    return RecordStore(paths, KIND)
+    return EVALUATION_RECORDS.store(paths)
 
 
 def new_evaluation_id() -> str:
-    return new_id("eval")
+    return new_id(ID_PREFIX)
 
 
 def accept_request(
@@ -27,16 +48,17 @@ def accept_request(
 ) -> dict[str, Any]:
     evaluation_id = evaluation_id or new_evaluation_id()
     dataset = load_dataset(paths, request.dataset_name)
-    record = pending_record(
+    pending = record.pending_record(
         request,
         evaluation_id,
         dataset.summary.dataset_id,
         dataset.summary.query_count,
         utc_timestamp(),
     )
-    evaluation_store(paths).accept(evaluation_id, record, request.raw)
-    return record
+    evaluation_store(paths).accept(evaluation_id, pending, request.stored())
+    return pending
 
 
 def load_request(paths: DataPaths, evaluation_id: str) -> EvaluationRequest:
-    return parse_evaluation_request(evaluation_store(paths).stored_request(evaluation_id), paths)
+    """The stored request, read back as the model (the door checked its references)."""
+    return EvaluationRequest.model_validate(evaluation_store(paths).stored_request(evaluation_id))

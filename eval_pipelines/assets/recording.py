@@ -1,0 +1,34 @@
+"""Each asset step of a request kind records itself: its stage on start, the root cause if it
+fails, and `incomplete` when it is the last step its run makes before the final stage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import AssetExecutionContext
+
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.run_records import RunRecords, root_cause
+
+
+def planned_steps(context: AssetExecutionContext) -> set[str]:
+    """The steps this run executes (a UI selection or `--select` plans a subset)."""
+    plan = context.instance.get_execution_plan_snapshot(context.run.execution_plan_snapshot_id)
+    return set(plan.step_keys_to_execute)
+
+
+@contextmanager
+def recorded_step(
+    context: AssetExecutionContext, records: RunRecords, paths: DataPaths
+) -> Iterator[None]:
+    step, record_id, run_id = context.op_def.name, context.partition_key, context.run.run_id
+    records.stage_started(paths, record_id, step, run_id)
+    try:
+        yield
+    except Exception as exc:
+        records.failed(paths, record_id, f"{step}: {root_cause(exc)}", run_id)
+        raise
+    missing = records.step_stopped_early(step, planned_steps(context))
+    if missing:
+        records.incomplete(paths, record_id, run_id, missing)

@@ -1,0 +1,105 @@
+"""Each request kind declared once: its request model, its records, its partitions, its assets and
+its job. The sensors, the launchpad, the schedule and the CLI's in-process runner all work from
+these declarations, so none of them knows a kind by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import (
+    AssetsDefinition,
+    AssetSelection,
+    DagsterInstance,
+    DynamicPartitionsDefinition,
+    define_asset_job,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+from eval_pipelines.assets.benchmarks import GROUP as BENCHMARK_GROUP
+from eval_pipelines.assets.benchmarks import benchmark_assets
+from eval_pipelines.assets.evaluations import GROUP as EVALUATION_GROUP
+from eval_pipelines.assets.evaluations import evaluation_assets
+from eval_pipelines.core.benchmarks import submit as benchmark_submit
+from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
+from eval_pipelines.core.evaluations import submit as evaluation_submit
+from eval_pipelines.core.evaluations.request import EvaluationRequest, parse_evaluation_request
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.records import RecordStore
+from eval_pipelines.core.request_model import RequestModel
+from eval_pipelines.core.run_records import RunRecords
+from eval_pipelines.partitions import benchmark_partitions, evaluation_partitions
+
+KIND_TAG = "eval_pipelines/kind"
+PARTITION_TAG = "dagster/partition"
+
+
+@dataclass(frozen=True)
+class RequestKind:
+    """Benchmarks and evaluations differ only in what is declared here."""
+
+    records: RunRecords
+    model: type[RequestModel]
+    # The door: validate a request (with the data directory: check its references too).
+    parse: Callable[[Any, DataPaths | None], Any]
+    accept: Callable[[DataPaths, Any, str], dict[str, Any]]
+    new_id: Callable[[], str]
+    partitions: DynamicPartitionsDefinition
+    assets: Sequence[AssetsDefinition]
+    job: UnresolvedAssetJobDefinition
+
+    @property
+    def name(self) -> str:
+        """ "benchmarks" or "evaluations": the records' folder and the run tag."""
+        return self.records.kind
+
+    @property
+    def singular(self) -> str:
+        return self.name.removesuffix("s")
+
+    def store(self, paths: DataPaths) -> RecordStore:
+        return self.records.store(paths)
+
+    def accept_with_partition(
+        self, instance: DagsterInstance, paths: DataPaths, request: Any, record_id: str
+    ) -> dict[str, Any]:
+        """The partition first, then the stored request and its pending record: an accepted
+        request can always be materialized (UI, `dagster asset materialize`), daemon or not."""
+        instance.add_dynamic_partitions(self.partitions.name, [record_id])
+        return self.accept(paths, request, record_id)
+
+
+BENCHMARKS = RequestKind(
+    records=benchmark_submit.BENCHMARK_RECORDS,
+    model=BenchmarkRequest,
+    parse=parse_request,
+    accept=benchmark_submit.accept_request,
+    new_id=benchmark_submit.new_benchmark_id,
+    partitions=benchmark_partitions,
+    assets=benchmark_assets,
+    job=define_asset_job(
+        "run_benchmark",
+        selection=AssetSelection.groups(BENCHMARK_GROUP),
+        description="Sample, replay, score and compare one benchmark partition.",
+    ),
+)
+
+EVALUATIONS = RequestKind(
+    records=evaluation_submit.EVALUATION_RECORDS,
+    model=EvaluationRequest,
+    parse=parse_evaluation_request,
+    accept=evaluation_submit.accept_request,
+    new_id=evaluation_submit.new_evaluation_id,
+    partitions=evaluation_partitions,
+    assets=evaluation_assets,
+    job=define_asset_job(
+        "run_evaluation",
+        selection=AssetSelection.groups(EVALUATION_GROUP),
+        description="Run, score and summarize one evaluation partition.",
+    ),
+)
+
+KINDS: dict[str, RequestKind] = {kind.name: kind for kind in (BENCHMARKS, EVALUATIONS)}
