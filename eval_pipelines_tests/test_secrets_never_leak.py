@@ -25,7 +25,6 @@ import pytest
 import yaml
 from dagster import DagsterInstance, serialize_value
 
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
 from eval_pipelines_tests.loopback import LoopbackServer, QuietHandler, serving
@@ -96,9 +95,9 @@ def engine() -> Iterator[Engine]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, engine: Engine) -> DataPaths:
-    paths = DataPaths(tmp_path / "data")
-    build_demo_world(paths, scale=DemoScale.small())
+def world(world_copy: DataPaths, engine: Engine) -> DataPaths:
+    """A private small demo world plus `guarded`, the engine's retriever with credentials."""
+    paths = world_copy
     (paths.retrievers_dir / "guarded.yaml").write_text(
         yaml.safe_dump(
             {

@@ -1,6 +1,6 @@
 """Four benchmarks and two evaluations at once, each its own Dagster run under the multiprocess executor,
-while a user polls `get` / `list`, the daemon's record sensors sync the same records and a reader
-queries the DuckDB views: nothing locks, nothing is lost or mixed up, every record ends final."""
+while a user polls `get` / `list` as the runs write their own records and a reader queries the DuckDB
+views: nothing locks, nothing is lost or mixed up, every record ends final."""
 
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ from dagster import (
 
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request as accept_benchmark
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.evaluations.request import parse_evaluation_request
 from eval_pipelines.core.evaluations.submit import accept_request as accept_evaluation
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import FINAL_STATUSES, RecordStore
 from eval_pipelines.core.warehouse import query, view_definitions
+from eval_pipelines.kinds import BENCHMARKS as BENCHMARK_KIND
+from eval_pipelines.kinds import EVALUATIONS as EVALUATION_KIND
 from eval_pipelines.resources import DataDirResource
-from eval_pipelines.sensors.benchmarks import benchmark_record_sensor, benchmark_request_sensor
-from eval_pipelines.sensors.evaluations import evaluation_record_sensor, evaluation_request_sensor
+from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines_tests.cli.conftest import CLI
 from eval_pipelines_tests.schemas import validation_errors
 
@@ -68,6 +68,8 @@ execution:
         forkserver:
           preload_modules: [eval_pipelines.definitions]
 """
+benchmark_request_sensor = request_sensor(BENCHMARK_KIND)
+evaluation_request_sensor = request_sensor(EVALUATION_KIND)
 LOCK_SYMPTOMS = ("database is locked", "could not set lock", "conflicting lock", "held its lock")
 
 
@@ -77,10 +79,9 @@ def lock_symptoms(text: str) -> list[str]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> tuple[DataPaths, dict[str, str]]:
-    """A small demo world, its Dagster home, and the environment every process here gets."""
-    paths = DataPaths(tmp_path / "data")
-    build_demo_world(paths, scale=DemoScale.small())
+def world(world_copy: DataPaths) -> tuple[DataPaths, dict[str, str]]:
+    """A private small demo world, its Dagster home, and the environment every process here gets."""
+    paths = world_copy
     home = paths.root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -217,7 +218,6 @@ def test_four_benchmarks_and_two_evaluations_at_once(
     benchmarks, evaluations = submit_all(paths)
     submitted = {**benchmarks, **evaluations}
     kinds = {**dict.fromkeys(benchmarks, "benchmark"), **dict.fromkeys(evaluations, "evaluation")}
-    resources = {"data_dir": DataDirResource(path=str(paths.root))}
     latest = dict(submitted)
     statuses = {record_id: [record["status"]] for record_id, record in submitted.items()}
 
@@ -234,10 +234,6 @@ def test_four_benchmarks_and_two_evaluations_at_once(
         assert sorted(r[f"{kind}_id"] for r in listed) == expected, "every request is listed"
         for record in listed:
             observe(record, kind)
-
-    def sync_as_the_daemon_does() -> None:
-        for sensor in (benchmark_record_sensor, evaluation_record_sensor):
-            sensor(build_sensor_context(instance=instance, resources=resources))
 
     polled_while_running = 0
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
@@ -257,7 +253,6 @@ def test_four_benchmarks_and_two_evaluations_at_once(
                     list_all(kinds[record_id])
                 polled_while_running += any(runner.poll() is None for runner in runners.values())
                 check_warehouse(paths, submitted)
-                sync_as_the_daemon_does()
                 assert time.monotonic() < deadline, statuses
                 time.sleep(POLL_INTERVAL_S)
         finally:
@@ -266,7 +261,6 @@ def test_four_benchmarks_and_two_evaluations_at_once(
                     os.killpg(runner.pid, signal.SIGKILL)
                 runner.wait(timeout=30)
         for _ in range(SETTLE_ATTEMPTS):
-            sync_as_the_daemon_does()
             for kind in ("benchmark", "evaluation"):
                 list_all(kind)
             if all(history[-1] in FINAL_STATUSES for history in statuses.values()):

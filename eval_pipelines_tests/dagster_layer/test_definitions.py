@@ -43,23 +43,24 @@ def test_demo_group_and_job_are_defined() -> None:
     assert defs.resolve_job_def("build_demo_world").name == "build_demo_world"
 
 
-def test_demo_assets_materialize_on_a_real_instance(tmp_path: Path) -> None:
+def test_demo_assets_materialize_on_a_real_instance(
+    tmp_path: Path, instance: DagsterInstance
+) -> None:
+    """Builds its own world on purpose: building it through the assets is what is tested."""
     paths = DataPaths(tmp_path / "data")
-    (tmp_path / "dagster_home").mkdir()
-    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-        result = materialize(
-            demo_assets,
-            instance=instance,
-            resources={
-                "data_dir": DataDirResource(path=str(paths.root)),
-                "demo_world": DemoWorldResource(size="small"),
-            },
-        )
-        assert result.success
-        for asset_def in demo_assets:
-            event = instance.get_latest_materialization_event(asset_def.key)
-            assert event is not None, asset_def.key
-            assert event.asset_materialization.metadata, f"{asset_def.key} has no metadata"
+    result = materialize(
+        demo_assets,
+        instance=instance,
+        resources={
+            "data_dir": DataDirResource(path=str(paths.root)),
+            "demo_world": DemoWorldResource(size="small"),
+        },
+    )
+    assert result.success
+    for asset_def in demo_assets:
+        event = instance.get_latest_materialization_event(asset_def.key)
+        assert event is not None, asset_def.key
+        assert event.asset_materialization.metadata, f"{asset_def.key} has no metadata"
 
     assert sorted(p.stem for p in paths.retrievers_dir.glob("*.yaml")) == [
         "demo_better",

@@ -25,7 +25,6 @@ from eval_pipelines.core.benchmarks.inference import DEFAULT_MIN_NODE_SESSIONS a
 from eval_pipelines.core.benchmarks.record import completed_record, pending_record
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.stats.clustered import SIGN_FLIP_SAMPLES
@@ -297,10 +296,9 @@ def test_a_benchmark_without_sessions_yields_no_verdict(registry: DataPaths) -> 
 
 
 @pytest.fixture(scope="module")
-def demo_with_a_dead_retriever(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
+def demo_with_a_dead_retriever(module_world_copy: DataPaths) -> DataPaths:
     """The small demo world plus demo_down, an HTTP retriever whose loopback port nobody serves."""
-    paths = DataPaths(Path(tmp_path_factory.mktemp("degenerate")) / "data")
-    build_demo_world(paths, scale=DemoScale.small())
+    paths = module_world_copy
     config = {
         "id": DOWN,
         "kind": "http",

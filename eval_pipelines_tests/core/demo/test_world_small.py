@@ -18,6 +18,7 @@ from eval_pipelines.core.demo import (
 )
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import parquet_files, read_parquet_dir
+from eval_pipelines_tests.conftest import copy_world
 
 SMALL = DemoScale.small()
 
@@ -34,15 +35,18 @@ def world_files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def small_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, dict]:
+def pristine_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, dict]:
+    """A world built here, with its build summary, that only this module reads (others copy it):
+    byte-identity needs a world no other test has added to (the session's small_world gains the
+    caches of the tests that search it)."""
     paths = DataPaths(tmp_path_factory.mktemp("small") / "data")
     return paths, build_demo_world(paths, scale=SMALL)
 
 
 def test_the_same_seed_gives_byte_identical_files(
-    small_world: tuple[DataPaths, dict], tmp_path: Path
+    pristine_world: tuple[DataPaths, dict], tmp_path: Path
 ) -> None:
-    paths, _ = small_world
+    paths, _ = pristine_world
     again = DataPaths(tmp_path / "again")
     build_demo_world(again, scale=SMALL)
     first, second = world_files(paths.root), world_files(again.root)
@@ -63,9 +67,9 @@ def test_the_same_seed_gives_byte_identical_files(
 
 
 def test_another_seed_gives_another_world(
-    small_world: tuple[DataPaths, dict], tmp_path: Path
+    pristine_world: tuple[DataPaths, dict], tmp_path: Path
 ) -> None:
-    paths, _ = small_world
+    paths, _ = pristine_world
     other = DataPaths(tmp_path / "other")
     summary = build_demo_world(other, seed=DEFAULT_SEED + 1, scale=SMALL)
     assert summary["seed"] == DEFAULT_SEED + 1
@@ -81,8 +85,8 @@ def test_another_seed_gives_another_world(
     assert first["retrievers/demo_better.yaml"] == second["retrievers/demo_better.yaml"]
 
 
-def test_summaries_are_json_and_record_the_seed(small_world: tuple[DataPaths, dict]) -> None:
-    paths, summary = small_world
+def test_summaries_are_json_and_record_the_seed(pristine_world: tuple[DataPaths, dict]) -> None:
+    paths, summary = pristine_world
     assert json.loads(json.dumps(summary)) == summary
     assert list(summary["steps"]) == ["catalog", "retrievers", "intents", "logs", "judgments"]
     for step in ("catalog", "intents", "logs", "judgments"):
@@ -96,9 +100,9 @@ def test_summaries_are_json_and_record_the_seed(small_world: tuple[DataPaths, di
 
 
 def test_raw_logs_are_what_a_user_would_bring_and_were_ingested(
-    small_world: tuple[DataPaths, dict],
+    pristine_world: tuple[DataPaths, dict],
 ) -> None:
-    paths, _ = small_world
+    paths, _ = pristine_world
     raw = raw_log_files(paths)
     executions = [json.loads(line) for line in raw["executions"].read_text().splitlines()]
     interactions = [json.loads(line) for line in raw["interactions"].read_text().splitlines()]
@@ -130,8 +134,8 @@ def test_raw_logs_are_what_a_user_would_bring_and_were_ingested(
     assert sorted(stored_executions.column("execution_id").to_pylist()) == sorted(served)
 
 
-def test_judgments_dataset_shapes_agree(small_world: tuple[DataPaths, dict]) -> None:
-    paths, _ = small_world
+def test_judgments_dataset_shapes_agree(pristine_world: tuple[DataPaths, dict]) -> None:
+    paths, _ = pristine_world
     files = dataset_files(paths)
     records = [json.loads(line) for line in files["jsonl"].read_text().splitlines()]
     assert len(records) == SMALL.judged_queries
@@ -151,23 +155,23 @@ def test_judgments_dataset_shapes_agree(small_world: tuple[DataPaths, dict]) -> 
 
 
 def test_world_exists_only_when_every_step_left_its_outputs(
-    small_world: tuple[DataPaths, dict], tmp_path: Path
+    pristine_world: tuple[DataPaths, dict], tmp_path: Path
 ) -> None:
-    paths, _ = small_world
+    paths, _ = pristine_world
     assert demo_world_exists(paths)
     empty = DataPaths(tmp_path / "empty")
     assert not demo_world_exists(empty)
     build_catalog(empty, scale=SMALL)
     assert not demo_world_exists(empty)
-    partial = DataPaths(tmp_path / "partial")
-    build_demo_world(partial, scale=SMALL)
+    partial = copy_world(paths, tmp_path / "partial")
     dataset_files(partial)["qrels"].unlink()
     assert not demo_world_exists(partial)
 
 
-def test_simulating_again_replaces_the_demo_logs_without_duplicates(tmp_path: Path) -> None:
-    paths = DataPaths(tmp_path / "data")
-    build_demo_world(paths, scale=SMALL)
+def test_simulating_again_replaces_the_demo_logs_without_duplicates(
+    pristine_world: tuple[DataPaths, dict], tmp_path: Path
+) -> None:
+    paths = copy_world(pristine_world[0], tmp_path)
     simulate_logs(paths, seed=DEFAULT_SEED + 5, scale=SMALL)
     again = simulate_logs(paths, seed=DEFAULT_SEED + 5, scale=SMALL)
     assert len(parquet_files(paths.log_table_dir("executions"))) == 1

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +48,6 @@ from eval_pipelines.core.benchmarks.replay import replay_sessions
 from eval_pipelines.core.benchmarks.request import DEFAULT_SESSION_COUNT, parse_request
 from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessions
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
-from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.metrics.alignment import COUNT_COLUMNS
 from eval_pipelines.core.paths import DataPaths
@@ -102,9 +100,9 @@ Draw = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Pool:
-    paths = DataPaths(Path(tmp_path_factory.mktemp("calibration")) / "data")
-    build_demo_world(paths, scale=DemoScale.small())
+def pool(module_world_copy: DataPaths) -> Pool:
+    """A copy of the small world, not the shared one: replay_sessions stores its executions."""
+    paths = module_world_copy
     request = parse_request(
         {
             "benchmark_name": "calibration pool",
