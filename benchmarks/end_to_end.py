@@ -28,7 +28,7 @@ from benchmarks.harness import (
 from eval_pipelines.cli.run_in_process import run_benchmark_here
 from eval_pipelines.contracts import validation_errors
 from eval_pipelines.core.benchmarks.request import parse_request
-from eval_pipelines.core.benchmarks.submit import SESSIONS, benchmark_store, new_benchmark_id
+from eval_pipelines.core.benchmarks.submit import benchmark_store, new_benchmark_id
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.demo.world import (
     DEFAULT_SEED,
@@ -42,6 +42,7 @@ from eval_pipelines.core.demo.world import (
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import utc_timestamp
 from eval_pipelines.core.storage import write_text_atomic
+from eval_pipelines.core.table_names import SESSIONS as SESSIONS_TABLE
 
 NAME = "end_to_end"
 SESSIONS: dict[str, int] = {"tiny": 300, "small": 2_000, "full": 10_000}
@@ -130,7 +131,7 @@ def check_record(paths: DataPaths, record: dict[str, Any], requested: int) -> di
     benchmark_id = record["benchmark_id"]
     if record["status"] != "completed":
         raise CorrectnessError(f"{benchmark_id}: {record['status']}: {record['error_message']}")
-    sample = benchmark_store(paths).read_facts(benchmark_id, SESSIONS)
+    sample = benchmark_store(paths).read_facts(benchmark_id, SESSIONS_TABLE)
     if not record["session_count"] == sample["sampled"] == requested:
         raise CorrectnessError(
             f"{benchmark_id}: record says {record['session_count']} sessions, the sample"

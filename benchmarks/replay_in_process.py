@@ -69,15 +69,15 @@ def build_world(paths: DataPaths, scale: DemoScale, seed: int) -> list[dict[str,
 
 
 def check_executions(outputs: dict[str, list[Execution]], copy: list[Execution]) -> dict[str, Any]:
-    for pipeline_id, executions in outputs.items():
+    for retriever_id, executions in outputs.items():
         for number, execution in enumerate(executions):
             if execution.status != "completed":
                 raise CorrectnessError(
-                    f"{pipeline_id}: query {number} {execution.status}: {execution.error}"
+                    f"{retriever_id}: query {number} {execution.status}: {execution.error}"
                 )
             if len(execution.document_ids) > DEPTH:
                 raise CorrectnessError(
-                    f"{pipeline_id}: query {number} returned > {DEPTH} documents"
+                    f"{retriever_id}: query {number} returned > {DEPTH} documents"
                 )
     empty = {p: sum(not e.document_ids for e in ex) for p, ex in outputs.items()}
     if any(count == len(outputs[p]) for p, count in empty.items()):
@@ -100,8 +100,11 @@ def run(scale: str, repeat: int, workdir: Path, seed: int = 5) -> BenchmarkResul
     with open_retrievers(paths, [*PIPELINES, PROD_COPY]) as retrievers, one_cpu() as cpu:
         results, outputs = run_contenders(
             [
-                (pipeline_id, lambda r=retrievers[pipeline_id]: r.search_many(queries, limit=DEPTH))
-                for pipeline_id in PIPELINES
+                (
+                    retriever_id,
+                    lambda r=retrievers[retriever_id]: r.search_many(queries, limit=DEPTH),
+                )
+                for retriever_id in PIPELINES
             ],
             repeat,
             items=query_count,

@@ -118,12 +118,12 @@ def score_and_compare(inputs: SessionInputs) -> tuple[list[pa.Table], list[dict[
             pa.table(
                 {
                     "execution_id": inputs.execution_ids,
-                    "pipeline_id": pa.array([pipeline.retriever_id] * session_count),
+                    "retriever_id": pa.array([pipeline.retriever_id] * session_count),
                     "status": pa.array(["completed"] * session_count),
                     "error_type": pa.nulls(session_count, pa.string()),
                     "taxonomy_node_id": inputs.taxonomy_node_id,
                     "latency_ms": pa.array(latency),
-                    "stage_latencies_json": pa.array(stage_json),
+                    "stage_latencies": pa.array(stage_json),
                     "logged_ndcg_at_10": logged_ndcg,
                     "query_key": inputs.query_key,
                     **{name: scores.column(name) for name in scores.column_names},

@@ -174,7 +174,7 @@ def test_credentials_reach_the_engine_and_no_output(world: DataPaths, engine: En
     failed = [
         r["replay_execution_id"]
         for r in replays.to_pylist()
-        if r["pipeline_id"] == "guarded" and r["status"] != "completed"
+        if r["retriever_id"] == "guarded" and r["status"] != "completed"
     ]
     assert failed
     outputs["execution get"] = run(world, engine, "execution", "get", "guarded", failed[0])

@@ -32,18 +32,17 @@ from eval_pipelines.core.benchmarks.replay import (
 from eval_pipelines.core.benchmarks.sampling import sample_sessions
 from eval_pipelines.core.benchmarks.score_checks import out_of_range, paired_counts
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
-from eval_pipelines.core.benchmarks.submit import (
-    BENCHMARK_RECORDS,
-    REPLAYS,
-    SESSION_INTERACTIONS,
-    SESSION_SCORES,
-    SESSIONS,
-    load_request,
-)
+from eval_pipelines.core.benchmarks.submit import BENCHMARK_RECORDS, load_request
 from eval_pipelines.core.logs import find_duplicate_ids
 from eval_pipelines.core.markdown import replays_table, results_table
 from eval_pipelines.core.records import with_record_id
 from eval_pipelines.core.retrieval.registry import load_retriever_registry
+from eval_pipelines.core.table_names import (
+    REPLAYS,
+    SESSION_INTERACTIONS,
+    SESSION_SCORES,
+    SESSIONS,
+)
 from eval_pipelines.partitions import benchmark_partitions
 from eval_pipelines.resources import DataDirResource
 
@@ -153,16 +152,16 @@ def benchmark_replays(
     with recorded_step(context, BENCHMARK_RECORDS, paths):
         request = load_request(paths, benchmark_id)
         sessions = store.read_table(benchmark_id, SESSIONS)
-        configs = load_retriever_registry(paths).require(request.pipeline_ids)
+        configs = load_retriever_registry(paths).require(request.retriever_ids)
         deadline_s = default_replay_deadline_s(
-            sessions.num_rows, [configs[pid] for pid in request.pipeline_ids]
+            sessions.num_rows, [configs[pid] for pid in request.retriever_ids]
         )
         chunks = paths.benchmark_replay_chunks_dir(benchmark_id)
         replays = replay_sessions(
             paths,
             benchmark_id,
             sessions,
-            request.pipeline_ids,
+            request.retriever_ids,
             request.replay_depth,
             context.log.info,
             resume_dir=chunks,
@@ -181,7 +180,7 @@ def benchmark_replays(
         check_results=[
             check(
                 "every_session_replayed_by_every_pipeline",
-                replay_coverage(sessions, replays, request.pipeline_ids),
+                replay_coverage(sessions, replays, request.retriever_ids),
                 AssetCheckSeverity.ERROR,
             ),
             check(
@@ -241,10 +240,10 @@ def benchmark_comparison(
     with recorded_step(context, BENCHMARK_RECORDS, paths):
         request = load_request(paths, benchmark_id)
         scores = store.read_table(benchmark_id, SESSION_SCORES)
-        configs = load_retriever_registry(paths).require(request.pipeline_ids)
+        configs = load_retriever_registry(paths).require(request.retriever_ids)
         pipelines = [
             PipelineInfo(pid, configs[pid].name, configs[pid].pipeline_hash)
-            for pid in request.pipeline_ids
+            for pid in request.retriever_ids
         ]
         results, comparison = benchmark_results(
             scores, pipelines, epsilon=request.epsilon, settings=request.inference_settings
@@ -267,7 +266,7 @@ def benchmark_comparison(
         check_results=[
             check(
                 "paired_counts_consistent",
-                paired_counts(scores, request.pipeline_ids, comparison),
+                paired_counts(scores, request.retriever_ids, comparison),
                 AssetCheckSeverity.ERROR,
             ),
             check(

@@ -18,15 +18,10 @@ from eval_pipelines.assets.inputs import collections, ground_truth_datasets, ret
 from eval_pipelines.assets.recording import recorded_step
 from eval_pipelines.core.datasets import load_dataset
 from eval_pipelines.core.evaluations import pipeline
-from eval_pipelines.core.evaluations.submit import (
-    EVALUATION_RECORDS,
-    QUERIES,
-    QUERY_METRICS,
-    RUNS,
-    load_request,
-)
+from eval_pipelines.core.evaluations.submit import EVALUATION_RECORDS, load_request
 from eval_pipelines.core.markdown import metrics_by_k_table
 from eval_pipelines.core.records import with_record_id
+from eval_pipelines.core.table_names import QUERIES, QUERY_METRICS, RUNS
 from eval_pipelines.partitions import evaluation_partitions
 from eval_pipelines.resources import DataDirResource
 

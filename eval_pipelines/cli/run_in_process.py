@@ -120,7 +120,7 @@ def run_benchmark_here(
 ) -> dict[str, Any]:
     from eval_pipelines.kinds import BENCHMARKS
 
-    progress(f"benchmark {benchmark_id}: running {len(request.pipeline_ids)} pipelines here ...")
+    progress(f"benchmark {benchmark_id}: running {len(request.retriever_ids)} pipelines here ...")
     return run_here(paths, BENCHMARKS, benchmark_id, request, instance)
 
 

@@ -17,14 +17,14 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def replays_table(replays: pa.Table) -> str:
     """Calls, and their mean latency, per retriever and status."""
-    grouped = replays.group_by(["pipeline_id", "status"]).aggregate(
+    grouped = replays.group_by(["retriever_id", "status"]).aggregate(
         [("latency_ms", "mean"), ("latency_ms", "count")]
     )
-    rows = sorted(grouped.to_pylist(), key=lambda r: (r["pipeline_id"], r["status"]))
+    rows = sorted(grouped.to_pylist(), key=lambda r: (r["retriever_id"], r["status"]))
     return markdown_table(
         ["retriever", "status", "calls", "mean ms"],
         [
-            (r["pipeline_id"], r["status"], r["latency_ms_count"], f"{r['latency_ms_mean']:.2f}")
+            (r["retriever_id"], r["status"], r["latency_ms_count"], f"{r['latency_ms_mean']:.2f}")
             for r in rows
         ],
     )

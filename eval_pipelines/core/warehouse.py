@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eval_pipelines.core import table_names as names
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths, is_valid_id
 from eval_pipelines.core.storage import atomic_path, directory_lock
@@ -37,13 +38,19 @@ def table_globs(paths: DataPaths) -> dict[str, str]:
         "interactions": "logs/interactions/*.parquet",
         "quarantine": "logs/quarantine/*.parquet",
         "executions": "executions/*/*.parquet",
-        "benchmark_sessions": "benchmarks/*/sessions.parquet",
-        "benchmark_session_interactions": "benchmarks/*/session_interactions.parquet",
-        "benchmark_replays": "benchmarks/*/replays.parquet",
-        "benchmark_session_scores": "benchmarks/*/session_scores.parquet",
-        "evaluation_queries": "evaluations/*/queries.parquet",
-        "evaluation_runs": "evaluations/*/runs.parquet",
-        "evaluation_query_metrics": "evaluations/*/query_metrics.parquet",
+        **{
+            f"benchmark_{table}": f"{names.BENCHMARKS}/*/{table}.parquet"
+            for table in (
+                names.SESSIONS,
+                names.SESSION_INTERACTIONS,
+                names.REPLAYS,
+                names.SESSION_SCORES,
+            )
+        },
+        **{
+            f"evaluation_{table}": f"{names.EVALUATIONS}/*/{table}.parquet"
+            for table in (names.QUERIES, names.RUNS, names.QUERY_METRICS)
+        },
     }
     if paths.collections_dir.is_dir():
         # Only folders named as collections can be (a view name is SQL text, never a value).
@@ -87,16 +94,23 @@ class UnreadableTableError(InvalidInputError):
 TYPED_COLUMNS: dict[str, str] = {
     "stage_statistics": "MAP(VARCHAR, STRUCT(input_count BIGINT, output_count BIGINT,"
     " duration_ms DOUBLE, efficiency DOUBLE, cache_hit BOOLEAN, error VARCHAR, metadata VARCHAR))",
-    "stage_latencies_json": "MAP(VARCHAR, DOUBLE)",
+    "stage_latencies": "MAP(VARCHAR, DOUBLE)",
+}
+# Columns renamed since (old name -> name): files written by earlier versions read under the new one.
+RENAMED_COLUMNS: dict[str, str] = {
+    "stage_latencies_json": "stage_latencies",
+    "pipeline_id": "retriever_id",
 }
 
 # path -> ((device, inode, size, mtime_ns), (problem or None, text columns of TYPED_COLUMNS)): a file
 # renamed into place is a new inode, so a rewritten file is checked again and an unchanged one is not
 # (thousands of parts).
-_footer_checks: dict[str, tuple[tuple[int, int, int, int], tuple[str | None, tuple[str, ...]]]] = {}
+_footer_checks: dict[
+    str, tuple[tuple[int, int, int, int], tuple[str | None, tuple[tuple[str, bool], ...]]]
+] = {}
 
 
-def _inspect(path: Path) -> tuple[str | None, tuple[str, ...]]:
+def _inspect(path: Path) -> tuple[str | None, tuple[tuple[str, bool], ...]]:
     """Why path cannot be read as Parquet (None when it can), and its TYPED_COLUMNS held as text."""
     status = path.stat()
     if not stat.S_ISREG(status.st_mode):
@@ -107,7 +121,7 @@ def _inspect(path: Path) -> tuple[str | None, tuple[str, ...]]:
         return cached[1]
     try:
         schema = pq.read_metadata(path).schema.to_arrow_schema()
-        found: tuple[str | None, tuple[str, ...]] = (None, _text_columns(schema))
+        found: tuple[str | None, tuple[tuple[str, bool], ...]] = (None, _text_columns(schema))
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowException) as exc:
@@ -116,12 +130,25 @@ def _inspect(path: Path) -> tuple[str | None, tuple[str, ...]]:
     return found
 
 
-def _text_columns(schema: pa.Schema) -> tuple[str, ...]:
-    return tuple(
-        name
-        for name in TYPED_COLUMNS
-        if name in schema.names and pa.types.is_string(schema.field(name).type)
-    )
+def _text_columns(schema: pa.Schema) -> tuple[tuple[str, bool], ...]:
+    """The columns a file holds under an old name or as JSON text where a type is due now, each
+    with whether it is text."""
+    found = []
+    for name in schema.names:
+        current = RENAMED_COLUMNS.get(name, name)
+        text = current in TYPED_COLUMNS and pa.types.is_string(schema.field(name).type)
+        if text or name in RENAMED_COLUMNS:
+            found.append((name, text))
+    return tuple(found)
+
+
+def _current(file_column: str, text: bool) -> str:
+    """The expression reading a file's old-named or JSON-text column as today's column."""
+    name = RENAMED_COLUMNS.get(file_column, file_column)
+    value = f'"{file_column}"'
+    if text and name in TYPED_COLUMNS:
+        value = f"CAST(CAST({value} AS JSON) AS {TYPED_COLUMNS[name]})"
+    return f'{value} AS "{name}"'
 
 
 def parquet_problem(path: Path) -> str | None:
@@ -134,7 +161,8 @@ def parquet_problem(path: Path) -> str | None:
 
 def parquet_select(files: Sequence[Path], source: str | None = None) -> str:
     """A SELECT over readable Parquet files (or source, a glob matching exactly them) in which
-    TYPED_COLUMNS a file holds as JSON text are cast to their type."""
+    TYPED_COLUMNS a file holds as JSON text are cast to their type, and RENAMED_COLUMNS read under
+    their current names."""
     groups: dict[tuple[str, ...], list[Path]] = {}
     for file in files:
         groups.setdefault(_inspect(file)[1], []).append(file)
@@ -143,12 +171,16 @@ def parquet_select(files: Sequence[Path], source: str | None = None) -> str:
         return f"SELECT * FROM read_parquet({listed}, union_by_name = true)"
     selects = []
     for columns, group in sorted(groups.items()):
-        casts = ", ".join(
-            f'CAST(CAST("{c}" AS JSON) AS {TYPED_COLUMNS[c]}) AS "{c}"' for c in columns
-        )
         listed = "[" + ", ".join(_sql_string(str(f)) for f in group) + "]"
-        replace = f" REPLACE ({casts})" if columns else ""
-        selects.append(f"SELECT *{replace} FROM read_parquet({listed}, union_by_name = true)")
+        if not columns:
+            selects.append(f"SELECT * FROM read_parquet({listed}, union_by_name = true)")
+            continue
+        excluded = ", ".join(f'"{c}"' for c, _ in columns)
+        current = ", ".join(_current(c, text) for c, text in columns)
+        selects.append(
+            f"SELECT * EXCLUDE ({excluded}), {current}"
+            f" FROM read_parquet({listed}, union_by_name = true)"
+        )
     return " UNION ALL BY NAME ".join(selects)
 
 

@@ -79,7 +79,7 @@ def test_the_aa_copy_is_not_significant_and_every_session_ties(
     )
 
     def ndcg10(pipeline: str) -> dict[str, float]:
-        rows = scores.filter(pc.equal(scores.column("pipeline_id"), pipeline))
+        rows = scores.filter(pc.equal(scores.column("retriever_id"), pipeline))
         return dict(
             zip(
                 rows.column("execution_id").to_pylist(),

@@ -93,8 +93,8 @@ def benchmark_table(paths: DataPaths, benchmark_id: str, name: str) -> pa.Table:
     return pq.read_table(paths.root / "benchmarks" / benchmark_id / f"{name}.parquet")
 
 
-def rows_by_session(table: pa.Table, pipeline_id: str) -> dict[str, dict[str, Any]]:
-    return {r["execution_id"]: r for r in table.to_pylist() if r["pipeline_id"] == pipeline_id}
+def rows_by_session(table: pa.Table, retriever_id: str) -> dict[str, dict[str, Any]]:
+    return {r["execution_id"]: r for r in table.to_pylist() if r["retriever_id"] == retriever_id}
 
 
 def test_failing_calls_fail_exactly_their_sessions_and_are_never_scored(
@@ -221,7 +221,7 @@ def test_a_dead_engine_yields_a_result_with_every_session_failed(world_copy: Dat
     assert any("dead" in w and "connection_error" in w for w in record["warnings"])
 
     replays = benchmark_table(world_copy, record["benchmark_id"], "replays")
-    dead = [r for r in replays.to_pylist() if r["pipeline_id"] == "dead"]
+    dead = [r for r in replays.to_pylist() if r["retriever_id"] == "dead"]
     assert len(dead) == 60
     assert all(f"127.0.0.1:{port}: connection refused" in r["error"] for r in dead)
     executions = pq.read_table(world_copy.root / "executions" / "dead")

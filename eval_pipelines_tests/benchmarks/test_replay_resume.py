@@ -204,10 +204,10 @@ def test_a_benchmark_killed_mid_replay_resumes_and_ends_as_an_uninterrupted_run(
     replays = pq.read_table(killed.root / "benchmarks" / benchmark_id / "replays.parquet")
     kept = set(finished_rows.column("replay_execution_id").to_pylist())
     assert kept <= set(replays.column("replay_execution_id").to_pylist())
-    for pipeline_id in PIPELINES:
-        stored = read_parquet_dir(killed.retriever_executions_dir(pipeline_id))
+    for retriever_id in PIPELINES:
+        stored = read_parquet_dir(killed.retriever_executions_dir(retriever_id))
         assert stored is not None and stored.num_rows == SESSIONS
-        mine = replays.filter(pc.equal(replays.column("pipeline_id"), pipeline_id))
+        mine = replays.filter(pc.equal(replays.column("retriever_id"), retriever_id))
         assert set(stored.column("execution_id").to_pylist()) == set(
             mine.column("replay_execution_id").to_pylist()
         )
@@ -229,7 +229,7 @@ def test_a_benchmark_killed_mid_replay_resumes_and_ends_as_an_uninterrupted_run(
     for name, drop in (
         ("sessions", ()),
         ("session_interactions", ()),
-        ("replays", ("replay_execution_id", "latency_ms", "stage_latencies_json")),
+        ("replays", ("replay_execution_id", "latency_ms", "stage_latencies")),
     ):
         assert table(killed, benchmark_id, name, drop).equals(
             table(fresh, reference_id, name, drop)

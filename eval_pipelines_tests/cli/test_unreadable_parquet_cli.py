@@ -98,5 +98,5 @@ def test_benchmark_and_evaluation_runs_are_not_failed_by_a_bad_file_they_do_not_
     with duckdb.connect(str(world_copy.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM evaluation_runs").fetchone()[0] > 0
         assert con.execute(
-            "SELECT count(DISTINCT pipeline_id) FROM benchmark_replays"
+            "SELECT count(DISTINCT retriever_id) FROM benchmark_replays"
         ).fetchone() == (2,)

@@ -188,7 +188,7 @@ def check_warehouse(paths: DataPaths, submitted: dict[str, dict]) -> dict[str, A
     if "benchmark_replays" in views:
         rows = query(
             paths,
-            "SELECT benchmark_id, list(DISTINCT pipeline_id ORDER BY pipeline_id) AS pipelines, "
+            "SELECT benchmark_id, list(DISTINCT retriever_id ORDER BY retriever_id) AS pipelines, "
             "count(*) AS calls, count(DISTINCT execution_id) AS sessions "
             "FROM benchmark_replays GROUP BY benchmark_id",
         ).to_pylist()

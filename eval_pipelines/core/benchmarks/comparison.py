@@ -1,6 +1,6 @@
 """Each candidate against the baseline: its tests, verdict and comparison record, and the recommendation.
 
-Definitions: ../shared/DESIGN.md "Metric definitions". Input: one row per (execution_id, pipeline_id)
+Definitions: ../shared/DESIGN.md "Metric definitions". Input: one row per (execution_id, retriever_id)
 with the replay's outcome and score_sessions' columns (score_table.SCORE_TABLE_COLUMNS), and the
 session's query_key for query-level inference. The first retriever is the baseline. Choices made
 where the contract is silent, so every record is defined and JSON:

@@ -38,14 +38,14 @@ def replay_coverage(sessions: pa.Table, replays: pa.Table, retriever_ids: Sequen
     expected = set(sessions.column("execution_id").to_pylist())
     problems: dict[str, dict[str, int]] = {}
     for retriever_id in retriever_ids:
-        rows = replays.filter(pc.equal(replays.column("pipeline_id"), retriever_id))
+        rows = replays.filter(pc.equal(replays.column("retriever_id"), retriever_id))
         ids = rows.column("execution_id").to_pylist()
         seen = set(ids)
         missing, extra, repeated = len(expected - seen), len(seen - expected), len(ids) - len(seen)
         if missing or extra or repeated:
             problems[retriever_id] = {"missing": missing, "unknown": extra, "repeated": repeated}
     stray = len(replays) - sum(
-        pc.sum(pc.equal(replays.column("pipeline_id"), r)).as_py() or 0 for r in retriever_ids
+        pc.sum(pc.equal(replays.column("retriever_id"), r)).as_py() or 0 for r in retriever_ids
     )
     if stray:
         problems["(other pipelines)"] = {"rows": stray}
@@ -63,7 +63,7 @@ def baseline_agreement(sessions: pa.Table, replays: pa.Table, baseline_id: str) 
     """The share of the logged top 10 that the baseline's replays keep in their own top 10."""
     rows = replays.filter(
         pc.and_(
-            pc.equal(replays.column("pipeline_id"), baseline_id),
+            pc.equal(replays.column("retriever_id"), baseline_id),
             pc.equal(replays.column("status"), "completed"),
         )
     )

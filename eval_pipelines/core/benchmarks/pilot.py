@@ -115,10 +115,10 @@ def run_pilot(
     if progress:
         progress(
             f"pilot: replaying {sampled} sessions through"
-            f" {', '.join(request.pipeline_ids)} (nothing is stored)"
+            f" {', '.join(request.retriever_ids)} (nothing is stored)"
         )
     replays, infos = replay_in_memory(
-        paths, sample.sessions, request.pipeline_ids, request.replay_depth
+        paths, sample.sessions, request.retriever_ids, request.replay_depth
     )
     scores = score_benchmark(request, sample.sessions, sample.interactions, replays)
     results, comparison = benchmark_results(

@@ -65,7 +65,7 @@ REPLAYS_SCHEMA = pa.schema(
     [
         ("benchmark_id", pa.string()),
         ("execution_id", pa.string()),
-        ("pipeline_id", pa.string()),
+        ("retriever_id", pa.string()),
         ("replay_execution_id", pa.string()),
         ("status", pa.string()),
         ("error_type", pa.string()),
@@ -73,7 +73,7 @@ REPLAYS_SCHEMA = pa.schema(
         ("ranking", pa.list_(pa.string())),
         ("latency_ms", pa.float64()),
         # A typed map<stage, ms> (LATENCIES_TYPE); the name is kept from when it was JSON text.
-        ("stage_latencies_json", LATENCIES_TYPE),
+        ("stage_latencies", LATENCIES_TYPE),
     ]
 )
 
@@ -122,14 +122,14 @@ def replay_table(benchmark_id: str, rows: pa.Table) -> pa.Table:
         {
             "benchmark_id": pa.repeat(benchmark_id, rows.num_rows),
             "execution_id": rows.column("query_id"),
-            "pipeline_id": rows.column("retriever_id"),
+            "retriever_id": rows.column("retriever_id"),
             "replay_execution_id": rows.column("execution_id"),
             "status": rows.column("status"),
             "error_type": rows.column("error_type"),
             "error": rows.column("error"),
             "ranking": rows.column("ranking"),
             "latency_ms": rows.column("latency_ms"),
-            "stage_latencies_json": rows.column("stage_latencies"),
+            "stage_latencies": rows.column("stage_latencies"),
         },
         schema=REPLAYS_SCHEMA,
     )

@@ -236,7 +236,8 @@ class BenchmarkRequest(RequestModel):
         )
 
     @property
-    def pipeline_ids(self) -> tuple[str, ...]:
+    def retriever_ids(self) -> tuple[str, ...]:
+        """The retrievers compared: the baseline first, then each candidate."""
         return (self.baseline_retriever_id, *self.candidate_retriever_ids)
 
     @property

@@ -42,7 +42,7 @@ def paired_counts(
     completed = scores.filter(pc.equal(scores.column("status"), "completed"))
     replayed = {
         retriever_id: set(
-            completed.filter(pc.equal(completed.column("pipeline_id"), retriever_id))
+            completed.filter(pc.equal(completed.column("retriever_id"), retriever_id))
             .column("execution_id")
             .to_pylist()
         )

@@ -23,7 +23,7 @@ COMPLETED = "completed"
 FAILED = "failed"
 UNKNOWN_ERROR = "unknown"
 PRIMARY_CUTOFF = 10
-RETRIEVER_COLUMN = "pipeline_id"
+RETRIEVER_COLUMN = "retriever_id"
 LOGGED_NDCG_COLUMN = f"logged_ndcg_at_{PRIMARY_CUTOFF}"
 SCORE_TABLE_COLUMNS: tuple[str, ...] = (
     "execution_id",

@@ -66,8 +66,8 @@ def score_benchmark(
     keys = query_keys(sessions, request.query_key)
     parts = []
     order = {eid: i for i, eid in enumerate(sessions.column("execution_id").to_pylist())}
-    for retriever_id in request.pipeline_ids:
-        rows = replays.filter(pc.equal(replays.column("pipeline_id"), retriever_id))
+    for retriever_id in request.retriever_ids:
+        rows = replays.filter(pc.equal(replays.column("retriever_id"), retriever_id))
         positions = np.array(
             [order[e] for e in rows.column("execution_id").to_pylist()], dtype=np.int64
         )
@@ -87,13 +87,13 @@ def score_benchmark(
                 {
                     "benchmark_id": rows.column("benchmark_id"),
                     "execution_id": rows.column("execution_id"),
-                    RETRIEVER_COLUMN: rows.column("pipeline_id"),
+                    RETRIEVER_COLUMN: rows.column("retriever_id"),
                     "status": rows.column("status"),
                     "error_type": rows.column("error_type"),
                     "taxonomy_node_id": sessions.column("taxonomy_node_id").take(positions),
                     QUERY_KEY_COLUMN: keys.take(positions),
                     "latency_ms": rows.column("latency_ms"),
-                    STAGE_LATENCIES_COLUMN: rows.column("stage_latencies_json"),
+                    STAGE_LATENCIES_COLUMN: rows.column("stage_latencies"),
                     LOGGED_NDCG_COLUMN: logged.column("ndcg_at_10").take(positions),
                     LOGGED_OVERLAP_COLUMN: pc.if_else(
                         failed, pa.scalar(None, pa.float64()), pa.array(overlap, pa.float64())

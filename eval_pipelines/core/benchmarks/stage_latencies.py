@@ -11,7 +11,7 @@ import pyarrow.json as pa_json
 
 from eval_pipelines.core.json_input import JsonProblem, decode_json
 
-STAGE_LATENCIES_COLUMN = "stage_latencies_json"
+STAGE_LATENCIES_COLUMN = "stage_latencies"
 
 
 def stage_latencies(column: pa.Array, row_completed: np.ndarray) -> dict[str, np.ndarray]:

@@ -10,14 +10,10 @@ from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
 from eval_pipelines.core.run_records import RecordBuilders, RunRecords
+from eval_pipelines.core.table_names import BENCHMARKS
 
-KIND = "benchmarks"
+KIND = BENCHMARKS
 ID_PREFIX = "bench"
-# The partition's tables, in the order the assets write them.
-SESSIONS = "sessions"
-SESSION_INTERACTIONS = "session_interactions"
-REPLAYS = "replays"
-SESSION_SCORES = "session_scores"
 
 BENCHMARK_RECORDS = RunRecords(
     kind=KIND,

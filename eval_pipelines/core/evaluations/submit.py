@@ -11,13 +11,10 @@ from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
 from eval_pipelines.core.run_records import RecordBuilders, RunRecords
+from eval_pipelines.core.table_names import EVALUATIONS
 
-KIND = "evaluations"
+KIND = EVALUATIONS
 ID_PREFIX = "eval"
-# The partition's tables, in the order the assets write them.
-QUERIES = "queries"
-RUNS = "runs"
-QUERY_METRICS = "query_metrics"
 
 EVALUATION_RECORDS = RunRecords(
     kind=KIND,

@@ -25,12 +25,12 @@ BASE = PipelineInfo("base", "Production BM25", "hash-base")
 CAND = PipelineInfo("cand", "Candidate BM25", "hash-cand")
 SCORE_FIELDS = [
     pa.field("execution_id", pa.string()),
-    pa.field("pipeline_id", pa.string()),
+    pa.field("retriever_id", pa.string()),
     pa.field("status", pa.string()),
     pa.field("error_type", pa.string()),
     pa.field("taxonomy_node_id", pa.string()),
     pa.field("latency_ms", pa.float64()),
-    pa.field("stage_latencies_json", pa.string()),
+    pa.field("stage_latencies", pa.string()),
     pa.field("logged_ndcg_at_10", pa.float64()),
     pa.field("query_key", pa.string()),
     *(
@@ -43,7 +43,7 @@ SCHEMA = pa.schema(SCORE_FIELDS)
 
 def completed(
     execution_id: str,
-    pipeline_id: str,
+    retriever_id: str,
     ndcg: float | None,
     *,
     recall: float | None = 0.5,
@@ -64,12 +64,12 @@ def completed(
     row: dict[str, Any] = {
         "execution_id": execution_id,
         "query_key": query or execution_id,
-        "pipeline_id": pipeline_id,
+        "retriever_id": retriever_id,
         "status": "completed",
         "error_type": None,
         "taxonomy_node_id": node,
         "latency_ms": latency,
-        "stage_latencies_json": None if stages is None else json.dumps(stages),
+        "stage_latencies": None if stages is None else json.dumps(stages),
         "logged_ndcg_at_10": logged,
         "interacted_count": interacted,
         "clicked_count": clicked,
@@ -88,7 +88,7 @@ def completed(
 
 def failed(
     execution_id: str,
-    pipeline_id: str,
+    retriever_id: str,
     error_type: str | None,
     *,
     node: str | None = None,
@@ -100,7 +100,7 @@ def failed(
     row.update(
         execution_id=execution_id,
         query_key=query or execution_id,
-        pipeline_id=pipeline_id,
+        retriever_id=retriever_id,
         status="failed",
         error_type=error_type,
         taxonomy_node_id=node,
@@ -477,16 +477,16 @@ def test_end_to_end_from_replayed_rankings() -> None:
     shuffled = [list(rng.permutation(ranking)) for ranking in logged]
     logged_ndcg = score_sessions(logged, interactions, weights, counted).column("ndcg_at_10")
     parts = []
-    for pipeline_id, rankings in (("base", shuffled), ("better", better)):
+    for retriever_id, rankings in (("base", shuffled), ("better", better)):
         scored = score_sessions(rankings, interactions, weights, counted)
         columns = {
             "execution_id": [f"x{s}" for s in range(sessions)],
-            "pipeline_id": [pipeline_id] * sessions,
+            "retriever_id": [retriever_id] * sessions,
             "status": ["completed"] * sessions,
             "error_type": pa.nulls(sessions, pa.string()),
             "taxonomy_node_id": pa.nulls(sessions, pa.string()),
             "latency_ms": rng.uniform(5, 9, sessions),
-            "stage_latencies_json": [json.dumps({"feature_search": 3.5})] * sessions,
+            "stage_latencies": [json.dumps({"feature_search": 3.5})] * sessions,
             "logged_ndcg_at_10": logged_ndcg,
             "query_key": [f"q{s}" for s in range(sessions)],
         }
@@ -504,17 +504,17 @@ def test_end_to_end_from_replayed_rankings() -> None:
 
 def test_stage_latencies_parse_pretty_json_and_reject_bad_rows() -> None:
     pretty = completed("e1", "base", 0.5, stages=None)
-    pretty["stage_latencies_json"] = '{\n  "feature_search": 4,\n  "rerank": 2.5\n}'
+    pretty["stage_latencies"] = '{\n  "feature_search": 4,\n  "rerank": 2.5\n}'
     plain = completed("e2", "base", 0.5, stages={"feature_search": 6})
     results, _ = benchmark_results(table([pretty, plain]), [BASE])
     assert results[0]["latency"]["stage_latencies"] == {"feature_search": 5.0, "rerank": 2.5}
     for text, message in (
-        ("{not json", r"stage_latencies_json: row 1 is not JSON"),
-        ("[1, 2]", r"stage_latencies_json: row 1 is not a JSON object"),
-        ('{"rerank": "slow"}', r"stage_latencies_json: .*'rerank'"),
+        ("{not json", r"stage_latencies: row 1 is not JSON"),
+        ("[1, 2]", r"stage_latencies: row 1 is not a JSON object"),
+        ('{"rerank": "slow"}', r"stage_latencies: .*'rerank'"),
     ):
         broken = completed("e2", "base", 0.5)
-        broken["stage_latencies_json"] = text
+        broken["stage_latencies"] = text
         with pytest.raises(ValueError, match=message):
             benchmark_results(table([pretty, broken]), [BASE])
 
@@ -532,7 +532,7 @@ def test_a_baseline_alone_has_no_comparisons() -> None:
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([completed("e1", "other", 0.5)], r"pipeline_id: row 0 names 'other', not one of"),
+        ([completed("e1", "other", 0.5)], r"retriever_id: row 0 names 'other', not one of"),
         (
             [completed("e1", "base", 0.5), completed("e1", "base", 0.6)],
             "execution 'e1' has more than one row for pipeline 'base'",

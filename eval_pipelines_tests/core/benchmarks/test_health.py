@@ -33,7 +33,7 @@ def replays(rows: list[tuple[str, str, str, list[str]]]) -> pa.Table:
     return pa.table(
         {
             "execution_id": [r[0] for r in rows],
-            "pipeline_id": [r[1] for r in rows],
+            "retriever_id": [r[1] for r in rows],
             "status": [r[2] for r in rows],
             "ranking": [r[3] for r in rows],
         }

@@ -85,11 +85,11 @@ def pool(small_world: DataPaths) -> Pool:
     sample = sample_sessions(small_world, request.sampling_filter, 10_000, 0)
     assert sample.sessions.num_rows == sample.matched > 2000
     replays, infos = replay_in_memory(
-        small_world, sample.sessions, request.pipeline_ids, request.replay_depth
+        small_world, sample.sessions, request.retriever_ids, request.replay_depth
     )
     scores = score_benchmark(request, sample.sessions, sample.interactions, replays)
     arms = {
-        p: scores.filter(pc.equal(scores.column("pipeline_id"), p)) for p in (PROD, BETTER, WORSE)
+        p: scores.filter(pc.equal(scores.column("retriever_id"), p)) for p in (PROD, BETTER, WORSE)
     }
     for arm in arms.values():
         assert arm.column("execution_id").equals(arms[PROD].column("execution_id"))
@@ -249,10 +249,10 @@ def test_a_failed_pilot_replay_scores_zero_and_nothing_is_stored(world_copy: Dat
     assert pilot.failed_sessions == {PROD: 0, FLAKY: int(refused.sum()), BETTER: 0}
     plain = plan_request(world_copy)
     replays, _ = replay_in_memory(
-        world_copy, sample.sessions, plain.pipeline_ids, plain.replay_depth
+        world_copy, sample.sessions, plain.retriever_ids, plain.replay_depth
     )
     scores = score_benchmark(plain, sample.sessions, sample.interactions, replays)
-    baseline = scores.filter(pc.equal(scores["pipeline_id"], PROD))["ndcg_at_10"].to_numpy()
+    baseline = scores.filter(pc.equal(scores["retriever_id"], PROD))["ndcg_at_10"].to_numpy()
     assert np.array_equal(flaky.differences[refused], -baseline[refused])
     assert np.array_equal(flaky.differences[~refused], better.differences[~refused])
     assert flaky.differences.mean() == pytest.approx(flaky.comparison["effect"]["delta"], abs=1e-12)

@@ -66,7 +66,7 @@ def test_replay_rows_match_the_engine_and_the_stored_executions(
 
     assert rows.schema == replay.REPLAYS_SCHEMA
     records = rows.to_pylist()
-    assert [(r["pipeline_id"], r["execution_id"]) for r in records] == [
+    assert [(r["retriever_id"], r["execution_id"]) for r in records] == [
         (pipeline, f"logged-{i}") for pipeline in ("base", "cand") for i in range(len(TEXTS))
     ]
     for record, text in zip(records, TEXTS * 2, strict=True):
@@ -78,8 +78,8 @@ def test_replay_rows_match_the_engine_and_the_stored_executions(
         else:
             assert record["status"] == "completed" and record["error"] is None
             assert record["ranking"] == [document for document, _ in expected[:2]]
-            assert [stage for stage, _ in record["stage_latencies_json"]] == ["http"]
-        stored = find_execution(paths, record["pipeline_id"], record["replay_execution_id"])
+            assert [stage for stage, _ in record["stage_latencies"]] == ["http"]
+        stored = find_execution(paths, record["retriever_id"], record["replay_execution_id"])
         assert stored is not None
         assert (stored.status, stored.document_ids) == (record["status"], record["ranking"])
         assert stored.total_time_ms == record["latency_ms"]

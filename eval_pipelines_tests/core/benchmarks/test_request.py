@@ -33,7 +33,7 @@ def test_a_valid_request_gets_the_documented_defaults(paths: DataPaths) -> None:
     assert request.seed == 0 and request.replay_depth == 100 and request.epsilon == 0.01
     assert request.weights == {"click": 1.0, "add_to_cart": 2.0, "bookmark": 1.5, "purchase": 5.0}
     assert request.counted_types == {"click", "add_to_cart", "bookmark", "purchase"}
-    assert request.pipeline_ids == ("prod", "cand")
+    assert request.retriever_ids == ("prod", "cand")
 
 
 def test_custom_weights_override_and_extend_the_defaults(paths: DataPaths) -> None:

@@ -21,7 +21,7 @@ from eval_pipelines_tests.core.benchmarks.test_comparison import (
     table,
 )
 
-STAGES = "stage_latencies_json"
+STAGES = "stage_latencies"
 LATENCIES_TYPE = pa.map_(pa.string(), pa.float64())
 
 
@@ -69,16 +69,16 @@ def test_a_map_column_with_an_infinite_latency_names_its_row_and_stage() -> None
     broken = scores.set_column(
         scores.column_names.index(STAGES), STAGES, pa.array(maps, LATENCIES_TYPE)
     )
-    with pytest.raises(ValueError, match=r"stage_latencies_json: row 3, stage 'rerank': inf"):
+    with pytest.raises(ValueError, match=r"stage_latencies: row 3, stage 'rerank': inf"):
         benchmark_results(broken, [BASE, CAND])
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"rerank": 1e999}', r"stage_latencies_json: row 1, stage 'rerank': inf is not a number"),
-        ('{"rerank": ' + "7" * 5000 + "}", r"stage_latencies_json: row 1"),
-        ('{"rerank": ' + "[" * 100_000 + "]" * 100_000 + "}", r"stage_latencies_json: row 1"),
+        ('{"rerank": 1e999}', r"stage_latencies: row 1, stage 'rerank': inf is not a number"),
+        ('{"rerank": ' + "7" * 5000 + "}", r"stage_latencies: row 1"),
+        ('{"rerank": ' + "[" * 100_000 + "]" * 100_000 + "}", r"stage_latencies: row 1"),
     ],
     ids=["overflowing float", "5000 digits", "nested 100,000 deep"],
 )

@@ -65,7 +65,7 @@ def test_duckdb_reads_stage_statistics_as_a_map_of_structs(paths: DataPaths) -> 
     for replayed_row in rows.to_pylist():
         row = by_id[replayed_row["replay_execution_id"]]
         assert row["type"].startswith("MAP(VARCHAR, STRUCT(input_count BIGINT")
-        latencies = dict(replayed_row["stage_latencies_json"])
+        latencies = dict(replayed_row["stage_latencies"])
         assert row["stages"] == list(latencies)
         if "feature_search" in latencies:
             assert row["search_ms"] == latencies["feature_search"]
@@ -78,7 +78,7 @@ def test_duckdb_reads_stage_statistics_as_a_map_of_structs(paths: DataPaths) -> 
         " FROM executions, unnest(map_entries(stage_statistics)) AS t(s)"
         " GROUP BY s.key ORDER BY s.key",
     ).to_pylist()
-    reported = [dict(pairs) for pairs in rows.column("stage_latencies_json").to_pylist()]
+    reported = [dict(pairs) for pairs in rows.column("stage_latencies").to_pylist()]
     assert {r["stage"]: r["calls"] for r in per_stage} == {
         stage: sum(stage in latencies for latencies in reported)
         for stage in ("feature_search", "attribute_filter", "limit")
@@ -97,14 +97,14 @@ def test_duckdb_reads_replay_stage_latencies_as_a_map(paths: DataPaths) -> None:
     benchmark_store(paths).write_table("typed", "replays", rows)
     table = warehouse.query(
         paths,
-        "SELECT replay_execution_id, typeof(stage_latencies_json) AS type,"
-        " stage_latencies_json['feature_search'] AS search_ms,"
-        " map_extract(stage_latencies_json, 'limit') AS limit_ms"
+        "SELECT replay_execution_id, typeof(stage_latencies) AS type,"
+        " stage_latencies['feature_search'] AS search_ms,"
+        " map_extract(stage_latencies, 'limit') AS limit_ms"
         " FROM benchmark_replays",
     )
     by_id = {r["replay_execution_id"]: r for r in table.to_pylist()}
     for row in rows.to_pylist():
-        latencies = dict(row["stage_latencies_json"])
+        latencies = dict(row["stage_latencies"])
         read = by_id[row["replay_execution_id"]]
         assert read["type"] == "MAP(VARCHAR, DOUBLE)"
         assert read["search_ms"] == latencies["feature_search"]
@@ -153,21 +153,23 @@ def test_files_written_with_json_text_columns_read_beside_typed_ones(paths: Data
 
     old_replays = rows.slice(0, 2)
     latencies = [
-        json.dumps(dict(p)) for p in old_replays.column("stage_latencies_json").to_pylist()
+        json.dumps(dict(p)) for p in old_replays.column("stage_latencies").to_pylist()
     ]
-    benchmark_store(paths).write_table(
-        "old",
-        "replays",
-        old_replays.set_column(
-            replay.REPLAYS_SCHEMA.get_field_index("stage_latencies_json"),
-            "stage_latencies_json",
-            pa.array(latencies, pa.string()),
-        ),
+    # As earlier versions wrote them: latencies as JSON text under their old name, and the
+    # retriever's id under its old name.
+    old_replays = old_replays.set_column(
+        replay.REPLAYS_SCHEMA.get_field_index("stage_latencies"),
+        "stage_latencies_json",
+        pa.array(latencies, pa.string()),
     )
+    old_replays = old_replays.rename_columns(
+        ["pipeline_id" if c == "retriever_id" else c for c in old_replays.column_names]
+    )
+    benchmark_store(paths).write_table("old", "replays", old_replays)
     benchmark_store(paths).write_table("typed", "replays", rows)
     for view, column, count in (
         ("executions", "stage_statistics", len(QUERIES)),
-        ("benchmark_replays", "stage_latencies_json", len(QUERIES) + 2),
+        ("benchmark_replays", "stage_latencies", len(QUERIES) + 2),
     ):
         read = warehouse.query(
             paths, f"SELECT typeof({column}) AS type, map_keys({column}) AS stages FROM {view}"
@@ -175,13 +177,17 @@ def test_files_written_with_json_text_columns_read_beside_typed_ones(paths: Data
         assert len(read) == count and len({r["type"] for r in read}) == 1, view
         assert read[0]["type"].startswith("MAP(VARCHAR, "), view
     both = warehouse.query(
-        paths, "SELECT replay_execution_id AS id, stage_latencies_json AS ms FROM benchmark_replays"
+        paths, "SELECT replay_execution_id AS id, stage_latencies AS ms FROM benchmark_replays"
     ).to_pylist()
     read_back: dict[str, list] = {}
     for row in both:
         read_back.setdefault(row["id"], []).append(row["ms"])
     twice = [values for values in read_back.values() if len(values) == 2]
     assert len(twice) == 2 and all(old == new for old, new in twice)
+    unnamed = warehouse.query(
+        paths, "SELECT count(*) AS n FROM benchmark_replays WHERE retriever_id IS NULL"
+    ).to_pylist()
+    assert unnamed == [{"n": 0}]  # the old files' pipeline_id reads as retriever_id
 
 
 def _stage_dicts(paths: DataPaths, execution_id: str) -> dict[str, dict]:

@@ -124,10 +124,10 @@ def pool(module_world_copy: DataPaths) -> Pool:
     )
     assert sample.sessions.num_rows == sample.matched > 2 * DEFAULT_SESSION_COUNT
     replays = replay_sessions(
-        paths, "calibration", sample.sessions, request.pipeline_ids, request.replay_depth
+        paths, "calibration", sample.sessions, request.retriever_ids, request.replay_depth
     )
     scores = score_benchmark(request, sample.sessions, sample.interactions, replays)
-    parts = [scores.filter(pc.equal(scores.column("pipeline_id"), p)) for p in PIPELINES]
+    parts = [scores.filter(pc.equal(scores.column("retriever_id"), p)) for p in PIPELINES]
     order = parts[0].column("execution_id")
     for part in parts:
         assert part.column("execution_id").equals(order)
@@ -188,8 +188,8 @@ def simulate(
             candidate = candidate.set_column(columns.index(name), name, baseline.column(name))
         arms = [
             arm.set_column(columns.index("execution_id"), "execution_id", slots).set_column(
-                columns.index("pipeline_id"),
-                "pipeline_id",
+                columns.index("retriever_id"),
+                "retriever_id",
                 pa.repeat(pa.scalar(info.retriever_id), DEFAULT_SESSION_COUNT),
             )
             for arm, info in zip((baseline, _failed(candidate, failing)), ARMS, strict=True)
