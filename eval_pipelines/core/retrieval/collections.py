@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.retrieval.file_cache import read_cached
 from eval_pipelines.core.storage import write_parquet_atomic
 
 DOCUMENTS_FILE = "documents.parquet"
@@ -55,6 +56,10 @@ def collection_column_kinds(paths: DataPaths, name: str) -> dict[str, str] | Non
     file = collection_file(paths, name)
     if not file.is_file():
         return None
+    return dict(read_cached(file, "collection_column_kinds", _read_column_kinds))
+
+
+def _read_column_kinds(file: Path) -> dict[str, str]:
     try:
         schema = pq.read_schema(file)
     except (OSError, pa.ArrowException) as exc:

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from eval_pipelines.core.retrieval.execution import ERROR_INVALID_QUERY, Retriever
+from eval_pipelines.core.retrieval.execution import ERROR_INVALID_QUERY, Execution, Retriever
 
 LOOPBACK = "127.0.0.1"
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -89,53 +89,61 @@ class _SearchHandler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != self.server.route:
             self._reply(404, {"error": f"not found; POST {self.server.route}"})
             return
+        request = self._search_request()
+        if request is None:
+            return
+        execution = self.server.retriever.search(*request)
+        if execution.succeeded:
+            self._reply(200, _answer(execution))
+            return
+        self._reply(
+            400 if execution.error_type == ERROR_INVALID_QUERY else 500,
+            {
+                "execution_id": execution.execution_id,
+                "error": execution.error,
+                "error_type": execution.error_type,
+            },
+        )
+
+    def _search_request(self) -> tuple[dict[str, Any], int | None] | None:
+        """(query_input, limit) from the body; None after answering 400 saying what is wrong."""
         try:
             length = int(self.headers.get("Content-Length") or "0")
         except ValueError:
             self._bad_request("Content-Length: not an integer")
-            return
+            return None
         raw = self.rfile.read(length) if length > 0 else b""
         try:
             request = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             self._bad_request(f"body: not valid JSON ({exc})")
-            return
+            return None
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), dict):
             self._bad_request("inputs: expected an object (the query_input)")
-            return
+            return None
         limit = request.get("limit")
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             self._bad_request("limit: expected a non-negative integer or null")
-            return
-        execution = self.server.retriever.search(request["inputs"], limit)
-        if not execution.succeeded:
-            status = 400 if execution.error_type == ERROR_INVALID_QUERY else 500
-            self._reply(
-                status,
-                {
-                    "execution_id": execution.execution_id,
-                    "error": execution.error,
-                    "error_type": execution.error_type,
-                },
-            )
-            return
-        self._reply(
-            200,
-            {
-                "execution_id": execution.execution_id,
-                "status": execution.status,
-                "documents": [
-                    {"document_id": d.document_id, "score": d.score} for d in execution.documents
-                ],
-                "stage_statistics": {
-                    "stages": {name: s.to_dict() for name, s in execution.stages.items()},
-                    "total_time_ms": execution.total_time_ms,
-                    "credits_used": 0,
-                },
-            },
-        )
+            return None
+        return request["inputs"], limit
+
+
+def _answer(execution: Execution) -> dict[str, Any]:
+    """A completed search in the default http-retriever protocol."""
+    return {
+        "execution_id": execution.execution_id,
+        "status": execution.status,
+        "documents": [
+            {"document_id": d.document_id, "score": d.score} for d in execution.documents
+        ],
+        "stage_statistics": {
+            "stages": {name: s.to_dict() for name, s in execution.stages.items()},
+            "total_time_ms": execution.total_time_ms,
+            "credits_used": 0,
+        },
+    }
 
 
 @contextmanager

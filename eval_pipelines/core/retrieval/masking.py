@@ -69,6 +69,42 @@ def _byte_run(text: str, start: int, width: int) -> list[tuple[str, int, int]]:
     return decoded
 
 
+def _single_char(
+    unit: str | None,
+    wide: str | None,
+    simple: str | None,
+    hex_entity: str | None,
+    entity: str | None,
+    named: str | None,
+) -> str | None:
+    """The character a one-character escape stands for; None when it names no character."""
+    if unit is not None:
+        return chr(int(unit, 16))
+    if wide is not None:
+        return _code_point(int(wide, 16))
+    if simple is not None:
+        return _SIMPLE.get(simple, simple)
+    if hex_entity is not None:
+        return _code_point(int(hex_entity, 16))
+    if entity is not None:
+        return _code_point(int(entity))
+    return html.entities.html5.get(named or "")
+
+
+def _escape_chars(match: re.Match[str]) -> list[tuple[str, int, int]] | None:
+    """What one escape decodes to, each character with the [start, end) it came from; None
+    when the escape names no character (it is then kept as written)."""
+    start, end = match.span()
+    high, low, unit, wide, hex_bytes, percent, simple, hex_entity, entity, named = match.groups()
+    if high is not None:
+        high_value, low_value = int(high, 16), int(low, 16)
+        return [(chr(0x10000 + ((high_value - 0xD800) << 10) + (low_value - 0xDC00)), start, end)]
+    if hex_bytes is not None or percent is not None:
+        return _byte_run(match.group(), start, 4 if hex_bytes is not None else 3)
+    char = _single_char(unit, wide, simple, hex_entity, entity, named)
+    return None if char is None else [(char, start, end)]
+
+
 def _decode(text: str) -> tuple[str, list[tuple[int, int]]] | None:
     """text with one layer of escapes decoded, and for each decoded character the [start, end)
     of what it came from in text; None when text holds no escape."""
@@ -76,33 +112,10 @@ def _decode(text: str) -> tuple[str, list[tuple[int, int]]] | None:
     spans: Spans = []
     position, changed = 0, False
     for match in _ESCAPES.finditer(text):
+        decoded = _escape_chars(match)
+        if decoded is None:
+            continue
         start, end = match.span()
-        decoded: list[tuple[str, int, int]]
-        high, low, unit, wide, hex_bytes, percent, simple, hex_entity, entity, named = (
-            match.groups()
-        )
-        if high is not None:
-            high_value, low_value = int(high, 16), int(low, 16)
-            char = chr(0x10000 + ((high_value - 0xD800) << 10) + (low_value - 0xDC00))
-            decoded = [(char, start, end)]
-        elif hex_bytes is not None or percent is not None:
-            decoded = _byte_run(match.group(), start, 4 if hex_bytes is not None else 3)
-        else:
-            if unit is not None:
-                char = chr(int(unit, 16))
-            elif wide is not None:
-                char = _code_point(int(wide, 16))
-            elif simple is not None:
-                char = _SIMPLE.get(simple, simple)
-            elif hex_entity is not None:
-                char = _code_point(int(hex_entity, 16))
-            elif entity is not None:
-                char = _code_point(int(entity))
-            else:
-                char = html.entities.html5.get(named)
-            if char is None:
-                continue
-            decoded = [(char, start, end)]
         pieces.append(text[position:start])
         spans.extend((i, i + 1) for i in range(position, start))
         for char, first, last in decoded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -16,18 +17,15 @@ from eval_pipelines.core.retrieval.collections import (
     collection_column_kinds,
     load_collection,
 )
-from eval_pipelines.core.retrieval.config import (
-    PIPELINE,
-    RetrieverConfig,
-    RetrieverConfigError,
-    parse_retriever_config,
-    read_yaml,
-)
+from eval_pipelines.core.retrieval.config import PIPELINE, RetrieverConfig, RetrieverConfigError
+from eval_pipelines.core.retrieval.config_validation import parse_retriever_config
 from eval_pipelines.core.retrieval.execution import Retriever
+from eval_pipelines.core.retrieval.file_cache import read_cached
 from eval_pipelines.core.retrieval.http_client import HttpRetriever
 from eval_pipelines.core.retrieval.http_server import serve_retriever
 from eval_pipelines.core.retrieval.pipeline import PipelineRetriever
-from eval_pipelines.core.retrieval.stages import ColumnKinds
+from eval_pipelines.core.retrieval.retriever_yaml import read_yaml
+from eval_pipelines.core.retrieval.stage_parameters import ColumnKinds
 
 
 class UnknownRetrieverError(InvalidInputError):
@@ -55,9 +53,14 @@ def _columns_of(path: Path, paths: DataPaths) -> Callable[[str], ColumnKinds]:
     return columns
 
 
+def _read_document(path: Path) -> Any:
+    """The file's YAML document, parsed once while the file is unchanged (a private copy)."""
+    return copy.deepcopy(read_cached(path, "retriever_yaml", read_yaml))
+
+
 def load_retriever_config(path: Path, paths: DataPaths) -> RetrieverConfig:
     """Read and validate one retriever file against the collections under `paths`."""
-    return parse_retriever_config(read_yaml(path), path, _columns_of(path, paths))
+    return parse_retriever_config(_read_document(path), path, _columns_of(path, paths))
 
 
 @dataclass(frozen=True)
@@ -131,13 +134,27 @@ def load_retriever_registry(paths: DataPaths) -> RetrieverRegistry:
     """Read every retriever file; a problem is kept with its file instead of stopping the rest.
 
     An id defined by two files, or an http retriever whose local_server backend is not a usable
-    pipeline retriever, makes that id unusable and is reported on each file concerned.
+    pipeline retriever, makes that id unusable and is reported on each file concerned. Files and
+    collection schemas unchanged since an earlier call in this process are not read again.
     """
+    parsed, problems = _read_files(paths)
+    configs = _unique_ids(parsed, problems)
+    _drop_ids_claimed_by_broken_files(configs, problems)
+    _drop_local_servers_without_backend(configs, problems)
+    return RetrieverRegistry(
+        directory=paths.retrievers_dir,
+        configs=dict(sorted(configs.items())),
+        parsed=tuple(parsed),
+        problems=tuple(problems),
+    )
+
+
+def _read_files(paths: DataPaths) -> tuple[list[RetrieverConfig], list[RetrieverProblem]]:
     parsed: list[RetrieverConfig] = []
     problems: list[RetrieverProblem] = []
     for file in retriever_files(paths):
         try:
-            data = read_yaml(file)
+            data = _read_document(file)
         except RetrieverConfigError as exc:
             problems.append(RetrieverProblem(exc, None))
             continue
@@ -145,6 +162,13 @@ def load_retriever_registry(paths: DataPaths) -> RetrieverRegistry:
             parsed.append(parse_retriever_config(data, file, _columns_of(file, paths)))
         except RetrieverConfigError as exc:
             problems.append(RetrieverProblem(exc, _declared_id(data)))
+    return parsed, problems
+
+
+def _unique_ids(
+    parsed: list[RetrieverConfig], problems: list[RetrieverProblem]
+) -> dict[str, RetrieverConfig]:
+    """The configs by id; an id that several files define is unusable, a problem on each later file."""
     files_by_id: dict[str, list[RetrieverConfig]] = {}
     for config in parsed:
         files_by_id.setdefault(config.id, []).append(config)
@@ -152,18 +176,24 @@ def load_retriever_registry(paths: DataPaths) -> RetrieverRegistry:
     for retriever_id, defined in files_by_id.items():
         if len(defined) == 1:
             configs[retriever_id] = defined[0]
-            continue
-        for config in defined[1:]:
-            problems.append(
-                RetrieverProblem(
-                    RetrieverConfigError(
-                        config.source_path or config.id,
-                        "id",
-                        f"duplicate id {retriever_id!r}, also defined in {defined[0].source_path}",
-                    ),
-                    retriever_id,
-                )
+        problems.extend(
+            RetrieverProblem(
+                RetrieverConfigError(
+                    config.source_path or config.id,
+                    "id",
+                    f"duplicate id {retriever_id!r}, also defined in {defined[0].source_path}",
+                ),
+                retriever_id,
             )
+            for config in defined[1:]
+        )
+    return configs
+
+
+def _drop_ids_claimed_by_broken_files(
+    configs: dict[str, RetrieverConfig], problems: list[RetrieverProblem]
+) -> None:
+    """An id that a broken file also declares is unusable: which file is meant is unclear."""
     for problem in list(problems):
         claimed = configs.pop(problem.retriever_id or "", None)
         if claimed is not None:
@@ -178,36 +208,36 @@ def load_retriever_registry(paths: DataPaths) -> RetrieverRegistry:
                     claimed.id,
                 )
             )
+
+
+def _drop_local_servers_without_backend(
+    configs: dict[str, RetrieverConfig], problems: list[RetrieverProblem]
+) -> None:
     for config in list(configs.values()):
         if config.local_server is None:
             continue
         backend = configs.get(config.local_server.backend)
-        if backend is None or backend.kind != PIPELINE:
-            pipelines = sorted(c.id for c in configs.values() if c.kind == PIPELINE)
-            why = config.local_server.backend
-            backend_problem = (
-                f"; {problem}"
-                if backend is None and (problem := _backend_problem(problems, why))
-                else ""
+        if backend is not None and backend.kind == PIPELINE:
+            continue
+        pipelines = sorted(c.id for c in configs.values() if c.kind == PIPELINE)
+        why = config.local_server.backend
+        backend_problem = (
+            f"; {problem}"
+            if backend is None and (problem := _backend_problem(problems, why))
+            else ""
+        )
+        problems.append(
+            RetrieverProblem(
+                RetrieverConfigError(
+                    config.source_path or config.id,
+                    "local_server.backend",
+                    f"{why!r} is not a pipeline retriever "
+                    f"(pipeline retrievers: {', '.join(pipelines) or 'none'}){backend_problem}",
+                ),
+                config.id,
             )
-            problems.append(
-                RetrieverProblem(
-                    RetrieverConfigError(
-                        config.source_path or config.id,
-                        "local_server.backend",
-                        f"{why!r} is not a pipeline retriever "
-                        f"(pipeline retrievers: {', '.join(pipelines) or 'none'}){backend_problem}",
-                    ),
-                    config.id,
-                )
-            )
-            del configs[config.id]
-    return RetrieverRegistry(
-        directory=paths.retrievers_dir,
-        configs=dict(sorted(configs.items())),
-        parsed=tuple(parsed),
-        problems=tuple(problems),
-    )
+        )
+        del configs[config.id]
 
 
 def _backend_problem(problems: list[RetrieverProblem], backend: str) -> str | None:
