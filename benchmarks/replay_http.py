@@ -98,11 +98,11 @@ def make_sessions(count: int, seed: int) -> pa.Table:
 def write_http_retrievers(paths: DataPaths, base_url: str) -> dict[str, str]:
     """One http retriever per pipeline, each on its own route of the engine; returns id -> route."""
     routes = {}
-    for pipeline_id in PIPELINES:
-        route = f"/search/{pipeline_id}"
+    for retriever_id in PIPELINES:
+        route = f"/search/{retriever_id}"
         config = {
-            "id": pipeline_id,
-            "name": f"{pipeline_id} (fixed {LATENCY_MS:g} ms engine)",
+            "id": retriever_id,
+            "name": f"{retriever_id} (fixed {LATENCY_MS:g} ms engine)",
             "kind": "http",
             "http": {
                 "url": base_url + route,
@@ -113,8 +113,8 @@ def write_http_retrievers(paths: DataPaths, base_url: str) -> dict[str, str]:
             },
         }
         text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
-        write_text_atomic(text, paths.retrievers_dir / f"{pipeline_id}.yaml")
-        routes[pipeline_id] = route
+        write_text_atomic(text, paths.retrievers_dir / f"{retriever_id}.yaml")
+        routes[retriever_id] = route
     return routes
 
 
@@ -134,21 +134,21 @@ def check_replays(
         errors = pc.unique(pc.drop_null(replays.column("error_type"))).to_pylist()
         raise CorrectnessError(f"calls did not complete: {failed} (error types {errors})")
     session_ids = sessions.column("execution_id").to_pylist()
-    for pipeline_id in PIPELINES:
-        rows = replays.filter(pc.equal(replays.column("pipeline_id"), pipeline_id))
+    for retriever_id in PIPELINES:
+        rows = replays.filter(pc.equal(replays.column("retriever_id"), retriever_id))
         if rows.column("execution_id").to_pylist() != session_ids:
-            raise CorrectnessError(f"{pipeline_id}: replays are not in session order")
+            raise CorrectnessError(f"{retriever_id}: replays are not in session order")
     stored = ds.dataset(paths.executions_dir, format="parquet").count_rows()
     if stored != expected_rows:
         raise CorrectnessError(f"{stored} stored executions, expected {expected_rows}")
     texts = [json.loads(q).get("text") or "" for q in sessions.column("query_input").to_pylist()]
     per_pipeline = sessions.num_rows
     for row in random.Random(seed).sample(range(expected_rows), min(CHECKED_ROWS, expected_rows)):
-        pipeline_id = replays.column("pipeline_id")[row].as_py()
+        retriever_id = replays.column("retriever_id")[row].as_py()
         received = replays.column("ranking")[row].as_py()
-        expected = ranking(routes[pipeline_id], texts[row % per_pipeline], DEPTH)
+        expected = ranking(routes[retriever_id], texts[row % per_pipeline], DEPTH)
         if received != expected:
-            raise CorrectnessError(f"row {row} ({pipeline_id}): ranking differs from the engine's")
+            raise CorrectnessError(f"row {row} ({retriever_id}): ranking differs from the engine's")
     latency = replays.column("latency_ms")
     return {
         "rows": replays.num_rows,
