@@ -76,9 +76,7 @@ def check(name: str, finding: Finding, severity: AssetCheckSeverity) -> AssetChe
 def benchmark_sessions(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, benchmark_id = data_dir.paths, context.partition_key
-    store = BENCHMARK_RECORDS.store(paths)
-    with recorded_step(context, BENCHMARK_RECORDS, paths):
+    with recorded_step(context, BENCHMARK_RECORDS, data_dir) as (paths, benchmark_id, store):
         request = load_request(paths, benchmark_id)
         sample = sample_sessions(
             paths, request.sampling_filter, request.session_count, request.seed
@@ -147,9 +145,7 @@ def benchmark_sessions(
 def benchmark_replays(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, benchmark_id = data_dir.paths, context.partition_key
-    store = BENCHMARK_RECORDS.store(paths)
-    with recorded_step(context, BENCHMARK_RECORDS, paths):
+    with recorded_step(context, BENCHMARK_RECORDS, data_dir) as (paths, benchmark_id, store):
         request = load_request(paths, benchmark_id)
         sessions = store.read_table(benchmark_id, SESSIONS)
         configs = load_retriever_registry(paths).require(request.retriever_ids)
@@ -202,9 +198,7 @@ def benchmark_replays(
 def benchmark_session_scores(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, benchmark_id = data_dir.paths, context.partition_key
-    store = BENCHMARK_RECORDS.store(paths)
-    with recorded_step(context, BENCHMARK_RECORDS, paths):
+    with recorded_step(context, BENCHMARK_RECORDS, data_dir) as (paths, benchmark_id, store):
         scores = score_benchmark(
             load_request(paths, benchmark_id),
             store.read_table(benchmark_id, SESSIONS),
@@ -235,9 +229,7 @@ def benchmark_session_scores(
 def benchmark_comparison(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, benchmark_id = data_dir.paths, context.partition_key
-    store = BENCHMARK_RECORDS.store(paths)
-    with recorded_step(context, BENCHMARK_RECORDS, paths):
+    with recorded_step(context, BENCHMARK_RECORDS, data_dir) as (paths, benchmark_id, store):
         request = load_request(paths, benchmark_id)
         scores = store.read_table(benchmark_id, SESSION_SCORES)
         configs = load_retriever_registry(paths).require(request.retriever_ids)

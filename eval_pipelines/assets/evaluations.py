@@ -38,13 +38,10 @@ ID_COLUMN = "evaluation_id"
 def evaluation_queries(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, evaluation_id = data_dir.paths, context.partition_key
-    with recorded_step(context, EVALUATION_RECORDS, paths):
+    with recorded_step(context, EVALUATION_RECORDS, data_dir) as (paths, evaluation_id, store):
         request = load_request(paths, evaluation_id)
         planned = pipeline.plan_queries(load_dataset(paths, request.dataset_name))
-        EVALUATION_RECORDS.store(paths).write_table(
-            evaluation_id, QUERIES, with_record_id(planned, ID_COLUMN, evaluation_id)
-        )
+        store.write_table(evaluation_id, QUERIES, with_record_id(planned, ID_COLUMN, evaluation_id))
     skipped = planned.column("skip_reason").drop_null().to_pylist()
     return MaterializeResult(
         metadata={
@@ -62,9 +59,7 @@ def evaluation_queries(
     description="Each runnable query through the retriever; every call kept as an execution.",
 )
 def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -> MaterializeResult:
-    paths, evaluation_id = data_dir.paths, context.partition_key
-    store = EVALUATION_RECORDS.store(paths)
-    with recorded_step(context, EVALUATION_RECORDS, paths):
+    with recorded_step(context, EVALUATION_RECORDS, data_dir) as (paths, evaluation_id, store):
         request = load_request(paths, evaluation_id)
         planned = store.read_table(evaluation_id, QUERIES)
         runs = pipeline.run_queries(
@@ -89,9 +84,7 @@ def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -
 def evaluation_query_metrics(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, evaluation_id = data_dir.paths, context.partition_key
-    store = EVALUATION_RECORDS.store(paths)
-    with recorded_step(context, EVALUATION_RECORDS, paths):
+    with recorded_step(context, EVALUATION_RECORDS, data_dir) as (paths, evaluation_id, store):
         request = load_request(paths, evaluation_id)
         runs = store.read_table(evaluation_id, RUNS)
         metrics = pipeline.score_queries(request, load_dataset(paths, request.dataset_name), runs)
@@ -123,9 +116,7 @@ def evaluation_query_metrics(
 def evaluation_summary(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
-    paths, evaluation_id = data_dir.paths, context.partition_key
-    store = EVALUATION_RECORDS.store(paths)
-    with recorded_step(context, EVALUATION_RECORDS, paths):
+    with recorded_step(context, EVALUATION_RECORDS, data_dir) as (paths, evaluation_id, store):
         request = load_request(paths, evaluation_id)
         planned = store.read_table(evaluation_id, QUERIES)
         summary = pipeline.summarize(

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from dagster import AssetExecutionContext
 
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.records import RecordStore
 from eval_pipelines.core.run_records import RunRecords, root_cause
+from eval_pipelines.resources import DataDirResource
+
+
+class Step(NamedTuple):
+    """What a partition's asset step works with."""
+
+    paths: DataPaths
+    record_id: str
+    store: RecordStore
 
 
 def planned_steps(context: AssetExecutionContext) -> set[str]:
@@ -20,12 +31,13 @@ def planned_steps(context: AssetExecutionContext) -> set[str]:
 
 @contextmanager
 def recorded_step(
-    context: AssetExecutionContext, records: RunRecords, paths: DataPaths
-) -> Iterator[None]:
+    context: AssetExecutionContext, records: RunRecords, data_dir: DataDirResource
+) -> Iterator[Step]:
+    paths = data_dir.paths
     step, record_id, run_id = context.op_def.name, context.partition_key, context.run.run_id
     records.stage_started(paths, record_id, step, run_id)
     try:
-        yield
+        yield Step(paths, record_id, records.store(paths))
     except Exception as exc:
         records.failed(paths, record_id, f"{step}: {root_cause(exc)}", run_id)
         raise

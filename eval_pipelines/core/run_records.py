@@ -21,6 +21,11 @@ class RecordBuilders:
     completed: Callable[[dict[str, Any], dict[str, Any], str | None, str], dict[str, Any]]
     failed: Callable[[dict[str, Any], str, str | None, str], dict[str, Any]]
 
+    @classmethod
+    def of(cls, module: Any) -> RecordBuilders:
+        """A kind's record module's builders: in_progress, completed_record, failed_record."""
+        return cls(module.in_progress, module.completed_record, module.failed_record)
+
 
 def root_cause(error: BaseException) -> str:
     """The innermost `raise ... from` cause, as `Type: message`: what a user can act on."""

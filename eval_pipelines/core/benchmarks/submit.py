@@ -17,11 +17,7 @@ ID_PREFIX = "bench"
 
 BENCHMARK_RECORDS = RunRecords(
     kind=KIND,
-    builders=RecordBuilders(
-        in_progress=record.in_progress,
-        completed=record.completed_record,
-        failed=record.failed_record,
-    ),
+    builders=RecordBuilders.of(record),
     stages=(
         ("benchmark_sessions", Status.BUILDING_SESSIONS),
         ("benchmark_replays", Status.REPLAYING),

@@ -18,11 +18,7 @@ ID_PREFIX = "eval"
 
 EVALUATION_RECORDS = RunRecords(
     kind=KIND,
-    builders=RecordBuilders(
-        in_progress=record.in_progress,
-        completed=record.completed_record,
-        failed=record.failed_record,
-    ),
+    builders=RecordBuilders.of(record),
     stages=(
         ("evaluation_queries", Status.IN_PROGRESS),
         ("evaluation_runs", Status.IN_PROGRESS),
