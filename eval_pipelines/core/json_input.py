@@ -42,6 +42,8 @@ def decode_json(
         ) from None
     except RecursionError:
         raise JsonProblem(f"nested more than {MAX_DEPTH} levels deep") from None
+    except UnicodeDecodeError as exc:  # bytes that are not UTF-8 (a ValueError too)
+        raise JsonProblem(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except ValueError:  # int() refuses numbers longer than sys.get_int_max_str_digits()
         raise JsonProblem(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
 

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.retrieval.execution import ERROR_INVALID_QUERY, Execution, Retriever
 
 LOOPBACK = "127.0.0.1"
@@ -114,8 +115,8 @@ class _SearchHandler(BaseHTTPRequestHandler):
             return None
         raw = self.rfile.read(length) if length > 0 else b""
         try:
-            request = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            request = decode_json(raw)
+        except JsonProblem as exc:
             self._bad_request(f"body: not valid JSON ({exc})")
             return None
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), dict):

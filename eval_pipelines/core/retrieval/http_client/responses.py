@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.retrieval.config import ResponseConfig
 from eval_pipelines.core.retrieval.execution import ScoredDocument, StageStatistics, efficiency
 
@@ -105,8 +106,8 @@ class ResponseReader:
     def parse(self, data: bytes, limit: int) -> tuple[list[ScoredDocument], Any]:
         """(the ranking, the raw stage statistics or None); raises MalformedResponseError."""
         try:
-            payload = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+            payload = decode_json(data)
+        except JsonProblem as exc:
             raise MalformedResponseError(f"response is not valid JSON ({exc})") from None
         response = self.response
         documents = lookup_path(payload, response.documents_path)
