@@ -61,7 +61,7 @@ def test(args: list[str]) -> None:
 
 def bench(args: list[str]) -> None:
     setup_bench()
-    run(BIN / "python", "-m", "benchmarks", *(args or ["all"]))
+    run(BIN / "python", "-m", "perf", *(args or ["all"]))
 
 
 def demo(args: list[str]) -> None:

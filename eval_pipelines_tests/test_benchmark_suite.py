@@ -13,7 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from benchmarks import (
+from eval_pipelines.core.benchmarks.replay import replay_sessions
+from eval_pipelines.core.benchmarks.submit import benchmark_store
+from eval_pipelines.core.paths import DataPaths
+from perf import (
     end_to_end,
     ground_truth,
     replay_http,
@@ -21,12 +24,9 @@ from benchmarks import (
     sampling,
     session_scoring,
 )
-from benchmarks.__main__ import BENCHMARKS, main
-from benchmarks.harness import BenchmarkResult, CorrectnessError, run_contenders
-from benchmarks.latency_server import latency_server
-from eval_pipelines.core.benchmarks.replay import replay_sessions
-from eval_pipelines.core.benchmarks.submit import benchmark_store
-from eval_pipelines.core.paths import DataPaths
+from perf.__main__ import BENCHMARKS, main
+from perf.harness import BenchmarkResult, CorrectnessError, run_contenders
+from perf.latency_server import latency_server
 
 REPEAT = 2
 

@@ -51,7 +51,7 @@ def test_a_library_transport_gives_the_default_transports_executions(
     paths: DataPaths, library: str
 ) -> None:
     pytest.importorskip(library)
-    from benchmarks.http_libraries import TRANSPORTS
+    from perf.http_libraries import TRANSPORTS
 
     class LibraryRetriever(HttpRetriever):
         transport_factory = TRANSPORTS[library]

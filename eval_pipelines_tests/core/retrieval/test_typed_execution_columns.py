@@ -152,9 +152,7 @@ def test_files_written_with_json_text_columns_read_beside_typed_ones(paths: Data
         assert get_execution(paths, "shop", execution_id) == detail
 
     old_replays = rows.slice(0, 2)
-    latencies = [
-        json.dumps(dict(p)) for p in old_replays.column("stage_latencies").to_pylist()
-    ]
+    latencies = [json.dumps(dict(p)) for p in old_replays.column("stage_latencies").to_pylist()]
     # As earlier versions wrote them: latencies as JSON text under their old name, and the
     # retriever's id under its old name.
     old_replays = old_replays.set_column(

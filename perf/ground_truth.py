@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 from eval_pipelines.core.metrics.ground_truth import evaluate_rankings, measure_names
 from eval_pipelines.core.storage import atomic_path
 from eval_pipelines.core.trec import read_qrels, read_run
+from perf.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 
 NAME = "ground_truth"
 QUERIES: dict[str, int] = {"tiny": 300, "small": 10_000, "full": 100_000}

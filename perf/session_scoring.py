@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
 from eval_pipelines.core.metrics.alignment import DEFAULT_INTERACTION_WEIGHTS, score_sessions
+from perf.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 
 NAME = "session_scoring"
 SESSIONS: dict[str, int] = {"tiny": 300, "small": 10_000, "full": 10_000}

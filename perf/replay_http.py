@@ -1,6 +1,6 @@
 """Benchmark 4: replay of sessions x 3 HTTP pipelines against a local engine answering in 20 ms.
 
-The engine (benchmarks/latency_server.py) runs in a child process, so it does not share the GIL with
+The engine (perf/latency_server.py) runs in a child process, so it does not share the GIL with
 the client. The measured step is replay_sessions over three http retrievers written as YAML files in
 a scratch data directory (concurrency 32 each, depth 100), executions written to Parquet as in a real
 replay. Pipelines are replayed one after another, so at most `concurrency` calls are in flight and the
@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import yaml
 
-from benchmarks.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
-from benchmarks.latency_server import latency_server, ranking
 from eval_pipelines.core.benchmarks.replay import replay_sessions
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import write_text_atomic
+from perf.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
+from perf.latency_server import latency_server, ranking
 
 NAME = "replay_http"
 SESSIONS: dict[str, int] = {"tiny": 200, "small": 2_000, "full": 10_000}

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import (
+from perf import (
     end_to_end,
     ground_truth,
     replay_http,
@@ -16,7 +16,7 @@ from benchmarks import (
     sampling,
     session_scoring,
 )
-from benchmarks.harness import BenchmarkResult, format_table, write_results
+from perf.harness import BenchmarkResult, format_table, write_results
 
 BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     ground_truth.NAME: ground_truth.run,
@@ -40,7 +40,7 @@ def run_benchmarks(names: Sequence[str], scale: str, repeat: int) -> list[Benchm
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
     parser.add_argument("name", choices=["all", *BENCHMARKS])
     parser.add_argument("--scale", choices=SCALES, default="full")
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions after a warm-up")

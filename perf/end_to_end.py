@@ -18,13 +18,6 @@ from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance
 
-from benchmarks.harness import (
-    BenchmarkResult,
-    ContenderResult,
-    CorrectnessError,
-    Target,
-    measure_step,
-)
 from eval_pipelines.cli.run_in_process import run_benchmark_here
 from eval_pipelines.contracts import validation_errors
 from eval_pipelines.core.benchmarks.request import parse_request
@@ -43,6 +36,13 @@ from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import utc_timestamp
 from eval_pipelines.core.storage import write_text_atomic
 from eval_pipelines.core.table_names import SESSIONS as SESSIONS_TABLE
+from perf.harness import (
+    BenchmarkResult,
+    ContenderResult,
+    CorrectnessError,
+    Target,
+    measure_step,
+)
 
 NAME = "end_to_end"
 SESSIONS: dict[str, int] = {"tiny": 300, "small": 2_000, "full": 10_000}

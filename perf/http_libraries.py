@@ -9,7 +9,7 @@ each replaying into its own scratch data directory, and every contender's output
 checks of replay_http. Neither library is a dependency: this module needs them installed
 (`pip install httpx aiohttp`) and reports a missing one as unavailable.
 
-    python -m benchmarks.http_libraries --scale full --repeat 3 --output results.json
+    python -m perf.http_libraries --scale full --repeat 3 --output results.json
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from benchmarks import replay_http
-from benchmarks.harness import BenchmarkResult, Target, format_table, run_contenders, write_results
-from benchmarks.latency_server import latency_server
 from eval_pipelines.core.benchmarks.replay import replay_sessions
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.http_client import HttpRetriever
@@ -37,6 +34,9 @@ from eval_pipelines.core.retrieval.http_client.transport import (
     KeepAliveTransport,
     TransportFactory,
 )
+from perf import replay_http
+from perf.harness import BenchmarkResult, Target, format_table, run_contenders, write_results
+from perf.latency_server import latency_server
 
 NAME = "http_libraries"
 BASELINE = "stdlib"
@@ -238,9 +238,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.http_libraries", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m perf.http_libraries", description=__doc__)
     parser.add_argument("--scale", choices=tuple(replay_http.SESSIONS), default="full")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--transports", nargs="+", choices=tuple(TRANSPORTS), default=None)

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 from eval_pipelines.core.benchmarks.sampling import (
     NULL_STRATUM,
     SessionFilter,
@@ -27,6 +26,7 @@ from eval_pipelines.core.benchmarks.sampling import (
 from eval_pipelines.core.logs.tables import EXECUTIONS_SCHEMA, INTERACTIONS_SCHEMA
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import write_parquet_atomic
+from perf.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 
 NAME = "sampling"
 EXECUTIONS: dict[str, int] = {"tiny": 2_000, "small": 100_000, "full": 1_000_000}

@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from benchmarks.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.demo.world import (
     INTENTS_FILE,
@@ -29,6 +28,7 @@ from eval_pipelines.core.demo.world import (
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution import Execution
 from eval_pipelines.core.retrieval.registry import open_retrievers
+from perf.harness import BenchmarkResult, CorrectnessError, Target, run_contenders
 
 NAME = "replay_in_process"
 QUERIES: dict[str, int] = {"tiny": 50, "small": 1_000, "full": 3_000}
