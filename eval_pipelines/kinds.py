@@ -46,7 +46,6 @@ class RequestKind:
     # The door: validate a request (with the data directory: check its references too).
     parse: Callable[[Any, DataPaths | None], Any]
     accept: Callable[[DataPaths, Any, str], dict[str, Any]]
-    new_id: Callable[[], str]
     partitions: DynamicPartitionsDefinition
     assets: Sequence[AssetsDefinition]
     job: UnresolvedAssetJobDefinition
@@ -63,6 +62,9 @@ class RequestKind:
     def store(self, paths: DataPaths) -> RecordStore:
         return self.records.store(paths)
 
+    def new_id(self) -> str:
+        return self.records.new_id()
+
     def accept_with_partition(
         self, instance: DagsterInstance, paths: DataPaths, request: Any, record_id: str
     ) -> dict[str, Any]:
@@ -72,18 +74,20 @@ class RequestKind:
         return self.accept(paths, request, record_id)
 
 
+def run_job(name: str, group: str, description: str) -> UnresolvedAssetJobDefinition:
+    """The job that materializes a kind's assets (group) for one partition."""
+    return define_asset_job(name, selection=AssetSelection.groups(group), description=description)
+
+
 BENCHMARKS = RequestKind(
     records=benchmark_submit.BENCHMARK_RECORDS,
     model=BenchmarkRequest,
     parse=parse_request,
     accept=benchmark_submit.accept_request,
-    new_id=benchmark_submit.new_benchmark_id,
     partitions=benchmark_partitions,
     assets=benchmark_assets,
-    job=define_asset_job(
-        "run_benchmark",
-        selection=AssetSelection.groups(BENCHMARK_GROUP),
-        description="Sample, replay, score and compare one benchmark partition.",
+    job=run_job(
+        "run_benchmark", BENCHMARK_GROUP, "Sample, replay, score and compare one partition."
     ),
 )
 
@@ -92,14 +96,9 @@ EVALUATIONS = RequestKind(
     model=EvaluationRequest,
     parse=parse_evaluation_request,
     accept=evaluation_submit.accept_request,
-    new_id=evaluation_submit.new_evaluation_id,
     partitions=evaluation_partitions,
     assets=evaluation_assets,
-    job=define_asset_job(
-        "run_evaluation",
-        selection=AssetSelection.groups(EVALUATION_GROUP),
-        description="Run, score and summarize one evaluation partition.",
-    ),
+    job=run_job("run_evaluation", EVALUATION_GROUP, "Run, score and summarize one partition."),
 )
 
 KINDS: dict[str, RequestKind] = {kind.name: kind for kind in (BENCHMARKS, EVALUATIONS)}

@@ -4,6 +4,8 @@ Each step records its stage in the benchmark's record as it starts; the comparis
 completed record.
 """
 
+from functools import partial
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -47,6 +49,8 @@ from eval_pipelines.partitions import benchmark_partitions
 from eval_pipelines.resources import DataDirResource
 
 GROUP = "benchmark"
+# Every asset of the kind: one partition per request, in the kind's group.
+partition_asset = partial(asset, partitions_def=benchmark_partitions, group_name=GROUP)
 
 
 def check(name: str, finding: Finding, severity: AssetCheckSeverity) -> AssetCheckResult:
@@ -63,9 +67,7 @@ def check(name: str, finding: Finding, severity: AssetCheckSeverity) -> AssetChe
     )
 
 
-@asset(
-    partitions_def=benchmark_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[interaction_logs],
     description="Sessions sampled from the logs by the request's filter and strategy (DuckDB SQL).",
     check_specs=[
@@ -130,9 +132,7 @@ def benchmark_sessions(
     )
 
 
-@asset(
-    partitions_def=benchmark_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[benchmark_sessions, retriever_configs, collections],
     description="Each session's query replayed through the baseline and every candidate.",
     check_specs=[
@@ -188,9 +188,7 @@ def benchmark_replays(
     )
 
 
-@asset(
-    partitions_def=benchmark_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[benchmark_replays],
     description="Alignment metrics per session and pipeline, vectorized over all sessions.",
     check_specs=[AssetCheckSpec("metrics_within_range", asset="benchmark_session_scores")],
@@ -214,9 +212,7 @@ def benchmark_session_scores(
     )
 
 
-@asset(
-    partitions_def=benchmark_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[benchmark_session_scores],
     description="Per-pipeline results and the paired comparison with the baseline; completes the"
     " benchmark's record.",

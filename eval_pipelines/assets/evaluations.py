@@ -4,6 +4,8 @@ Each step records itself in the evaluation's record as it starts; the summary wr
 record.
 """
 
+from functools import partial
+
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
@@ -26,12 +28,12 @@ from eval_pipelines.partitions import evaluation_partitions
 from eval_pipelines.resources import DataDirResource
 
 GROUP = "evaluation"
+# Every asset of the kind: one partition per request, in the kind's group.
+partition_asset = partial(asset, partitions_def=evaluation_partitions, group_name=GROUP)
 ID_COLUMN = "evaluation_id"
 
 
-@asset(
-    partitions_def=evaluation_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[ground_truth_datasets],
     description="The dataset's queries, each with its relevant-document count and skip reason, if any.",
 )
@@ -52,9 +54,7 @@ def evaluation_queries(
     )
 
 
-@asset(
-    partitions_def=evaluation_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[evaluation_queries, retriever_configs, collections],
     description="Each runnable query through the retriever; every call kept as an execution.",
 )
@@ -74,9 +74,7 @@ def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -
     return MaterializeResult(metadata={"runs": runs.num_rows, "failed_executions": failed})
 
 
-@asset(
-    partitions_def=evaluation_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[evaluation_runs],
     description="Per query, per metric, per k (null k = uncut): trec_eval's numbers, computed in one pass.",
     check_specs=[AssetCheckSpec("metrics_within_unit_interval", asset="evaluation_query_metrics")],
@@ -105,9 +103,7 @@ def evaluation_query_metrics(
     )
 
 
-@asset(
-    partitions_def=evaluation_partitions,
-    group_name=GROUP,
+@partition_asset(
     deps=[evaluation_query_metrics],
     description="Means over evaluated queries (metrics_by_k and uncut overall_metrics) and the query"
     " counts; completes the evaluation's record.",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, Status, utc_timestamp
+from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, Status, new_id, utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,15 @@ class RunRecords:
     """The records of one kind, as its runs write them; run_id says which run a state belongs to."""
 
     kind: str
+    id_prefix: str  # "bench", "eval": new ids read as what they are
     builders: RecordBuilders
     stages: tuple[tuple[str, Status], ...]  # (step name, status shown while it runs), in order
 
     def store(self, paths: DataPaths) -> RecordStore:
         return RecordStore(paths, self.kind)
+
+    def new_id(self) -> str:
+        return new_id(self.id_prefix)
 
     @property
     def statuses(self) -> tuple[Status, ...]:

@@ -8,15 +8,15 @@ from typing import Any
 from eval_pipelines.core.benchmarks import record
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
+from eval_pipelines.core.records import RecordStore, Status, utc_timestamp
 from eval_pipelines.core.run_records import RecordBuilders, RunRecords
 from eval_pipelines.core.table_names import BENCHMARKS
 
 KIND = BENCHMARKS
-ID_PREFIX = "bench"
 
 BENCHMARK_RECORDS = RunRecords(
     kind=KIND,
+    id_prefix="bench",
     builders=RecordBuilders.of(record),
     stages=(
         ("benchmark_sessions", Status.BUILDING_SESSIONS),
@@ -32,7 +32,7 @@ def benchmark_store(paths: DataPaths) -> RecordStore:
 
 
 def new_benchmark_id() -> str:
-    return new_id(ID_PREFIX)
+    return BENCHMARK_RECORDS.new_id()
 
 
 def accept_request(

@@ -9,15 +9,15 @@ from eval_pipelines.core.datasets import load_dataset
 from eval_pipelines.core.evaluations import record
 from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
+from eval_pipelines.core.records import RecordStore, Status, utc_timestamp
 from eval_pipelines.core.run_records import RecordBuilders, RunRecords
 from eval_pipelines.core.table_names import EVALUATIONS
 
 KIND = EVALUATIONS
-ID_PREFIX = "eval"
 
 EVALUATION_RECORDS = RunRecords(
     kind=KIND,
+    id_prefix="eval",
     builders=RecordBuilders.of(record),
     stages=(
         ("evaluation_queries", Status.IN_PROGRESS),
@@ -33,7 +33,7 @@ def evaluation_store(paths: DataPaths) -> RecordStore:
 
 
 def new_evaluation_id() -> str:
-    return new_id(ID_PREFIX)
+    return EVALUATION_RECORDS.new_id()
 
 
 def accept_request(
