@@ -152,9 +152,9 @@ class RecordStore:
         """The record and, beside it, which Dagster run produced its current state; returns the
         record that stands after the call.
 
-        Several writers sync one record at once (the record sensor, a user's `get`, an in-process
-        run): one that looked at the run before it ended must not put a non-final state back over
-        the final state of that same run.
+        Several writers touch one record at once (the run's steps, the run-failure sensor, `get`):
+        one that looked at the run before it ended must not put a non-final state back over the
+        final state of that same run.
         """
         folder = self.folder(record_id)
         with directory_lock(folder):

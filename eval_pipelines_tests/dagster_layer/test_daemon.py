@@ -3,7 +3,7 @@
 With `dagster dev` running, a request submitted by the CLI (no --wait) is run once by the request
 sensor and its record driven to completed. When `dagster dev` is killed mid-run and started again,
 Dagster's run monitoring (on in the dagster.yaml the project writes) sees the run's worker is gone
-and fails the run, the record sensor marks the record failed naming the step, and `benchmark rerun`
+and fails the run, the run-failure sensor marks the record failed naming the step, and `benchmark rerun`
 completes it. Real processes throughout: `dagster dev`, the CLI, a loopback engine."""
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def test_a_run_left_behind_by_a_killed_dagster_dev_is_failed_and_can_be_rerun(
             )
             assert failed_run.run_id == stuck.run_id
             record = wait_for(
-                "the record sensor to follow",
+                "the run-failure sensor to mark the record",
                 lambda: (r := store.get(benchmark_id))["status"] == "failed" and r,
             )
             slow.clear()
