@@ -19,6 +19,7 @@ from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.metrics.ground_truth import evaluate_rankings
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.query_runner import (
+    QUERY_ROWS_SCHEMA,
     ChunkDone,
     ChunkWriter,
     QueryRun,
@@ -52,16 +53,13 @@ UNCUT_MEASURES = {
     "mrr": "recip_rank",
 }
 
+# An evaluation's runs: the query runner's rows without what the evaluation knows already (its
+# retriever) or keeps in the executions (stage latencies).
 RUNS_SCHEMA = pa.schema(
     [
-        ("query_id", pa.string()),
-        ("execution_id", pa.string()),
-        ("status", pa.string()),
-        ("error_type", pa.string()),
-        ("error", pa.string()),
-        ("ranking", pa.list_(pa.string())),
-        ("scores", pa.list_(pa.float64())),
-        ("latency_ms", pa.float64()),
+        QUERY_ROWS_SCHEMA.field(name)
+        for name in QUERY_ROWS_SCHEMA.names
+        if name not in ("retriever_id", "stage_latencies")
     ]
 )
 
