@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, Status, new_id, utc_timestamp
+from eval_pipelines.core.records import RecordStore, Status, new_id, utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -115,12 +115,4 @@ class RunRecords:
             f"incomplete: run {run_id} succeeded but did not bring {', '.join(missing)} up to date"
             " (not selected); materialize them, or the whole partition, to finish",
             run_id,
-        )
-
-    def is_final_for(self, paths: DataPaths, record_id: str, run_id: str) -> bool:
-        entry = self.store(paths).entry(record_id)
-        return (
-            entry is not None
-            and entry.get("run_id") == run_id
-            and entry["record"]["status"] in FINAL_STATUSES
         )
