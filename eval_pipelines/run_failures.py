@@ -9,6 +9,7 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
+from eval_pipelines.assets.recording import planned_steps
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import FINAL_STATUSES
 from eval_pipelines.kinds import KIND_TAG, KINDS, PARTITION_TAG, RequestKind
@@ -42,14 +43,8 @@ def kind_of(instance: DagsterInstance, run: DagsterRun) -> RequestKind | None:
     steps (a UI button or `dagster asset materialize` tags nothing)."""
     if run.tags.get(KIND_TAG) in KINDS:
         return KINDS[run.tags[KIND_TAG]]
-    if run.execution_plan_snapshot_id is None:
-        return None
-    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-    steps = set(plan.step_keys_to_execute)
-    return next(
-        (kind for kind in KINDS.values() if steps & {name for name, _ in kind.records.stages}),
-        None,
-    )
+    steps = planned_steps(instance, run)
+    return next((kind for kind in KINDS.values() if steps & set(kind.records.stage_names)), None)
 
 
 def record_run_end(
@@ -79,7 +74,9 @@ def _newer(instance: DagsterInstance, run: DagsterRun, other_run_id: str) -> boo
     return other is None or this is None or this.create_timestamp >= other.create_timestamp
 
 
-def settle_record(instance: DagsterInstance, paths: DataPaths, kind: RequestKind, record_id: str):
+def settle_record(
+    instance: DagsterInstance, paths: DataPaths, kind: RequestKind, record_id: str
+) -> dict[str, Any] | None:
     """Bring a record up to date with the run it names, when that run ended without writing its
     end (its worker died, or it failed outside a step); returns the record as it stands."""
     entry = kind.store(paths).entry(record_id)

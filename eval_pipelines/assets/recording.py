@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, DagsterInstance
+from dagster._core.storage.dagster_run import DagsterRun
 
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import RecordStore
@@ -23,9 +24,11 @@ class Step(NamedTuple):
     store: RecordStore
 
 
-def planned_steps(context: AssetExecutionContext) -> set[str]:
-    """The steps this run executes (a UI selection or `--select` plans a subset)."""
-    plan = context.instance.get_execution_plan_snapshot(context.run.execution_plan_snapshot_id)
+def planned_steps(instance: DagsterInstance, run: DagsterRun) -> set[str]:
+    """The steps a run executes (a UI selection or `--select` plans a subset)."""
+    if run.execution_plan_snapshot_id is None:
+        return set()
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
     return set(plan.step_keys_to_execute)
 
 
@@ -41,6 +44,6 @@ def recorded_step(
     except Exception as exc:
         records.failed(paths, record_id, f"{step}: {root_cause(exc)}", run_id)
         raise
-    missing = records.step_stopped_early(step, planned_steps(context))
+    missing = records.step_stopped_early(step, planned_steps(context.instance, context.run))
     if missing:
         records.incomplete(paths, record_id, run_id, missing)

@@ -50,6 +50,11 @@ class RunRecords:
         return new_id(self.id_prefix)
 
     @property
+    def stage_names(self) -> list[str]:
+        """The steps (asset names) that make a record, in order."""
+        return [name for name, _ in self.stages]
+
+    @property
     def statuses(self) -> tuple[Status, ...]:
         """Every status this kind's records show, in lifecycle order."""
         progress = dict.fromkeys(status for _, status in self.stages)
@@ -78,28 +83,15 @@ class RunRecords:
         updated = self.builders.completed(record, outcome, None, utc_timestamp())
         return self.store(paths).save(record_id, updated, run_id)
 
-    def failed(
-        self,
-        paths: DataPaths,
-        record_id: str,
-        message: str,
-        run_id: str | None,
-        started_at: str | None = None,
-    ) -> dict[str, Any]:
-        record = (
-            self._current(paths, record_id, run_id)
-            if run_id is not None
-            else self.store(paths).get(record_id)
-        )
-        if record is None:
-            raise FileNotFoundError(f"{self.kind}/{record_id} has no record")
-        updated = self.builders.failed(record, message, started_at, utc_timestamp())
+    def failed(self, paths: DataPaths, record_id: str, message: str, run_id: str) -> dict[str, Any]:
+        record = self._current(paths, record_id, run_id)
+        updated = self.builders.failed(record, message, None, utc_timestamp())
         return self.store(paths).save(record_id, updated, run_id)
 
     def step_stopped_early(self, step: str, planned: set[str]) -> list[str] | None:
         """The stages after `step` a run leaves unmade when step is the last one it plans; None
         when the run goes on (or step is the last stage)."""
-        names = [name for name, _ in self.stages]
+        names = self.stage_names
         later = names[names.index(step) + 1 :]
         if not later or any(name in planned for name in later):
             return None
