@@ -3,7 +3,7 @@
 Three inputs, each from where it can be known (the maths is in stats/power.py):
 - S = sum_q p_q^2, the query concentration of the population a benchmark samples (population.py):
   every session the request's filter matches, counted per query in DuckDB with the sampler's own
-  filter SQL, the query normalized as inference clusters it (scoring.query_keys, the request's
+  filter SQL, the query normalized as inference clusters it (query_keys.query_keys, the request's
   query_key).
 - sd and rho, the spread and intra-query correlation of the per-session primary differences
   (intention to treat: a failed replay scores 0 NDCG@10; spread.py), from a pilot (pilot.py): a

@@ -11,8 +11,8 @@ from eval_pipelines.core.benchmarks.inference import UNIT_SESSION
 from eval_pipelines.core.benchmarks.plan_settings import MIN_SESSION_COUNT
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.benchmarks.sampling import query_counts
-from eval_pipelines.core.benchmarks.scoring import query_keys
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.query_keys import query_keys
 from eval_pipelines.core.stats import power as pw
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +17,7 @@ from eval_pipelines.core.benchmarks.score_table import (
 from eval_pipelines.core.benchmarks.stage_latencies import STAGE_LATENCIES_COLUMN
 from eval_pipelines.core.metrics.agreement import top_k_overlap
 from eval_pipelines.core.metrics.alignment import score_sessions
+from eval_pipelines.core.query_keys import query_keys
 
 
 def _session_interactions(sessions: pa.Table, interactions: pa.Table) -> pa.Table:
@@ -34,21 +33,6 @@ def _session_interactions(sessions: pa.Table, interactions: pa.Table) -> pa.Tabl
             "position": interactions.column("position"),
         }
     )
-
-
-def query_keys(sessions: pa.Table, query_key: str = "text") -> pa.Array:
-    """Each session's query as inference clusters sessions: its text, Unicode-normalized, lower-cased
-    and with runs of white space as one space; with "text_and_filters", its filters as well."""
-    text = pc.utf8_normalize(sessions.column("query_text").combine_chunks(), form="NFKC")
-    text = pc.replace_substring_regex(pc.utf8_lower(text), r"\s+", " ")
-    text = pc.utf8_trim_whitespace(text)
-    if query_key == "text":
-        return text
-    filters = [
-        json.dumps(json.loads(q).get("filters") or {}, sort_keys=True, separators=(",", ":"))
-        for q in sessions.column("query_input").to_pylist()
-    ]
-    return pc.binary_join_element_wise(text, pa.array(filters, pa.string()), "\x1f")
 
 
 def score_benchmark(

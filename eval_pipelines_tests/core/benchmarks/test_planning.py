@@ -33,12 +33,13 @@ from eval_pipelines.core.benchmarks.plan_settings import PlanSettings, parse_pla
 from eval_pipelines.core.benchmarks.population import population
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
 from eval_pipelines.core.benchmarks.sampling import sample_sessions
-from eval_pipelines.core.benchmarks.scoring import query_keys, score_benchmark
+from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.benchmarks.spread import pilot_spread
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY, WORSE
 from eval_pipelines.core.logs.ingest import ingest_files
 from eval_pipelines.core.metrics.alignment import COUNT_COLUMNS
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.query_keys import query_keys
 from eval_pipelines.core.retrieval.execution import Retriever
 from eval_pipelines.core.retrieval.registry import open_retrievers
 from eval_pipelines.core.stats import power as pw
