@@ -82,6 +82,7 @@ def write_log(paths: DataPaths, execution_count: int, seed: int) -> int:
             "documents": document_lists,
             "taxonomy_node_ids": node_lists,
             "created_at": _micros(created_s),
+            "metadata": pa.nulls(execution_count, pa.string()),
         },
         schema=EXECUTIONS_SCHEMA,
     )

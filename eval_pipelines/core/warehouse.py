@@ -34,8 +34,7 @@ _log = logging.getLogger(__name__)
 def table_globs(paths: DataPaths) -> dict[str, str]:
     """View name -> glob (relative to the data directory) of the Parquet files that make the table."""
     tables = {
-        "logged_executions": "logs/executions/*.parquet",
-        "interactions": "logs/interactions/*.parquet",
+        **{view: f"logs/{table}/*.parquet" for table, view in LOG_VIEWS.items()},
         "quarantine": "logs/quarantine/*.parquet",
         "executions": "executions/*/*.parquet",
         **{
@@ -101,6 +100,22 @@ RENAMED_COLUMNS: dict[str, str] = {
     "stage_latencies_json": "stage_latencies",
     "pipeline_id": "retriever_id",
 }
+
+# Columns added to a table since its first files (view -> column -> DuckDB type): a file written
+# before reads them as NULL, and a view over such files only still has them.
+ADDED_COLUMNS: dict[str, dict[str, str]] = {"logged_executions": {"metadata": "VARCHAR"}}
+# The view of each normalized log table.
+LOG_VIEWS: dict[str, str] = {"executions": "logged_executions", "interactions": "interactions"}
+
+
+def with_added_columns(select: str, view: str) -> str:
+    """select with view's ADDED_COLUMNS present whether or not its files hold them (no row added)."""
+    added = ADDED_COLUMNS.get(view)
+    if not added:
+        return select
+    columns = ", ".join(f'NULL::{kind} AS "{name}"' for name, kind in added.items())
+    return f"SELECT * FROM ({select}) UNION ALL BY NAME SELECT {columns} WHERE false"
+
 
 # path -> ((device, inode, size, mtime_ns), (problem or None, text columns of TYPED_COLUMNS)): a file
 # renamed into place is a new inode, so a rewritten file is checked again and an unchanged one is not
@@ -226,7 +241,7 @@ def scan_views(paths: DataPaths) -> Views:
         if not readable:
             continue
         glob = _sql_string(str(paths.root / pattern)) if readable == matched else None
-        definitions[name] = parquet_select(readable, glob)
+        definitions[name] = with_added_columns(parquet_select(readable, glob), name)
     return Views(definitions, unreadable)
 
 

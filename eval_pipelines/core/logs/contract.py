@@ -15,7 +15,8 @@ executions: `execution_id`, `retriever_id` (falls back to the ingest's default r
 safe id, see paths.validate_id), `session_id`, `user_id` (optional), `query_input` (an object with a
 string `text` and an optional object `filters`, or a plain string meaning `{"text": ...}`; a null
 `filters` counts as absent; other keys are kept), `documents` (list of document id strings in served
-order, may be empty), `taxonomy_node_ids` (optional list of strings), `created_at`.
+order, may be empty), `taxonomy_node_ids` (optional list of strings), `created_at`, `metadata`
+(optional object, e.g. `{"exploration": {"method": "shuffle_top_k", "k": 12}}` for randomized traffic).
 
 interactions: `interaction_id` (optional), `execution_id` (must name an already ingested execution),
 `document_id` (alias `feature_id`), `interaction_type` (a string or a list of strings: one output row
@@ -155,7 +156,17 @@ def normalize_execution(
         documents,
         taxonomy,
         created_at,
+        _metadata(fields, labels),
     )
+
+
+def _metadata(fields: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """The optional `metadata` object as canonical JSON text; one rule for both tables."""
+    label = field_label(labels, "metadata")
+    metadata = fields.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise wrong_type(label, "an object", metadata)
+    return storable_json(metadata, label) if metadata else None
 
 
 def _document_id(fields: Mapping[str, Any], labels: Mapping[str, str]) -> str:
@@ -224,9 +235,6 @@ def normalize_interaction(fields: Mapping[str, Any], labels: Mapping[str, str]) 
     session_id = optional_str(fields, "session_id", labels)
     user_id = optional_str(fields, "user_id", labels)
     timestamp = parse_timestamp(fields.get("timestamp"), field_label(labels, "timestamp"))
-    metadata = fields.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise wrong_type(field_label(labels, "metadata"), "an object", metadata)
     return InteractionDraft(
         interaction_id,
         execution_id,
@@ -236,7 +244,7 @@ def normalize_interaction(fields: Mapping[str, Any], labels: Mapping[str, str]) 
         session_id,
         user_id,
         timestamp,
-        storable_json(metadata, field_label(labels, "metadata")) if metadata else None,
+        _metadata(fields, labels),
     )
 
 

@@ -64,6 +64,7 @@ from eval_pipelines.core.storage import (
     parquet_files,
     write_parquet_atomic,
 )
+from eval_pipelines.core.warehouse import LOG_VIEWS, with_added_columns
 
 __all__ = [
     "LOG_TABLES",
@@ -265,7 +266,7 @@ def _deduplicated(table: LogTable, outcomes: list[_Outcome], directory: Path) ->
         [row for _, rows in outcomes if not isinstance(rows, RowRejected) for row in rows],
         _SCHEMAS[table],
     )
-    stored = _stored_differences(candidates, directory)
+    stored = _stored_differences(candidates, table, directory)
     quarantine: list[tuple[SourceRecord, RowRejected]] = []
     kept: list[int] = []
     repeated = 0
@@ -305,7 +306,7 @@ def _deduplicated(table: LogTable, outcomes: list[_Outcome], directory: Path) ->
     return _Batch(candidates.take(pa.array(kept, pa.int64())), quarantine, repeated)
 
 
-def _stored_differences(candidates: pa.Table, directory: Path) -> dict[int, str]:
+def _stored_differences(candidates: pa.Table, table: LogTable, directory: Path) -> dict[int, str]:
     """For each candidate row whose id is stored: the columns where it differs from the stored row,
     comma-separated ("" when identical; for an id stored twice, the closer copy).
 
@@ -322,12 +323,16 @@ def _stored_differences(candidates: pa.Table, directory: Path) -> dict[int, str]
     numbered = candidates.append_column(
         "candidate_row", pa.array(range(candidates.num_rows), pa.int64())
     )
+    # Parts written before a column was added lack it: they read it as NULL.
+    stored = with_added_columns(
+        "SELECT * FROM read_parquet($files, union_by_name = true)", LOG_VIEWS[table]
+    )
     with duckdb.connect() as con:
         con.register("candidates", numbered)
         found = con.sql(
             f"SELECT candidate_row, arg_min(differs, length(differs)) FROM ("
             f" SELECT c.candidate_row, concat_ws(', ', {differs}) AS differs"
-            f' FROM candidates c JOIN read_parquet($files) s ON c."{key}" = s."{key}")'
+            f' FROM candidates c JOIN ({stored}) s ON c."{key}" = s."{key}")'
             " GROUP BY candidate_row",
             params={"files": [str(f) for f in files]},
         ).to_arrow_table()

@@ -9,6 +9,12 @@ import pyarrow as pa
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
+# An execution's metadata key recording that its served order was randomized (how, e.g.
+# {"method": "shuffle_top_k", "k": 12}), as systems running exploration traffic log it.
+EXPLORATION_KEY = "exploration"
+# The interaction type of a rendered result (UBI's `impression` event): weight 0, never a signal.
+IMPRESSION = "impression"
+
 EXECUTIONS_SCHEMA = pa.schema(
     [
         pa.field("execution_id", pa.string(), nullable=False),
@@ -20,6 +26,7 @@ EXECUTIONS_SCHEMA = pa.schema(
         pa.field("documents", pa.list_(pa.string()), nullable=False),
         pa.field("taxonomy_node_ids", pa.list_(pa.string()), nullable=False),
         pa.field("created_at", UTC_MICROS, nullable=False),
+        pa.field("metadata", pa.string()),
     ]
 )
 
@@ -61,6 +68,7 @@ class ExecutionRow(NamedTuple):
     documents: list[str]
     taxonomy_node_ids: list[str]
     created_at: datetime
+    metadata: str | None
 
 
 class InteractionRow(NamedTuple):

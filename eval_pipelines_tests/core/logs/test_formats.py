@@ -218,6 +218,7 @@ def test_ubi_queries_become_executions(paths: DataPaths, tmp_path: Path) -> None
         "documents": ["d1", "d2", "d3"],
         "taxonomy_node_ids": [],
         "created_at": datetime(2026, 10, 1, 12, 0, tzinfo=UTC),
+        "metadata": None,
     }
     # No application: the default retriever id; no session: one session per query; epoch millis.
     assert (q2["retriever_id"], q2["session_id"]) == ("legacy", "q2")

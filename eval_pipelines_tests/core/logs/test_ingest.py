@@ -81,6 +81,7 @@ def test_an_execution_is_normalized_to_utc_and_canonical_json(
         "documents": ["d1", "d2", "d3"],
         "taxonomy_node_ids": ["furniture"],
         "created_at": datetime(2026, 10, 1, 12, 0, tzinfo=UTC),
+        "metadata": None,
     }
     # A plain string query_input means {"text": ...}; absent optional lists become empty lists.
     assert second["query_input"] == '{"text":"blue chair"}'
@@ -200,6 +201,7 @@ def test_outputs_have_the_exact_schemas_when_read_through_duckdb(
             "VARCHAR[]",
             "VARCHAR[]",
             "TIMESTAMP WITH TIME ZONE",
+            "VARCHAR",
         ],
         "interactions": ["VARCHAR"] * 4
         + ["INTEGER", "VARCHAR", "VARCHAR", "TIMESTAMP WITH TIME ZONE", "VARCHAR"],
