@@ -55,10 +55,17 @@ def demo_intents(data_dir: DataDirResource, demo_world: DemoWorldResource) -> Ma
 @asset(
     group_name=GROUP,
     deps=[demo_intents, demo_retrievers],
-    description="Logged searches served by demo_prod and simulated user interactions, ingested like real logs.",
+    description="Logged searches (demo_prod, an earlier ranker, shuffled exploration traffic, some"
+    " impressions) and simulated user interactions, ingested like real logs; the true examination"
+    " by position beside them.",
 )
 def demo_logs(data_dir: DataDirResource, demo_world: DemoWorldResource) -> MaterializeResult:
-    summary = demo.simulate_logs(data_dir.paths, seed=demo_world.seed, scale=demo_world.scale)
+    summary = demo.simulate_logs(
+        data_dir.paths,
+        seed=demo_world.seed,
+        scale=demo_world.scale,
+        structure=demo_world.structure,
+    )
     return _result(summary, data_dir)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from eval_pipelines.cli.output import format_table, progress
 from eval_pipelines.core import demo
-from eval_pipelines.core.benchmarks.request import parse_request
+from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
 from eval_pipelines.core.benchmarks.submit import new_benchmark_id
 from eval_pipelines.core.evaluations.request import parse_evaluation_request
 from eval_pipelines.core.evaluations.submit import new_evaluation_id
@@ -148,22 +148,29 @@ def run_demo(args: argparse.Namespace, paths: DataPaths) -> int:
     return 0 if all(r["status"] == "completed" for r in finished) else 1
 
 
-def run_demo_benchmark(paths: DataPaths, seed: int) -> dict:
-    """demo_prod against every other demo retriever over 1,000 logged sessions, run in this process."""
-    from eval_pipelines.cli.run_in_process import run_benchmark_here
-
-    request = parse_request(
+def demo_benchmark_request(paths: DataPaths, seed: int) -> BenchmarkRequest:
+    """demo_prod against the other demo retrievers, over sessions demo_prod served: the earlier
+    ranker's sessions would make the baseline's replay differ from what those users saw."""
+    return parse_request(
         {
             "benchmark_name": "demo: production vs candidates",
             "baseline_retriever_id": "demo_prod",
             "candidate_retriever_ids": ["demo_better", "demo_worse", "demo_prod_copy", "demo_http"],
             "session_count": DEMO_BENCHMARK_SESSIONS,
             "seed": seed,
+            "session_filter": {"retriever_ids": ["demo_prod"]},
         },
         paths,
     )
+
+
+def run_demo_benchmark(paths: DataPaths, seed: int) -> dict:
+    """demo_prod against every other demo retriever over 1,000 sessions it served, run in this process."""
+    from eval_pipelines.cli.run_in_process import run_benchmark_here
+
+    request = demo_benchmark_request(paths, seed)
     progress(
-        f"Benchmarking demo_prod against 4 candidates over {DEMO_BENCHMARK_SESSIONS} logged sessions ..."
+        f"Benchmarking demo_prod against 4 candidates over {DEMO_BENCHMARK_SESSIONS} sessions it served ..."
     )
     return run_benchmark_here(paths, request, new_benchmark_id(), progress)
 

@@ -4,6 +4,7 @@ See world.py for the steps; each writes under the data directory and returns a s
 """
 
 from eval_pipelines.core.demo.retrievers import DEMO_RETRIEVER_IDS
+from eval_pipelines.core.demo.traffic import DemoLogStructure
 from eval_pipelines.core.demo.world import (
     DEFAULT_SEED,
     DemoScale,
@@ -21,6 +22,7 @@ from eval_pipelines.core.demo.world import (
 __all__ = [
     "DEFAULT_SEED",
     "DEMO_RETRIEVER_IDS",
+    "DemoLogStructure",
     "DemoScale",
     "build_catalog",
     "build_demo_world",

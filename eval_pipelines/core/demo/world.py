@@ -1,7 +1,8 @@
 """Building the demo world step by step; each step reads what the earlier ones wrote to disk.
 
 Steps: catalog -> retrievers -> intents (+ true grades) -> logs (served by demo_prod through the real
-engine, clicked by simulated users, ingested like real logs) -> judgments. Same seed, same bytes.
+engine, with the traffic structure of traffic.py, clicked by simulated users, ingested like real logs;
+the users' true examination beside them) -> judgments. Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -28,10 +29,19 @@ from eval_pipelines.core.demo.catalog import (
     read_catalog_truth,
 )
 from eval_pipelines.core.demo.intents import generate_intents, grade_table, intents_table
+from eval_pipelines.core.demo.log_lines import DemoLogLines
 from eval_pipelines.core.demo.retrievers import DEMO_RETRIEVER_IDS, PROD
 from eval_pipelines.core.demo.retrievers import write_demo_retrievers as _write_retrievers
+from eval_pipelines.core.demo.traffic import (
+    EXAMINATION_FILE,
+    DemoLogStructure,
+    assign_traffic,
+    examination_truth,
+    pairs_at_several_positions,
+    rendered_slots,
+    structure_summary,
+)
 from eval_pipelines.core.demo.users import (
-    INTERACTION_TYPES,
     NOT_SERVED,
     ClickModel,
     draw_users,
@@ -47,7 +57,6 @@ from eval_pipelines.core.storage import write_parquet_atomic, write_text_atomic
 DEFAULT_SEED = 20261101
 LOGS_END = datetime(2026, 11, 1, tzinfo=UTC)
 SERVED_DEPTH = 24
-EXECUTION_PREFIX = "exec_demo_"
 
 INTENTS_FILE = "intents.parquet"
 GRADES_FILE = "grades.parquet"
@@ -233,20 +242,28 @@ def _read_intents_and_grades(paths: DataPaths) -> tuple[pa.Table, pa.Table]:
     return intents, grades
 
 
-def serve_pages(paths: DataPaths, query_texts: list[str]) -> list[list[str]]:
-    """demo_prod's ranking for each query text, through the real engine (one call per text)."""
+def serve_pages(paths: DataPaths, query_texts: list[str], depth: int) -> list[list[str]]:
+    """demo_prod's top `depth` for each query text, through the real engine (one call per text)."""
     with open_retriever(paths, PROD) as retriever:
         executions = retriever.search_many([{"text": text} for text in query_texts])
     pages = []
     for text, execution in zip(query_texts, executions, strict=True):
         if execution.status != "completed":
             raise RuntimeError(f"{PROD} failed on {text!r}: {execution.error}")
-        pages.append([d.document_id for d in execution.documents[:SERVED_DEPTH]])
+        pages.append([d.document_id for d in execution.documents[:depth]])
     return pages
 
 
-def _iso(times: np.ndarray) -> np.ndarray:
-    return np.char.add(np.datetime_as_string(times, unit="ms"), "Z")
+def _top_positions(
+    paths: DataPaths, texts: np.ndarray, used: np.ndarray, documents: IdIndex, depth: int
+) -> np.ndarray:
+    """demo_prod's top `depth` per used query as catalog positions (-1 for empty slots)."""
+    pages = serve_pages(paths, [str(texts[i]) for i in used], depth)
+    top = np.full((len(used), depth), NOT_SERVED, dtype=np.int64)
+    for row, page in enumerate(pages):
+        if page:
+            top[row, : len(page)] = documents.positions(np.array(page, dtype=object))
+    return top
 
 
 def _relative_report(paths: DataPaths, report: IngestReport) -> dict[str, Any]:
@@ -274,10 +291,16 @@ def _remove_previous_demo_logs(paths: DataPaths) -> None:
 
 
 def simulate_logs(
-    paths: DataPaths, seed: int = DEFAULT_SEED, scale: DemoScale | None = None
+    paths: DataPaths,
+    seed: int = DEFAULT_SEED,
+    scale: DemoScale | None = None,
+    *,
+    structure: DemoLogStructure | None = None,
 ) -> dict[str, Any]:
-    """Serve Zipf-distributed searches with demo_prod, simulate users, write raw JSONL, ingest it."""
+    """Serve Zipf-distributed searches (traffic structured as `structure` says), simulate users,
+    write raw JSONL and the examination truth, ingest the JSONL."""
     scale = scale or DemoScale()
+    structure = structure or DemoLogStructure()
     intents, grades = _read_intents_and_grades(paths)
     catalog = read_catalog_truth(paths)
     rng = np.random.default_rng([seed, 3])
@@ -295,51 +318,38 @@ def simulate_logs(
     user_of = draw_users(rng, scale.executions, n_users)
 
     used = np.unique(intent_of)
-    pages = serve_pages(paths, [str(texts[i]) for i in used])
-    page_ids = np.full((len(used), SERVED_DEPTH), None, dtype=object)
-    page_grades = np.full((len(used), SERVED_DEPTH), NOT_SERVED, dtype=np.int64)
-    documents = IdIndex(catalog.document_id, "document_id")
-    lookup = GradeLookup(grades, IdIndex(intent_ids, "intent_id"), documents)
-    for row, (intent, page) in enumerate(zip(used, pages, strict=True)):
-        if page:
-            positions = documents.positions(np.array(page, dtype=object))
-            page_ids[row, : len(page)] = page
-            page_grades[row, : len(page)] = lookup(np.full(len(page), intent), positions)
     page_of = np.searchsorted(used, intent_of)
-    simulated = simulate_interactions(rng, page_grades[page_of], ClickModel())
-
-    width = max(6, len(str(scale.executions)))
-    execution_ids = np.array(
-        [f"{EXECUTION_PREFIX}{i:0{width}d}" for i in range(1, scale.executions + 1)], dtype=object
+    documents = IdIndex(catalog.document_id, "document_id")
+    top = _top_positions(
+        paths, texts, used, documents, max(SERVED_DEPTH, structure.previous_candidates)
     )
-    session_ids = np.char.replace(execution_ids.astype(str), "exec_demo_", "sess_demo_")
-    user_ids = np.array([f"user_demo_{u:05d}" for u in range(n_users)], dtype=object)[user_of]
-    created_at = _iso(created)
-    page_json = [json.dumps([d for d in page_ids[r] if d is not None]) for r in range(len(used))]
-    query_json = [json.dumps({"text": str(texts[i])}) for i in used]
-    leaf_json = [json.dumps([str(leaf_ids[i])]) for i in used]
-    execution_lines = [
-        f'{{"execution_id": "{execution_ids[k]}", "retriever_id": "{PROD}",'
-        f' "session_id": "{session_ids[k]}", "user_id": "{user_ids[k]}",'
-        f' "query_input": {query_json[p]}, "documents": {page_json[p]},'
-        f' "taxonomy_node_ids": {leaf_json[p]}, "created_at": "{created_at[k]}"}}\n'
-        for k, p in enumerate(page_of)
-    ]
+    traffic = assign_traffic(
+        np.random.default_rng([seed, 3, 1]),
+        structure,
+        offsets / 86_400_000,
+        page_of,
+        top,
+        SERVED_DEPTH,
+    )
+    lookup = GradeLookup(grades, IdIndex(intent_ids, "intent_id"), documents)
+    served = traffic.served
+    page_grades = np.where(
+        served >= 0,
+        lookup(np.repeat(intent_of, SERVED_DEPTH).reshape(served.shape), served),
+        NOT_SERVED,
+    )
+    model = ClickModel()
+    simulated = simulate_interactions(rng, page_grades, model)
+    impressions = rendered_slots(traffic, simulated.rendered_pages, model.page_size)
 
-    k = simulated.execution
-    timestamps = _iso(created[k] + np.round(simulated.delay_s * 1000).astype("timedelta64[ms]"))
-    interaction_ids = [f"int_demo_{n:07d}" for n in range(1, len(simulated) + 1)]
-    interacted = page_ids[page_of[k], simulated.position]
-    interaction_lines = [
-        f'{{"interaction_id": "{interaction_ids[n]}", "execution_id": "{execution_ids[k[n]]}",'
-        f' "document_id": "{interacted[n]}", "interaction_type": "{INTERACTION_TYPES[t]}",'
-        f' "position": {simulated.position[n]}, "session_id": "{session_ids[k[n]]}",'
-        f' "user_id": "{user_ids[k[n]]}", "timestamp": "{timestamps[n]}"}}\n'
-        for n, t in enumerate(simulated.type_code)
-    ]
     raw = raw_log_files(paths)
-    write_text_atomic("".join(execution_lines), raw["executions"])
-    write_text_atomic("".join(interaction_lines), raw["interactions"])
+    lines = DemoLogLines(scale.executions, n_users, user_of, created, catalog.document_id)
+    write_text_atomic(
+        lines.executions(structure, traffic, page_of, used, texts, leaf_ids), raw["executions"]
+    )
+    interaction_rows = lines.interactions(simulated, impressions, served, model.page_size)
+    write_text_atomic(interaction_rows.text, raw["interactions"])
+    write_parquet_atomic(examination_truth(model, SERVED_DEPTH), paths.demo_dir / EXAMINATION_FILE)
 
     _remove_previous_demo_logs(paths)
     reports = {
@@ -348,7 +358,7 @@ def simulate_logs(
     quarantined = {t: r.quarantined for t, r in reports.items() if r.quarantined}
     if quarantined:
         raise RuntimeError(f"demo logs broke the ingest contract: {quarantined}")
-    sessions_with_interactions = len(np.unique(k))
+    created_at = lines.created_at
     return _record_step(
         paths,
         "logs",
@@ -362,9 +372,16 @@ def simulate_logs(
             "days": scale.days,
             "first_created_at": str(created_at[0]),
             "last_created_at": str(created_at[-1]),
-            "interactions": len(simulated),
-            "interactions_by_type": simulated.counts_by_type(),
-            "sessions_with_interactions": sessions_with_interactions,
+            "interactions": interaction_rows.count,
+            "interactions_by_type": interaction_rows.counts_by_type,
+            "sessions_with_interactions": len(np.unique(simulated.execution)),
+            "structure": structure_summary(
+                structure,
+                traffic,
+                len(impressions),
+                pairs_at_several_positions(page_of, served),
+            ),
+            "examination_file": str((paths.demo_dir / EXAMINATION_FILE).relative_to(paths.root)),
             "ingest": {table: _relative_report(paths, r) for table, r in reports.items()},
             "raw_files": {t: str(p.relative_to(paths.root)) for t, p in raw.items()},
         },
@@ -407,17 +424,26 @@ def build_demo_world(
     seed: int = DEFAULT_SEED,
     scale: DemoScale | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    structure: DemoLogStructure | None = None,
 ) -> dict[str, Any]:
     """Every step in order; returns each step's summary and how long it took."""
     scale = scale or DemoScale()
+    structure = structure or DemoLogStructure()
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("catalog", lambda: build_catalog(paths, seed, scale)),
         ("retrievers", lambda: write_demo_retrievers(paths)),
         ("intents", lambda: build_intents(paths, seed, scale)),
-        ("logs", lambda: simulate_logs(paths, seed, scale)),
+        ("logs", lambda: simulate_logs(paths, seed, scale, structure=structure)),
         ("judgments", lambda: build_judgments(paths, seed, scale)),
     ]
-    summary: dict[str, Any] = {"seed": seed, "scale": asdict(scale), "steps": {}, "seconds": {}}
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "scale": asdict(scale),
+        "log_structure": structure.to_dict(),
+        "steps": {},
+        "seconds": {},
+    }
     started = time.perf_counter()
     for number, (name, step) in enumerate(steps, start=1):
         if progress:
@@ -439,6 +465,7 @@ def demo_world_exists(paths: DataPaths) -> bool:
         paths.demo_dir / INTENTS_FILE,
         paths.demo_dir / GRADES_FILE,
         *raw_log_files(paths).values(),
+        paths.demo_dir / EXAMINATION_FILE,
         *dataset_files(paths).values(),
         *(paths.retrievers_dir / f"{rid}.yaml" for rid in DEMO_RETRIEVER_IDS),
     ]

@@ -102,8 +102,8 @@ def test_failure_rates_and_query_clusters() -> None:
 def test_a_baseline_that_no_longer_reproduces_the_logs_is_flagged(
     world_copy: DataPaths, instance: DagsterInstance, baseline: str, drifted: bool
 ) -> None:
-    """The logs were served by demo_prod: replayed, it keeps them all; demo_worse as a baseline
-    keeps under half, and the check and the record both say so."""
+    """The sessions demo_prod served: replayed, it keeps their top 10 (all but what exploration
+    shuffled); demo_worse as a baseline keeps under half, and the check and the record both say so."""
     candidate = "demo_better"
     request = parse_request(
         {
@@ -111,6 +111,7 @@ def test_a_baseline_that_no_longer_reproduces_the_logs_is_flagged(
             "baseline_retriever_id": baseline,
             "candidate_retriever_ids": [candidate],
             "session_count": 200,
+            "session_filter": {"retriever_ids": ["demo_prod"]},
         },
         world_copy,
     )
@@ -122,7 +123,9 @@ def test_a_baseline_that_no_longer_reproduces_the_logs_is_flagged(
     evaluation = check.event.dagster_event.asset_check_evaluation_data
     assert evaluation.passed is not drifted
     overlap = evaluation.metadata["mean_overlap_at_10"].value
-    assert (overlap < 0.5) if drifted else (overlap == 1.0)
+    # 5% of demo_prod's searches shuffled their top 12, which moves at most 2 of the top 10 out:
+    # overlap >= 1 - 0.2 x the explored share, >= 0.98 unless over 10% of the 200 were (P < 0.002).
+    assert (overlap < 0.5) if drifted else (0.98 <= overlap <= 1.0)
     agreement = record["results"][0]["replay_agreement"]["logged_overlap_at_10"]
     assert agreement == pytest.approx(overlap)
     warned = [w for w in record["warnings"] if "replayed today keeps only" in w]

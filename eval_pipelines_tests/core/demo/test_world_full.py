@@ -76,6 +76,8 @@ def replayed_ndcg(world: tuple[DataPaths, dict]) -> dict[str, np.ndarray]:
         interactions.column("interaction_type").to_pylist(),
         strict=True,
     ):
+        if kind not in INTERACTION_WEIGHTS:  # impressions say what was shown, not what users liked
+            continue
         session = gains[execution_id]
         session[document_id] = max(session.get(document_id, 0.0), INTERACTION_WEIGHTS[kind])
     executions = read_parquet_dir(paths.log_table_dir("executions"))
@@ -119,7 +121,8 @@ def test_the_world_has_the_required_size(world: tuple[DataPaths, dict]) -> None:
     first, last = pc.min(created).as_py(), pc.max(created).as_py()
     assert last - first >= timedelta(days=30)
     assert last.isoformat() < "2026-11-01"
-    assert set(executions.column("retriever_id").to_pylist()) == {"demo_prod"}
+    # demo_prod, and for the first days the ranker it replaced.
+    assert set(executions.column("retriever_id").to_pylist()) == {"demo_prod", "demo_prod_previous"}
     per_query = np.sort(
         pc.value_counts(executions.column("query_text")).field("counts").to_numpy()
     )[::-1]

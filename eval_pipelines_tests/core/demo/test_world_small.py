@@ -108,7 +108,9 @@ def test_raw_logs_are_what_a_user_would_bring_and_were_ingested(
     interactions = [json.loads(line) for line in raw["interactions"].read_text().splitlines()]
     first = executions[0]
     assert first["execution_id"] == "exec_demo_000001"
-    assert first["retriever_id"] == "demo_prod"
+    # The logs open in the earlier ranker's period; its executions say so in their metadata.
+    assert first["retriever_id"] == "demo_prod_previous"
+    assert first["metadata"] == {"ranker_version": "previous"}
     assert set(first) == {
         "execution_id",
         "retriever_id",
@@ -118,13 +120,19 @@ def test_raw_logs_are_what_a_user_would_bring_and_were_ingested(
         "documents",
         "taxonomy_node_ids",
         "created_at",
+        "metadata",
     }
     assert first["created_at"].startswith("2026-") and first["created_at"].endswith("Z")
     assert max(e["created_at"] for e in executions) < "2026-11-01T00:00:00"
     assert all(0 < len(e["documents"]) <= 24 for e in executions)
     served = {e["execution_id"]: e["documents"] for e in executions}
     assert all(served[i["execution_id"]][i["position"]] == i["document_id"] for i in interactions)
-    assert {i["interaction_type"] for i in interactions} == {"click", "add_to_cart", "purchase"}
+    assert {i["interaction_type"] for i in interactions} == {
+        "click",
+        "add_to_cart",
+        "purchase",
+        "impression",
+    }
 
     stored_executions = read_parquet_dir(paths.log_table_dir("executions"))
     stored_interactions = read_parquet_dir(paths.log_table_dir("interactions"))

@@ -25,7 +25,8 @@ Power and coverage: a candidate that ranks like demo_better on a fixed set of qu
 baseline elsewhere is truly better by a known margin (its mean difference over the population).
 Each benchmark's own standard error and degrees of freedom predict its power (noncentral t); the
 promotion rate must match the average prediction within the simulation's error, and 95% intervals
-must cover the true margin 93-97% of the time.
+must cover the true margin 95% of the time, within three standard errors of a share estimated from
+POWER_BENCHMARKS benchmarks (about 92-98% for 400).
 
 Failures: a truly worse candidate that fails exactly where it is worse (so the sessions it completes
 make it look better) is never promoted; a truly better one failing at random on 1% is still promoted.
@@ -363,7 +364,10 @@ def test_a_truly_better_candidate_is_promoted_as_often_as_its_mde_predicts(pool:
     assert 0.3 < predicted < 0.9, f"a design with informative power, not {predicted:.3f}"
     assert abs(observed - predicted) <= 3 * error, (observed, predicted)
     covered = ((outcome.ci_low <= margin) & (margin <= outcome.ci_high)).mean()
-    assert 0.93 <= covered <= 0.97, f"95% intervals cover the true margin in {covered:.3f}"
+    coverage_error = np.sqrt(0.95 * 0.05 / POWER_BENCHMARKS)
+    assert abs(covered - 0.95) <= 3 * coverage_error, (
+        f"95% intervals cover the true margin in {covered:.3f}"
+    )
     spread = np.std(outcome.delta)
     assert outcome.delta.mean() == pytest.approx(margin, abs=4 * spread / np.sqrt(POWER_BENCHMARKS))
 
