@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from eval_pipelines.assets.click_model import click_model
 from eval_pipelines.assets.demo import demo_assets
 from eval_pipelines.assets.inputs import input_assets
 from eval_pipelines.jobs import build_demo_world_job, submit_benchmark, submit_evaluation
@@ -12,7 +13,12 @@ from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines.sensors.run_failures import canceled_run_sensor, failed_run_sensor
 
 defs = Definitions(
-    assets=[*demo_assets, *input_assets, *(a for kind in KINDS.values() for a in kind.assets)],
+    assets=[
+        *demo_assets,
+        *input_assets,
+        click_model,
+        *(a for kind in KINDS.values() for a in kind.assets),
+    ],
     jobs=[
         build_demo_world_job,
         *(kind.job for kind in KINDS.values()),

@@ -9,12 +9,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval_pipelines.cli import benchmarks, datasets, demo, evaluations, executions, logs, retrievers
+from eval_pipelines.cli import (
+    benchmarks,
+    click_model,
+    datasets,
+    demo,
+    evaluations,
+    executions,
+    logs,
+    retrievers,
+)
 from eval_pipelines.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 
-COMMAND_MODULES = (demo, logs, retrievers, executions, benchmarks, datasets, evaluations)
+COMMAND_MODULES = (
+    demo,
+    logs,
+    retrievers,
+    executions,
+    benchmarks,
+    datasets,
+    evaluations,
+    click_model,
+)
 MAX_ERROR_LINE = 2000
 
 
