@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -65,6 +65,7 @@ class DatasetSummary:
     """What `dataset list` shows; stored as dataset.json. relevant_count counts grades >= 1.
 
     ignored_queries: BEIR queries that no qrels file mentions, counted rather than stored.
+    derivation: for a dataset derived from logs (datasets/from_logs.py), what it came from and how.
     """
 
     dataset_id: str
@@ -76,9 +77,14 @@ class DatasetSummary:
     created_at: str
     source_files: list[str]
     ignored_queries: int = 0
+    derivation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """An imported dataset's dict has no derivation key, as before derived datasets existed."""
+        data = asdict(self)
+        if self.derivation is None:
+            del data["derivation"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, source: Path) -> DatasetSummary:
@@ -114,24 +120,57 @@ def import_dataset(
 
     Every problem in the files is reported at once (DatasetInputError) and nothing is stored then.
     """
-    target = paths.dataset_dir(name)
-    if target.exists() and not replace:
+    if paths.dataset_dir(name).exists() and not replace:
         raise InvalidInputError(f"dataset {name} exists; use --replace")
     sources = [Path(file) for file in files]
     parsed = read_dataset_files(sources, fmt)
     queries, judgments = dataset_tables(parsed)
+    return store_dataset(
+        paths,
+        name,
+        queries,
+        judgments,
+        fmt=parsed.format,
+        source_files=[str(source.resolve()) for source in sources],
+        replace=replace,
+        ignored_queries=parsed.ignored_queries,
+    )
+
+
+def store_dataset(
+    paths: DataPaths,
+    name: str,
+    queries: pa.Table,
+    judgments: pa.Table,
+    *,
+    fmt: str,
+    source_files: list[str],
+    replace: bool = False,
+    ignored_queries: int = 0,
+    derivation: dict[str, Any] | None = None,
+    side_tables: Mapping[str, pa.Table] | None = None,
+) -> DatasetSummary:
+    """Store tables already in the stored shape (sorted, as dataset_tables makes them) as `name`.
+
+    side_tables (file name -> table) are written into the same folder, so they are replaced with it.
+    """
+    target = paths.dataset_dir(name)
+    if target.exists() and not replace:
+        raise InvalidInputError(f"dataset {name} exists; use --replace")
+    queries, judgments = queries.cast(QUERIES_SCHEMA), judgments.cast(JUDGMENTS_SCHEMA)
     summary = DatasetSummary(
         dataset_id=dataset_id(queries, judgments),
         name=name,
-        format=parsed.format,
+        format=fmt,
         query_count=queries.num_rows,
         judgment_count=judgments.num_rows,
         relevant_count=pc.sum(pc.greater_equal(judgments.column("relevance"), 1)).as_py() or 0,
         created_at=utc_timestamp(),
-        source_files=[str(source.resolve()) for source in sources],
-        ignored_queries=parsed.ignored_queries,
+        source_files=source_files,
+        ignored_queries=ignored_queries,
+        derivation=derivation,
     )
-    _install(paths, target, queries, judgments, summary, replace)
+    _install(paths, target, queries, judgments, summary, replace, side_tables or {})
     return summary
 
 
@@ -188,12 +227,15 @@ def _install(
     judgments: pa.Table,
     summary: DatasetSummary,
     replace: bool,
+    side_tables: Mapping[str, pa.Table],
 ) -> None:
     """Build the dataset in a hidden sibling folder, then rename it into place (old one renamed away)."""
     staging = new_staging_directory(paths.datasets_dir, prefix=f".{target.name}.", suffix=".new")
     try:
         write_parquet_atomic(queries, staging / QUERIES_FILE)
         write_parquet_atomic(judgments, staging / JUDGMENTS_FILE)
+        for file_name, table in side_tables.items():
+            write_parquet_atomic(table, staging / file_name)
         write_text_atomic(json.dumps(summary.to_dict(), indent=2) + "\n", staging / SUMMARY_FILE)
         retired: Path | None = None
         if replace and target.exists():
