@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from perf import (
+    click_model,
+    counterfactual_panel,
+    counterfactual_scoring,
     end_to_end,
     ground_truth,
     replay_http,
@@ -25,6 +28,9 @@ BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     replay_in_process.NAME: replay_in_process.run,
     replay_http.NAME: replay_http.run,
     end_to_end.NAME: end_to_end.run,
+    click_model.NAME: click_model.run,
+    counterfactual_scoring.NAME: counterfactual_scoring.run,
+    counterfactual_panel.NAME: counterfactual_panel.run,
 }
 SCALES: tuple[str, ...] = ("tiny", "small", "full")
 

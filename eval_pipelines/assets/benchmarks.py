@@ -19,6 +19,8 @@ from dagster import (
 from eval_pipelines.assets.inputs import collections, interaction_logs, retriever_configs
 from eval_pipelines.assets.recording import recorded_step
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
+from eval_pipelines.core.benchmarks.estimators import LOGGED_ORDER
+from eval_pipelines.core.benchmarks.evidence import sample_evidence
 from eval_pipelines.core.benchmarks.health import (
     Finding,
     baseline_agreement,
@@ -40,7 +42,9 @@ from eval_pipelines.core.markdown import replays_table, results_table
 from eval_pipelines.core.records import with_record_id
 from eval_pipelines.core.retrieval.registry import load_retriever_registry
 from eval_pipelines.core.table_names import (
+    CLICK_MODEL_FACT,
     REPLAYS,
+    SESSION_EVIDENCE,
     SESSION_INTERACTIONS,
     SESSION_SCORES,
     SESSIONS,
@@ -85,12 +89,16 @@ def benchmark_sessions(
         )
         for warning in sample.warnings:
             context.log.warning(warning)
+        found = sample_evidence(paths, request, sample.sessions)
+        if found.choice.reason and request.estimator != LOGGED_ORDER:
+            context.log.warning(f"estimator {found.choice.used}: {found.choice.reason}")
         store.write_table(
             benchmark_id,
             SESSIONS,
             with_record_id(sample.sessions, "benchmark_id", benchmark_id),
-            facts=sample.facts(),
+            facts={**sample.facts(), CLICK_MODEL_FACT: found.click_model},
         )
+        store.write_table(benchmark_id, SESSION_EVIDENCE, found.evidence)
         store.write_table(
             benchmark_id,
             SESSION_INTERACTIONS,
@@ -110,6 +118,10 @@ def benchmark_sessions(
             "seed": sample.seed,
             "warnings": MetadataValue.json(sample.warnings),
             "allocation": MetadataValue.json(sample.allocation or {}),
+            "estimator": found.choice.used,
+            "estimator_reason": found.choice.reason or "",
+            "click_model_id": found.click_model["model_id"],
+            "query_document_pairs_with_evidence": found.evidence.num_rows,
         },
         check_results=[
             AssetCheckResult(
@@ -197,15 +209,21 @@ def benchmark_session_scores(
     context: AssetExecutionContext, data_dir: DataDirResource
 ) -> MaterializeResult:
     with recorded_step(context, BENCHMARK_RECORDS, data_dir) as (paths, benchmark_id, store):
+        request = load_request(paths, benchmark_id)
+        choice = request.estimator_choice(
+            store.read_facts(benchmark_id, SESSIONS).get(CLICK_MODEL_FACT)
+        )
         scores = score_benchmark(
-            load_request(paths, benchmark_id),
+            request,
             store.read_table(benchmark_id, SESSIONS),
             store.read_table(benchmark_id, SESSION_INTERACTIONS),
             store.read_table(benchmark_id, REPLAYS),
+            choice,
+            store.read_table(benchmark_id, SESSION_EVIDENCE),
         )
         store.write_table(benchmark_id, SESSION_SCORES, scores)
     return MaterializeResult(
-        metadata={"rows": scores.num_rows},
+        metadata={"rows": scores.num_rows, "estimator": choice.used},
         check_results=[
             check("metrics_within_range", out_of_range(scores), AssetCheckSeverity.ERROR)
         ],
@@ -233,10 +251,15 @@ def benchmark_comparison(
             PipelineInfo(pid, configs[pid].name, configs[pid].pipeline_hash)
             for pid in request.retriever_ids
         ]
-        results, comparison = benchmark_results(
-            scores, pipelines, epsilon=request.epsilon, settings=request.inference_settings
-        )
         sample = store.read_facts(benchmark_id, SESSIONS)
+        choice = request.estimator_choice(sample.get(CLICK_MODEL_FACT))
+        results, comparison = benchmark_results(
+            scores,
+            pipelines,
+            epsilon=request.epsilon,
+            settings=request.inference_settings,
+            choice=choice,
+        )
         outcome = {
             "results": results,
             "comparison": comparison,
@@ -250,6 +273,17 @@ def benchmark_comparison(
         metadata={
             "pipelines": MetadataValue.md(results_table(results)),
             "recommendation": comparison.get("recommendation") or "",
+            "estimator": MetadataValue.json(comparison["estimator"]),
+            "verdicts": MetadataValue.json(
+                {
+                    item["candidate_retriever_id"]: {
+                        "verdict": item["verdict"],
+                        "reasons": item["verdict_reasons"],
+                        "coverage": item["coverage"]["candidate"],
+                    }
+                    for item in comparison["comparisons"]
+                }
+            ),
         },
         check_results=[
             check(

@@ -15,6 +15,7 @@ from eval_pipelines.cli.output import (
     print_json,
     progress,
 )
+from eval_pipelines.core.benchmarks.estimators import DEFAULT_MIN_COVERAGE, ESTIMATORS
 from eval_pipelines.core.benchmarks.record import has_verdict
 from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import (
@@ -61,6 +62,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="session_filter.sample_strategy",
     )
     create.add_argument("--seed", type=int, help="sampling seed (recorded; default 0)")
+    create.add_argument(
+        "--estimator",
+        choices=ESTIMATORS,
+        help="how sessions are scored: counterfactual (corrected for position bias), logged_order, or"
+        " auto (default: counterfactual when the logs support it; the reason is recorded when not)",
+    )
+    create.add_argument(
+        "--min-coverage",
+        dest="min_coverage",
+        type=float,
+        help="share of a candidate's top 10 the logs must have shown for its queries to be tested"
+        f" (default {DEFAULT_MIN_COVERAGE:g})",
+    )
     create.add_argument(
         "--wait", action="store_true", help="run in this process and print the final record"
     )
@@ -171,8 +185,10 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "candidate_retriever_ids",
         "session_count",
         "seed",
+        "estimator",
+        "min_coverage",
     ):
-        if getattr(args, key) is not None:
+        if getattr(args, key, None) is not None:
             data[key] = getattr(args, key)
     if args.strategy:
         data.setdefault("session_filter", {})

@@ -16,13 +16,18 @@ where the contract is silent, so every record is defined and JSON:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from eval_pipelines.core.benchmarks.estimators import (
+    LOGGED_ORDER,
+    EstimatorChoice,
+    choose_estimator,
+)
 from eval_pipelines.core.benchmarks.inference import (
     BOOTSTRAP_DRAWS,
     ESTIMANDS,
@@ -36,11 +41,14 @@ from eval_pipelines.core.benchmarks.inference import (
 from eval_pipelines.core.benchmarks.result_metrics import (
     PipelineInfo,
     benchmark_result_list,
+    coverage_summary,
     json_number,
+    mean_rank_interacted,
 )
 from eval_pipelines.core.benchmarks.score_table import (
     PRIMARY_CUTOFF,
     PRIMARY_NDCG,
+    SEEN_COLUMN,
     ScoreGrid,
     score_grid,
 )
@@ -54,25 +62,76 @@ def benchmark_results(
     epsilon: float = 0.01,
     settings: InferenceSettings | None = None,
     cutoffs: Sequence[int] = CUTOFFS,
+    choice: EstimatorChoice | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(results: one BenchmarkResult per retriever, in order; comparison: the BenchmarkComparison)."""
+    """(results: one BenchmarkResult per retriever, in order; comparison: the BenchmarkComparison).
+
+    choice: the estimator the metrics and tests use (logged order when None); with the
+    counterfactual one, each result also carries the logged-order metrics beside it."""
     settings = settings or InferenceSettings()
+    choice = choice or choose_estimator(LOGGED_ORDER, None)
     _check_parameters(pipelines, epsilon, cutoffs)
-    grid = score_grid(scores, [p.retriever_id for p in pipelines], cutoffs, settings.unit)
+    ids = [p.retriever_id for p in pipelines]
+    grid = score_grid(scores, ids, cutoffs, settings.unit, choice.used)
     results = benchmark_result_list(grid, pipelines, epsilon, cutoffs)
-    candidates = [p.retriever_id for p in pipelines[1:]]
+    logged = grid
+    if choice.counterfactual:
+        logged = score_grid(scores, ids, cutoffs, settings.unit, LOGGED_ORDER)
+        for result, other in zip(
+            results, benchmark_result_list(logged, pipelines, epsilon, cutoffs), strict=True
+        ):
+            result["metrics_logged_order"] = other["metrics"]
+    for index, result in enumerate(results):
+        result["coverage"] = coverage_summary(grid, index)
+        if choice.counterfactual:
+            result["metrics"]["mean_rank_interacted"] = mean_rank_interacted(scores, ids[index])
+    candidates = ids[1:]
     tests = [_candidate_test(grid, index, settings) for index in range(1, len(pipelines))]
-    blocked = [_not_testable(grid, index, tests[index - 1]) for index in range(1, len(pipelines))]
+    blocked = [
+        _not_testable(grid, index, tests[index - 1], choice) for index in range(1, len(pipelines))
+    ]
     verdicts = decide(tests, blocked, settings)
     comparisons = [
-        _candidate_comparison(grid, index, candidates[index - 1], test, verdict, settings, cutoffs)
+        {
+            **_candidate_comparison(
+                grid, index, candidates[index - 1], test, verdict, settings, cutoffs
+            ),
+            "estimator": choice.used,
+            "coverage": {
+                "candidate": coverage_summary(grid, index),
+                "baseline": coverage_summary(grid, 0),
+            },
+            "if_unseen_best": _bound_record(test.if_unseen_best),
+            "logged_order": {
+                "ndcg_delta": _mean_deltas(logged, index, ndcg_column, cutoffs),
+                "recall_delta": _mean_deltas(logged, index, recall_column, cutoffs),
+            },
+        }
         for index, (test, verdict) in enumerate(zip(tests, verdicts, strict=True), start=1)
     ]
     return results, {
         "baseline_retriever_id": pipelines[0].retriever_id,
+        "estimator": choice.record(),
         "comparisons": comparisons,
         "recommendation": _recommendation(grid, pipelines, comparisons, tests, verdicts, settings),
     }
+
+
+def _mean_deltas(
+    grid: ScoreGrid, index: int, column: Callable[[int], str], cutoffs: Sequence[int]
+) -> dict[str, float]:
+    paired = grid.scored[index] & grid.scored[0]
+    deltas = {}
+    for k in cutoffs:
+        differences = grid.values[column(k)][index][paired] - grid.values[column(k)][0][paired]
+        deltas[str(k)] = json_number(differences.mean()) if differences.size else 0.0
+    return deltas
+
+
+def _bound_record(found: Estimate | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {"delta": json_number(found.delta), "p_value": _rounded(found.p_value)}
 
 
 def _check_parameters(
@@ -94,7 +153,7 @@ def _check_parameters(
 def _candidate_test(grid: ScoreGrid, index: int, settings: InferenceSettings) -> CandidateTest:
     """The primary (failures count) and completed-only estimates of candidate `index` vs the baseline.
 
-    Every candidate's tests draw the same bootstrap signs (streams 0, 1, 2 of the seed), so two
+    Every candidate's tests draw the same bootstrap signs (streams 0-3 of the seed), so two
     candidates that rank alike get the same p-values and intervals."""
     ndcg = grid.values[PRIMARY_NDCG]
     both = grid.present[index] & grid.present[0]
@@ -119,6 +178,20 @@ def _candidate_test(grid: ScoreGrid, index: int, settings: InferenceSettings) ->
     if not (grid.scored[index].any() and grid.scored[0].any()):
         taxonomy_tests = {}  # a side that scored nothing gives no node a win or a loss
     present = both.sum()
+    if_unseen_best = None
+    if grid.if_unseen_best is not None:
+        optimistic = np.where(grid.completed, np.nan_to_num(grid.if_unseen_best), 0.0)
+        bound_differences = optimistic[index][scorable] - outcome[0][scorable]
+        if primary.delta < 0 and not np.allclose(bound_differences, primary_differences):
+            if_unseen_best, _ = estimate(
+                bound_differences, grid.cluster[scorable], settings, settings.min_clusters, 3
+            )
+    seen = grid.coverage.get(SEEN_COLUMN)
+    seen_share = None
+    if seen is not None:
+        known = seen[index][scorable & grid.completed[index]]
+        known = known[np.isfinite(known)]
+        seen_share = float(known.mean()) if known.size else None
 
     def failure_rate(row: int) -> float:
         return float((both & ~grid.completed[row]).sum() / present) if present else 0.0
@@ -135,13 +208,25 @@ def _candidate_test(grid: ScoreGrid, index: int, settings: InferenceSettings) ->
         too_few=too_few,
         taxonomy_sessions=taxonomy_sessions,
         taxonomy_tests=taxonomy_tests,
+        if_unseen_best=if_unseen_best,
+        seen_share=seen_share,
     )
 
 
-def _not_testable(grid: ScoreGrid, index: int, test: CandidateTest) -> list[str]:
+def _not_testable(
+    grid: ScoreGrid, index: int, test: CandidateTest, choice: EstimatorChoice
+) -> list[str]:
     """Why candidate `index` cannot be tested at all (empty when it can)."""
+    if choice.blocked:
+        return [f"the counterfactual estimator was requested, but {choice.blocked}"]
     if not grid.scorable.any():
         return ["no session with interactions"]
+    if test.seen_share is not None and test.seen_share < choice.min_coverage:
+        return [
+            f"{100 * (1 - test.seen_share):.0f}% of its top 10 was never shown for these queries"
+            f" (coverage {test.seen_share:.2f} < min_coverage {choice.min_coverage:g}): the logs"
+            " hold no evidence either way; run an evaluation with judgments instead"
+        ]
     for row, who in ((0, "the baseline"), (index, "the candidate")):
         if not grid.scored[row].any():
             failed = int((grid.present[row] & ~grid.completed[row]).sum())

@@ -129,6 +129,10 @@ class CandidateTest:
     too_few: list[str] = field(default_factory=list)
     taxonomy_sessions: dict[str, int] = field(default_factory=dict)
     taxonomy_tests: dict[str, Estimate] = field(default_factory=dict)
+    # The primary estimate again with the candidate's never-shown documents scored as the query's
+    # best one: a candidate is called worse only if it stays worse then (None: it has none).
+    if_unseen_best: Estimate | None = None
+    seen_share: float | None = None  # share of its top 10 with any evidence in the logs
 
     @property
     def failure_excess(self) -> float:

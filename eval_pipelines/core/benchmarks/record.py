@@ -60,6 +60,9 @@ def pending_record(request: BenchmarkRequest, benchmark_id: str, created_at: str
             "epsilon": request.epsilon,
             "sessions_requested": request.session_count,
             **statistics_settings(request.inference_settings, request.query_key),
+            "estimator": request.estimator,
+            "min_coverage": request.min_coverage,
+            "propensity_clip": request.propensity_clip,
         },
         "warnings": [],
     }

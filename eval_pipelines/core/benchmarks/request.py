@@ -21,6 +21,13 @@ from pydantic import (
 )
 from pydantic import model_validator as after_fields
 
+from eval_pipelines.core.benchmarks.estimators import (
+    AUTO,
+    DEFAULT_MIN_COVERAGE,
+    DEFAULT_PROPENSITY_CLIP,
+    EstimatorChoice,
+    choose_estimator,
+)
 from eval_pipelines.core.benchmarks.inference import (
     DEFAULT_MAX_FAILURE_EXCESS,
     DEFAULT_MIN_CLUSTERS,
@@ -195,6 +202,13 @@ class BenchmarkRequest(RequestModel):
     max_failure_excess: _ranged_number(0, 1, "a number from 0 to 1 (a failure rate)") = (
         DEFAULT_MAX_FAILURE_EXCESS
     )
+    estimator: Literal["auto", "counterfactual", "logged_order"] = AUTO
+    min_coverage: _ranged_number(0, 1, "a number from 0 to 1 (a share of the top 10)") = (
+        DEFAULT_MIN_COVERAGE
+    )
+    propensity_clip: _ranged_number(
+        1e-6, 1, "a number from 0.000001 to 1 (the smallest propensity divided by)"
+    ) = DEFAULT_PROPENSITY_CLIP
 
     @field_validator("candidate_retriever_ids")
     @classmethod
@@ -233,6 +247,12 @@ class BenchmarkRequest(RequestModel):
             min_clusters=self.min_clusters,
             max_failure_excess=self.max_failure_excess,
             seed=self.seed,
+        )
+
+    def estimator_choice(self, click_model: dict[str, Any] | None) -> EstimatorChoice:
+        """The estimator this request is scored by, given the logs' click model."""
+        return choose_estimator(
+            self.estimator, click_model, self.propensity_clip, self.min_coverage
         )
 
     @property

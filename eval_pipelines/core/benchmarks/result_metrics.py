@@ -8,8 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from eval_pipelines.core.benchmarks.score_table import PRIMARY_NDCG, ScoreGrid
+from eval_pipelines.core.benchmarks.score_table import (
+    CF_RANK_SUM_COLUMN,
+    CF_RANK_WEIGHT_COLUMN,
+    COMPLETED,
+    PRIMARY_NDCG,
+    RETRIEVER_COLUMN,
+    SEEN_COLUMN,
+    SHOWN_COLUMN,
+    ScoreGrid,
+)
 from eval_pipelines.core.metrics.alignment import ndcg_column, recall_column
 
 
@@ -159,3 +170,33 @@ def _latency_metrics(grid: ScoreGrid, index: int) -> dict[str, Any]:
         "mean_ms": json_number(mean),
         "stage_latencies": stages,
     }
+
+
+def coverage_summary(grid: ScoreGrid, index: int) -> dict[str, Any]:
+    """How much of retriever `index`'s top 10 has evidence: shown to the session's user, and ever
+    shown to anyone for the query (None where the scores carry no coverage)."""
+    completed = grid.completed[index]
+    summary: dict[str, Any] = {"sessions": int(completed.sum())}
+    for name, key in ((SHOWN_COLUMN, "shown_to_user_at_10"), (SEEN_COLUMN, "ever_shown_at_10")):
+        matrix = grid.coverage.get(name)
+        known = matrix[index][completed] if matrix is not None else np.array([])
+        known = known[np.isfinite(known)]
+        summary[key] = json_number(known.mean()) if known.size else None
+    return summary
+
+
+def mean_rank_interacted(scores: pa.Table, retriever_id: str) -> float | None:
+    """The counterfactual mean rank of what users interact with: ranks weighted by each document's
+    position-corrected interaction evidence (absent documents at the replay depth + 1)."""
+    if CF_RANK_SUM_COLUMN not in scores.column_names:
+        return None
+    rows = scores.filter(
+        pc.and_(
+            pc.equal(scores.column(RETRIEVER_COLUMN), retriever_id),
+            pc.equal(scores.column("status"), COMPLETED),
+        )
+    )
+    weight = pc.sum(rows.column(CF_RANK_WEIGHT_COLUMN)).as_py() or 0.0
+    if weight <= 0:
+        return None
+    return json_number(pc.sum(rows.column(CF_RANK_SUM_COLUMN)).as_py() / weight)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.core.arrow_text import string_array
+from eval_pipelines.core.benchmarks.estimators import (
+    COUNTERFACTUAL,
+    COUNTERFACTUAL_PREFIX,
+    LOGGED_ORDER,
+)
 from eval_pipelines.core.benchmarks.inference import UNIT_SESSION
 from eval_pipelines.core.benchmarks.stage_latencies import STAGE_LATENCIES_COLUMN, stage_latencies
 from eval_pipelines.core.metrics.alignment import (
@@ -18,6 +23,7 @@ from eval_pipelines.core.metrics.alignment import (
     ndcg_column,
     recall_column,
 )
+from eval_pipelines.core.metrics.counterfactual import COVERAGE_CUTOFF
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -38,6 +44,13 @@ SCORE_TABLE_COLUMNS: tuple[str, ...] = (
 PRIMARY_NDCG = ndcg_column(PRIMARY_CUTOFF)
 QUERY_KEY_COLUMN = "query_key"
 LOGGED_OVERLAP_COLUMN = "logged_overlap_at_10"
+# Counterfactual and coverage columns (core/metrics/counterfactual.py), per (session, pipeline).
+SHOWN_COLUMN, SEEN_COLUMN = f"shown_at_{COVERAGE_CUTOFF}", f"seen_at_{COVERAGE_CUTOFF}"
+COVERAGE_COLUMNS: tuple[str, ...] = (SHOWN_COLUMN, SEEN_COLUMN, f"unseen_at_{COVERAGE_CUTOFF}")
+IF_UNSEEN_BEST = f"ndcg_at_{PRIMARY_CUTOFF}_if_unseen_best"
+LOGGED_CF_NDCG_COLUMN = f"logged_{COUNTERFACTUAL_PREFIX}{PRIMARY_NDCG}"
+CF_RANK_WEIGHT_COLUMN = f"{COUNTERFACTUAL_PREFIX}rank_weight"
+CF_RANK_SUM_COLUMN = f"{COUNTERFACTUAL_PREFIX}rank_sum"
 
 
 @dataclass(frozen=True)
@@ -55,11 +68,14 @@ class ScoreGrid:
     logged_overlap: (
         np.ndarray
     )  # share of the logged top 10 each replay keeps in its top 10 (NaN: unknown)
-    scorable: np.ndarray  # the session has interacted documents (any retriever can be scored on it)
+    scorable: np.ndarray  # the session has evidence (any retriever can be scored on it)
     cluster: np.ndarray  # the session's unit of inference: its query, or itself
     node: np.ndarray
     node_names: list[str]
     error_summaries: list[dict[str, int]]
+    estimator: str = LOGGED_ORDER
+    coverage: dict[str, np.ndarray] = field(default_factory=dict)  # shown / seen share of top 10
+    if_unseen_best: np.ndarray | None = None  # NDCG@10 with never-shown documents at their best
 
 
 @dataclass(frozen=True)
@@ -81,20 +97,39 @@ class _Cells:
         return matrix
 
 
+def metric_names(cutoffs: Sequence[int]) -> list[str]:
+    """The rank metrics each estimator gives: NDCG and recall at every cutoff."""
+    return [*(ndcg_column(k) for k in cutoffs), *(recall_column(k) for k in cutoffs)]
+
+
 def metric_columns(cutoffs: Sequence[int]) -> list[str]:
-    return [
-        *(ndcg_column(k) for k in cutoffs),
-        *(recall_column(k) for k in cutoffs),
-        *COUNT_COLUMNS,
-    ]
+    return [*metric_names(cutoffs), *COUNT_COLUMNS]
+
+
+def estimator_columns(estimator: str, cutoffs: Sequence[int]) -> dict[str, str]:
+    """The scores table's column behind each metric under an estimator (counts are always logged)."""
+    prefix = COUNTERFACTUAL_PREFIX if estimator == COUNTERFACTUAL else ""
+    names = {name: prefix + name for name in metric_names(cutoffs)}
+    names.update({name: name for name in COUNT_COLUMNS})
+    names[LOGGED_NDCG_COLUMN] = LOGGED_CF_NDCG_COLUMN if prefix else LOGGED_NDCG_COLUMN
+    names[IF_UNSEEN_BEST] = prefix + IF_UNSEEN_BEST
+    return names
 
 
 def score_grid(
-    scores: pa.Table, retriever_ids: Sequence[str], cutoffs: Sequence[int], unit: str
+    scores: pa.Table,
+    retriever_ids: Sequence[str],
+    cutoffs: Sequence[int],
+    unit: str,
+    estimator: str = LOGGED_ORDER,
 ) -> ScoreGrid:
-    """Every column checked (the first problem raises ValueError naming its column and row)."""
+    """Every column checked (the first problem raises ValueError naming its column and row); the
+    metrics are the estimator's, under their logged-order names."""
+    columns = estimator_columns(estimator, cutoffs)
     metrics = metric_columns(cutoffs)
-    required = [c for c in SCORE_TABLE_COLUMNS if c != STAGE_LATENCIES_COLUMN] + metrics
+    required = [c for c in SCORE_TABLE_COLUMNS if c != STAGE_LATENCIES_COLUMN] + [
+        columns[name] for name in [*metrics, LOGGED_NDCG_COLUMN]
+    ]
     missing = [c for c in required if c not in scores.column_names]
     if missing:
         raise ValueError(f"scores: missing columns {missing}")
@@ -104,13 +139,21 @@ def score_grid(
     _require(
         row_completed & ~(latency >= 0), "latency_ms", "is missing or negative on a completed row"
     )
+    row_scorable = np.isfinite(_float_array(scores, columns[LOGGED_NDCG_COLUMN]))
+    if estimator != COUNTERFACTUAL:
+        row_scorable = None
     values = {
         name: cells.grid(column)
-        for name, column in _metric_rows(scores, metrics, cutoffs, row_completed).items()
+        for name, column in _metric_rows(
+            scores, columns, metrics, cutoffs, row_completed, row_scorable
+        ).items()
     }
     completed = cells.grid(row_completed, False)
-    scored = completed & (values["interacted_count"] > 0)
-    logged_ndcg = _logged_ndcg(scores, cells, scored)
+    if estimator == COUNTERFACTUAL:
+        scored = completed & cells.grid(row_scorable, False)
+    else:
+        scored = completed & (values["interacted_count"] > 0)
+    logged_ndcg = _logged_ndcg(scores, cells, scored, columns[LOGGED_NDCG_COLUMN])
     node, node_names = _per_execution_node(scores, cells.execution_code, cells.execution_ids)
     cluster = _clusters(scores, cells, unit)
     stages = _stage_latencies(scores, row_completed)
@@ -130,6 +173,19 @@ def score_grid(
         node_names=node_names,
         error_summaries=_error_summaries(
             scores, cells.retriever_code, row_failed, len(retriever_ids)
+        ),
+        estimator=estimator,
+        coverage={
+            name: cells.grid(np.where(row_completed, _float_array(scores, name), np.nan))
+            for name in (SHOWN_COLUMN, SEEN_COLUMN)
+            if name in scores.column_names
+        },
+        if_unseen_best=(
+            cells.grid(
+                np.where(row_completed, _float_array(scores, columns[IF_UNSEEN_BEST]), np.nan)
+            )
+            if columns[IF_UNSEEN_BEST] in scores.column_names
+            else None
         ),
     )
 
@@ -173,32 +229,42 @@ def _row_status(scores: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _metric_rows(
-    scores: pa.Table, metrics: list[str], cutoffs: Sequence[int], row_completed: np.ndarray
+    scores: pa.Table,
+    columns: dict[str, str],
+    metrics: list[str],
+    cutoffs: Sequence[int],
+    row_completed: np.ndarray,
+    row_scorable: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """Each metric per row, NaN on failed rows: a completed row must have its counts, and its
-    NDCG and recall too when it has interacted documents."""
-    values = {name: np.where(row_completed, _float_array(scores, name), np.nan) for name in metrics}
+    NDCG and recall too when its session has evidence (interacted documents, when logged)."""
+    values = {
+        name: np.where(row_completed, _float_array(scores, columns[name]), np.nan)
+        for name in metrics
+    }
     for name in COUNT_COLUMNS:
         _require(row_completed & np.isnan(values[name]), name, "is missing on a completed row")
-    with_interactions = row_completed & (values["interacted_count"] > 0)
+    with_evidence = row_completed & (
+        values["interacted_count"] > 0 if row_scorable is None else row_scorable
+    )
     for name in metrics[: 2 * len(cutoffs)]:
         _require(
-            with_interactions & ~np.isfinite(values[name]),
-            name,
+            with_evidence & ~np.isfinite(values[name]),
+            columns[name],
             "is missing on a completed row with interacted documents",
         )
     return values
 
 
-def _logged_ndcg(scores: pa.Table, cells: _Cells, scored: np.ndarray) -> np.ndarray:
+def _logged_ndcg(scores: pa.Table, cells: _Cells, scored: np.ndarray, column: str) -> np.ndarray:
     """The logged ranking's NDCG@10 per execution; one a retriever scored must have it."""
     logged_ndcg = _per_execution_value(
-        _float_array(scores, LOGGED_NDCG_COLUMN), cells.execution_code, cells.execution_ids
+        _float_array(scores, column), cells.execution_code, cells.execution_ids
     )
     unscorable = scored.any(axis=0) & np.isnan(logged_ndcg)
     if unscorable.any():
         raise ValueError(
-            f"scores.{LOGGED_NDCG_COLUMN}: missing for execution"
+            f"scores.{column}: missing for execution"
             f" {cells.execution_ids[_first_true(unscorable)]!r}, which has interacted documents"
         )
     return logged_ndcg

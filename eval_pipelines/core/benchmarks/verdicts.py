@@ -10,7 +10,10 @@ The rules, in order:
 3. no_detectable_difference when every difference is 0.
 4. better / worse when the primary test stays significant after Holm correction across the
    candidates tested, by the sign of the delta; otherwise no_detectable_difference, always stating
-   the minimum detectable effect so that "no difference" is never read as "equal".
+   the minimum detectable effect so that "no difference" is never read as "equal". A loss is worse
+   only if it survives scoring the candidate's never-shown documents as the query's best: no
+   candidate is called worse for documents nobody saw (comparison.py makes a candidate whose top 10
+   is mostly unseen not_testable before any test).
 The recommendation promotes the better candidate with the largest primary delta, or keeps the
 baseline and says why.
 """
@@ -101,22 +104,54 @@ def decide(
             reasons = ["identical NDCG@10 on every session"]
             verdicts.append(Verdict(NO_DIFFERENCE, reasons, None, 0.0))
             continue
-        p = adjusted[i]
-        reasons = [
-            f"NDCG@10 {_signed(primary.delta)}, adjusted p {p_text(p)}"
-            f" (Holm across {len(family)} candidate(s), alpha {settings.alpha:g})"
-        ]
-        if test.failed_sessions:
-            reasons.append(failure)
-        if p < settings.alpha:
-            verdicts.append(Verdict(BETTER if primary.delta > 0 else WORSE, reasons, p, detectable))
-            continue
-        reasons.append(
-            f"an effect smaller than ±{detectable:.4f} could not be detected"
-            f" (minimum detectable effect at {100 * settings.power:g}% power)"
-        )
-        verdicts.append(Verdict(NO_DIFFERENCE, reasons, p, detectable))
+        verdicts.append(_tested(test, adjusted[i], len(family), detectable, failure, settings))
     return verdicts
+
+
+def _tested(
+    test: CandidateTest,
+    p: float,
+    family_size: int,
+    detectable: float | None,
+    failure: str,
+    settings: InferenceSettings,
+) -> Verdict:
+    """The verdict of a candidate whose primary test ran: rules 3 and 4 of the module docstring."""
+    primary = test.primary
+    reasons = [
+        f"NDCG@10 {_signed(primary.delta)}, adjusted p {p_text(p)}"
+        f" (Holm across {family_size} candidate(s), alpha {settings.alpha:g})"
+    ]
+    if test.failed_sessions:
+        reasons.append(failure)
+    if p < settings.alpha and _unseen_could_explain(test, family_size, settings):
+        bound = test.if_unseen_best
+        assert bound is not None
+        reasons.append(
+            "worse only if its never-shown documents are irrelevant: scored as the best document"
+            f" users saw for their query, NDCG@10 {_signed(bound.delta)}, p"
+            f" {p_text(bound.p_value)}; the logs hold no evidence about them"
+        )
+        return Verdict(NO_DIFFERENCE, reasons, p, detectable)
+    if p < settings.alpha:
+        return Verdict(BETTER if primary.delta > 0 else WORSE, reasons, p, detectable)
+    reasons.append(
+        f"an effect smaller than ±{detectable:.4f} could not be detected"
+        f" (minimum detectable effect at {100 * settings.power:g}% power)"
+    )
+    return Verdict(NO_DIFFERENCE, reasons, p, detectable)
+
+
+def _unseen_could_explain(
+    test: CandidateTest, family_size: int, settings: InferenceSettings
+) -> bool:
+    """A loss that vanishes once the candidate's never-shown documents are given the benefit of the
+    doubt (Bonferroni across the family, so the bound is no easier to pass than the test)."""
+    bound = test.if_unseen_best
+    if test.primary.delta >= 0 or bound is None:
+        return False
+    p = bound.p_value if bound.p_value is not None else 1.0
+    return not (bound.delta < 0 and p * max(family_size, 1) < settings.alpha)
 
 
 def _fails_too_often(test: CandidateTest, settings: InferenceSettings) -> bool:

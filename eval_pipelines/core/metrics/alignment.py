@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from eval_pipelines.core.arrow_text import string_array
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.metrics.rankings import RankingsInput, ranking_lists
+from eval_pipelines.core.metrics.rankings import RankingsInput, first_ranks, ranking_lists
 
 DEFAULT_INTERACTION_WEIGHTS: dict[str, float] = {
     "click": 1.0,
@@ -166,7 +166,7 @@ def score_sessions(
     lists = ranking_lists(rankings)
     session_count = len(lists)
     docs = _session_documents(interactions, session_count, weight_of, counted_set)
-    rank = _ranks(lists, docs, depth)
+    rank = first_ranks(lists, docs.document_ids, docs.key, depth)
 
     def per_session(mask: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(
@@ -308,32 +308,6 @@ def _session_documents(
         clicked=np.logical_or.reduceat(is_click[order], starts),
         purchased=np.logical_or.reduceat(is_purchase[order], starts),
     )
-
-
-def _ranks(lists: pa.Array, docs: _SessionDocuments, depth: int) -> np.ndarray:
-    """rank(d) of every (session, interacted document): first 1-based position within depth, else depth + 1."""
-    rank = np.full(docs.key.size, depth + 1, dtype=np.int64)
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.int64)
-    ends = np.cumsum(lengths)
-    flat = pc.list_flatten(lists)
-    if flat.null_count:
-        entry = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
-        session = int(np.searchsorted(ends, entry, side="right"))
-        position = entry - int(ends[session] - lengths[session])
-        raise ValueError(f"rankings[{session}]: document id at position {position} is null")
-    if docs.key.size == 0:
-        return rank
-    code = pc.fill_null(pc.index_in(flat, value_set=docs.document_ids), -1).to_numpy()
-    entry = np.flatnonzero(code >= 0)
-    session = pc.list_parent_indices(lists).to_numpy()[entry].astype(np.int64)
-    position = entry - (ends - lengths)[session]
-    within = position < depth
-    hit_key = session[within] * len(docs.document_ids) + code[entry[within]].astype(np.int64)
-    slot = pc.fill_null(pc.index_in(hit_key, value_set=pa.array(docs.key)), -1).to_numpy()
-    found = slot >= 0
-    first_slots, first_entries = np.unique(slot[found], return_index=True)
-    rank[first_slots] = position[within][found][first_entries] + 1
-    return rank
 
 
 def _ideal_order(
