@@ -36,7 +36,10 @@ class PartitionTables:
         """Facts about how the table was made (a sample's seed and match count) travel in its
         schema metadata, not in a side file."""
         if facts is not None:
-            metadata = {**(table.schema.metadata or {}), FACTS_KEY: json.dumps(facts)}
+            metadata = {
+                **(table.schema.metadata or {}),
+                FACTS_KEY: json.dumps(facts, sort_keys=True),
+            }
             table = table.replace_schema_metadata(metadata)
         target = self.path(record_id, name)
         if self.is_local:  # a rename over the old file: readers never see half a table

@@ -35,5 +35,5 @@ def sample_evidence(
         sessions.column("query_text"),
         request.propensity_clip,
     )
-    described = model.to_dict()
+    described = model.to_dict(timing=False)
     return SampleEvidence(described, evidence, request.estimator_choice(described))

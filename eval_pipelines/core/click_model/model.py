@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+TIMING_KEYS = ("seconds",)
+
 
 @dataclass(frozen=True)
 class ClickModel:
@@ -40,15 +42,21 @@ class ClickModel:
             raise ValueError("positions must be 0-based and non-negative")
         return np.maximum(curve.astype(np.float64)[index], clip)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, timing: bool = True) -> dict[str, Any]:
+        """The model as JSON, keys in one order whether fitted or read back; timing=False leaves out
+        how long the fit took, so records made from the same logs are the same bytes."""
         return {
             "model_id": self.model_id,
             "snapshot_id": self.snapshot_id,
             "available": self.available,
             "reason": self.reason,
             "propensities": self.propensities.to_pylist(),
-            "fit": self.fit,
+            "fit": dict(sorted((self.fit if timing else fit_without_timing(self.fit)).items())),
         }
+
+
+def fit_without_timing(fit: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fit.items() if k not in TIMING_KEYS}
 
 
 def monotone_violations(propensities: pa.Table) -> list[dict[str, Any]]:

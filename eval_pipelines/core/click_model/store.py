@@ -16,14 +16,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from eval_pipelines.core.click_model.model import ClickModel
+from eval_pipelines.core.click_model.model import TIMING_KEYS, ClickModel, fit_without_timing
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import parquet_files, write_parquet_atomic, write_text_atomic
 
 MODEL_FILE = "model.json"
 PROPENSITIES_FILE = "propensities.parquet"
 TIMING_FILE = "timing.json"
-_TIMING_KEYS = ("seconds",)
 
 
 def click_models_dir(paths: DataPaths) -> Path:
@@ -54,8 +53,8 @@ def _json(value: Any) -> str:
 
 def save(paths: DataPaths, model: ClickModel) -> Path:
     directory = model_dir(paths, model.snapshot_id)
-    fit = {k: v for k, v in model.fit.items() if k not in _TIMING_KEYS}
-    timing = {k: model.fit[k] for k in _TIMING_KEYS if k in model.fit}
+    fit = fit_without_timing(model.fit)
+    timing = {k: model.fit[k] for k in TIMING_KEYS if k in model.fit}
     write_parquet_atomic(model.propensities, directory / PROPENSITIES_FILE)
     write_text_atomic(_json(timing), directory / TIMING_FILE)
     record = {

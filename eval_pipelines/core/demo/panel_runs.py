@@ -98,7 +98,9 @@ def run_panel(
     for seed, sample in enumerate(samples):
         _truth_deltas(sample, panel, prod, truths, truth_delta)
         for estimator, request in request_of.items():
-            comparisons = _benchmark(sample, panel, prod, request, seed, model.to_dict(), evidence)
+            comparisons = _benchmark(
+                sample, panel, prod, request, seed, model.to_dict(timing=False), evidence
+            )
             for candidate, item in zip(panel, comparisons, strict=True):
                 counts[candidate.name][estimator][item["verdict"]] += 1
                 deltas[candidate.name][estimator].append(item["effect"]["delta"])
