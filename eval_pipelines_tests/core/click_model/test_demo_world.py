@@ -3,27 +3,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from eval_pipelines.core.click_model import fit_click_model
 from eval_pipelines.core.demo import DemoLogStructure
-from eval_pipelines.core.demo.world import DemoScale, build_demo_world
+from eval_pipelines.core.demo.world import DemoScale, simulate_logs
 from eval_pipelines.core.paths import DataPaths
 
 
-def _world(root: Path, structure: DemoLogStructure) -> DataPaths:
-    paths = DataPaths(root / "data")
-    build_demo_world(paths, scale=DemoScale.small(), structure=structure)
-    return paths
-
-
-@pytest.fixture(scope="module")
-def varied_demo(tmp_path_factory: pytest.TempPathFactory) -> DataPaths:
-    return _world(tmp_path_factory.mktemp("varied-demo"), DemoLogStructure())
+@pytest.fixture
+def varied_demo(small_world: DataPaths) -> DataPaths:
+    return small_world  # read only: fit_click_model stores nothing
 
 
 def test_the_fitted_curve_matches_the_demo_users_examination(varied_demo: DataPaths) -> None:
@@ -46,8 +38,9 @@ def test_the_fitted_curve_matches_the_demo_users_examination(varied_demo: DataPa
     assert model.fit["depth"] >= 12
 
 
-def test_the_fixed_demo_world_says_the_correction_is_unavailable(tmp_path: Path) -> None:
-    paths = _world(tmp_path, DemoLogStructure.fixed())
+def test_the_fixed_demo_world_says_the_correction_is_unavailable(world_copy: DataPaths) -> None:
+    paths = world_copy
+    simulate_logs(paths, scale=DemoScale.small(), structure=DemoLogStructure.fixed())
     model = fit_click_model(paths, draws=10)
     assert not model.available
     assert model.reason.startswith("0 of ")
