@@ -172,19 +172,28 @@ def test_failing_calls_fail_exactly_their_sessions_and_are_never_scored(
         else:
             assert attempts[text] == count * (MAX_RETRIES + 1), text
 
-    # The candidate's metrics are demo_better's over exactly the sessions the candidate replayed.
+    # The candidate's metrics are demo_better's over exactly the sessions the candidate replayed,
+    # under both estimators (the record's metrics are the counterfactual ones; the logged order's
+    # are beside them).
     usable = [s for s in texts.keys() - failing if flaky[s]["interacted_count"] > 0]
-    for k in ("5", "10"):
-        expected = sum(better[s][f"ndcg_at_{k}"] for s in usable) / len(usable)
-        assert math.isclose(results[FLAKY]["metrics"]["ndcg_at_k"][k], expected, rel_tol=1e-9)
-        expected = sum(better[s][f"recall_at_{k}"] for s in usable) / len(usable)
-        assert math.isclose(results[FLAKY]["metrics"]["recall_at_k"][k], expected, rel_tol=1e-9)
+    assert record["comparison"]["estimator"]["used"] == "counterfactual"
+    for prefix, block in (("", "metrics_logged_order"), ("cf_", "metrics")):
+        for k in ("5", "10"):
+            expected = sum(better[s][f"{prefix}ndcg_at_{k}"] for s in usable) / len(usable)
+            assert math.isclose(results[FLAKY][block]["ndcg_at_k"][k], expected, rel_tol=1e-9)
+            expected = sum(better[s][f"{prefix}recall_at_{k}"] for s in usable) / len(usable)
+            assert math.isclose(results[FLAKY][block]["recall_at_k"][k], expected, rel_tol=1e-9)
 
     comparisons = {c["candidate_retriever_id"]: c for c in record["comparison"]["comparisons"]}
     assert comparisons[FLAKY]["paired_sessions"] == SESSIONS - len(failing) == len(usable)
     assert comparisons[BETTER]["paired_sessions"] == SESSIONS
-    delta = sum(better[s]["ndcg_at_10"] - baseline[s]["ndcg_at_10"] for s in usable) / len(usable)
-    assert math.isclose(comparisons[FLAKY]["ndcg_delta"]["10"], delta, rel_tol=1e-9)
+    for prefix, found in (
+        ("", comparisons[FLAKY]["logged_order"]["ndcg_delta"]["10"]),
+        ("cf_", comparisons[FLAKY]["ndcg_delta"]["10"]),
+    ):
+        column = f"{prefix}ndcg_at_10"
+        delta = sum(better[s][column] - baseline[s][column] for s in usable) / len(usable)
+        assert math.isclose(found, delta, rel_tol=1e-9)
 
 
 def test_a_dead_engine_yields_a_result_with_every_session_failed(world_copy: DataPaths) -> None:

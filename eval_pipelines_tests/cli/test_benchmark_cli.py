@@ -18,6 +18,8 @@ def test_create_wait_get_and_list(small_demo: tuple[Path, CliResult], tmp_path: 
                 "candidate_retriever_ids": ["demo_worse"],
                 "session_count": 60,
                 "session_filter": {"sample_strategy": "stratified"},
+                # demo_worse ranks what the logs never showed: tested anyway, never called worse
+                "min_coverage": 0,
             }
         )
     )

@@ -110,6 +110,8 @@ def test_a_run_left_behind_by_a_killed_dagster_dev_is_failed_and_can_be_rerun(
             "slow",
             "--sessions",
             str(SESSIONS),
+            "--min-coverage",
+            "0",  # the stub serves documents the logs never showed: not what is tested here
         )
         assert created.returncode == 0, created.stderr
         benchmark_id = json.loads(created.stdout)["benchmark_id"]

@@ -30,7 +30,7 @@ def test_cli_requests_for_good_retrievers_run_and_the_broken_one_exits_2(
 
     benchmark = run_cli(
         root, "benchmark", "create", "--name", "good ones", "--baseline", "demo_prod",
-        "--candidate", "demo_better", "--sessions", "10", "--wait",
+        "--candidate", "demo_better", "--sessions", "40", "--wait",
     )  # fmt: skip
     assert benchmark.returncode == 0, benchmark.stderr[-3000:]
     assert json.loads(benchmark.stdout)["status"] == "completed"
