@@ -8,6 +8,8 @@ equal trec_eval's (checked against pytrec_eval). Choices where trec_eval has no 
 - A query that retrieved nothing scores 0.
 - A document repeated within one ranking counts at its first position only (see judgments.py);
   trec_eval refuses such runs.
+- judged_k (named on request) is measured on the ranking as retrieved, also when judged_only
+  condenses the rankings for every other measure: it says how much the condensing dropped.
 All queries are scored at once (numpy over Arrow columns); see judgments.py for how.
 """
 
@@ -29,6 +31,8 @@ from eval_pipelines.core.metrics.ground_truth.measures import (
     COUNT_MEASURES,
     CUT_FAMILIES,
     DEFAULT_K_VALUES,
+    JUDGED,
+    NAMED_CUT_FAMILIES,
     UNCUT_MEASURES,
     Measure,
     all_measures,
@@ -52,6 +56,8 @@ __all__ = [
     "COUNT_MEASURES",
     "CUT_FAMILIES",
     "DEFAULT_K_VALUES",
+    "JUDGED",
+    "NAMED_CUT_FAMILIES",
     "QRELS_COLUMNS",
     "UNCUT_MEASURES",
     "Measure",
@@ -62,6 +68,15 @@ __all__ = [
 ]
 
 _Compute = Callable[[JudgedRankings, int | None], np.ndarray]
+
+
+def judged_share(judged: JudgedRankings, cutoff: int | None) -> np.ndarray:
+    """Judged@k: documents with any judgment among the top k, over k (as P_k, a short list counts
+    its missing ranks as unjudged)."""
+    if judged.judged_query is None or judged.judged_rank is None or cutoff is None:
+        raise ValueError("judged_k needs a cutoff and rankings judged with track_judged")
+    within = judged.judged_query[judged.judged_rank <= cutoff]
+    return judged.per_query(within) / cutoff
 
 
 def _f(beta: float) -> _Compute:
@@ -76,6 +91,7 @@ _CUT: dict[str, _Compute] = {
     "map_cut": average_precision,
     "ndcg_cut": ndcg,
     "recip_rank_cut": reciprocal_rank,
+    JUDGED: judged_share,
 }
 _UNCUT: dict[str, _Compute] = {
     "map": average_precision,
@@ -104,6 +120,7 @@ def evaluate_rankings(
     qrels: pa.Table,
     k_values: Sequence[int] = DEFAULT_K_VALUES,
     measures: Collection[str] | None = None,
+    judged_only: bool = False,
 ) -> pa.Table:
     """One row per query: query_id, then one float64 column per measure (trec_eval names).
 
@@ -111,11 +128,18 @@ def evaluate_rankings(
     qrels: query_id, document_id, relevance (integer grade; relevant when >= 1); rows of queries
     not in query_ids are ignored, and a (query, document) judged twice is an error.
     measures: names as in parse_measure_names (a family alone is taken at k_values); None = every
-    family at k_values plus every uncut measure.
+    family at k_values plus every uncut measure (judged_k only when named).
+    judged_only: condensed lists, as trec_eval -J (see judgments.py).
     """
     selected = _selected(k_values, measures)
     ids = query_id_array(query_ids)
-    judged = judge_rankings(ids, ranking_lists(rankings, len(ids)), qrels)
+    judged = judge_rankings(
+        ids,
+        ranking_lists(rankings, len(ids)),
+        qrels,
+        track_judged=any(m.family == JUDGED for m in selected),
+        judged_only=judged_only,
+    )
     undefined = judged.relevant == 0
     columns: dict[str, pa.Array] = {"query_id": ids}
     for measure in selected:

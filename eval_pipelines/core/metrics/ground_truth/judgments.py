@@ -11,6 +11,12 @@ A document repeated within one ranking counts at its first position; later copie
 ranking (they take their ranks and count in num_ret) but are non-relevant. trec_eval refuses such
 runs outright (read_run does too); checking every retrieved id for repeats would cost a hash of
 all of them, several times the cost of the whole evaluation.
+
+Judged documents (grade >= 0: trec_eval reads a negative grade as not judged, -1 "not in the pool")
+are matched only when asked: for judged_k (ir_measures' Judged@k, on the ranking as retrieved) and
+for condensed lists (judged_only, trec_eval -J: unjudged documents are removed from each ranking
+before any measure, so ranks, num_ret and the cutoffs count judged documents only; the ideal
+ranking is unchanged).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from eval_pipelines.core.arrow_text import first_null, string_array
 
 QRELS_COLUMNS: tuple[str, ...] = ("query_id", "document_id", "relevance")
 RELEVANT_GRADE = 1
+# trec_eval reads a negative grade as "not in the pool" (-1) or "unjudged" (-2), so -J drops it.
+JUDGED_GRADE = 0
 _LISTED_PROBLEMS = 10
 
 QueryIdsInput = Sequence[str] | pa.Array | pa.ChunkedArray
@@ -49,6 +57,8 @@ class JudgedRankings:
     ideal_query: np.ndarray
     ideal_rank: np.ndarray
     ideal_grade: np.ndarray
+    judged_query: np.ndarray | None = None
+    judged_rank: np.ndarray | None = None
 
     @property
     def query_count(self) -> int:
@@ -80,8 +90,20 @@ def query_id_array(query_ids: QueryIdsInput) -> pa.Array:
     return ids
 
 
-def judge_rankings(query_ids: pa.Array, lists: pa.Array, qrels: pa.Table) -> JudgedRankings:
-    """Match every ranking against the judgments of its query (qrels of other queries are ignored)."""
+def judge_rankings(
+    query_ids: pa.Array,
+    lists: pa.Array,
+    qrels: pa.Table,
+    *,
+    track_judged: bool = False,
+    judged_only: bool = False,
+) -> JudgedRankings:
+    """Match every ranking against the judgments of its query (qrels of other queries are ignored).
+
+    track_judged: also keep where each judged document stands in the ranking as retrieved
+    (judged_query, judged_rank; first copies only). judged_only: condense each ranking to its
+    judged documents first (trec_eval -J).
+    """
     query_count = len(query_ids)
     judged_query, judged_document, grade = _judgments_of(query_ids, qrels)
     relevant_row = grade >= RELEVANT_GRADE
@@ -101,6 +123,19 @@ def judge_rankings(query_ids: pa.Array, lists: pa.Array, qrels: pa.Table) -> Jud
         )
 
     parent = pc.list_parent_indices(lists).to_numpy()
+    tracked_query = tracked_rank = None
+    if track_judged or judged_only:
+        judged_row = grade >= JUDGED_GRADE
+        judged_entry, _ = _relevant_entries(
+            flat, parent, judged_query[judged_row], judged_document.filter(pa.array(judged_row))
+        )
+        tracked_query = parent[judged_entry].astype(np.int64)
+        tracked_rank = judged_entry - starts[tracked_query] + 1
+        if judged_only:
+            flat = flat.take(pa.array(judged_entry, pa.int64()))
+            parent = tracked_query
+            lengths = np.bincount(parent, minlength=query_count).astype(np.int64)
+            starts = np.cumsum(lengths) - lengths
     hit_entry, hit_slot = _relevant_entries(flat, parent, relevant_query, relevant_document)
     hit_query = parent[hit_entry].astype(np.int64)
     hit_rank = hit_entry - starts[hit_query] + 1
@@ -115,6 +150,8 @@ def judge_rankings(query_ids: pa.Array, lists: pa.Array, qrels: pa.Table) -> Jud
         ideal_query=ideal_query,
         ideal_rank=ideal_rank,
         ideal_grade=ideal_grade,
+        judged_query=tracked_query,
+        judged_rank=tracked_rank,
     )
 
 

@@ -1,4 +1,5 @@
-"""Measure names as trec_eval prints them, plus our own F1_k, F2_k, recip_rank_cut_k (MRR@k) and set_F2.
+"""Measure names as trec_eval prints them, plus our own F1_k, F2_k, recip_rank_cut_k (MRR@k), set_F2
+and judged_k (ir_measures' Judged@k: the share of the top k that has any judgment; trec_eval has none).
 
 A cut family (P, recall, F1, F2, map_cut, ndcg_cut, recip_rank_cut) is named `family_k`; an uncut
 measure by its trec_eval name alone. Requests may name a whole family (expanded at the caller's
@@ -26,11 +27,14 @@ UNCUT_MEASURES: tuple[str, ...] = (
     "num_rel",
     "num_rel_ret",
 )
+# Named on request only: not part of "every measure", so trec_eval's default output is unchanged.
+JUDGED = "judged"
+NAMED_CUT_FAMILIES: tuple[str, ...] = (*CUT_FAMILIES, JUDGED)
 COUNT_MEASURES: frozenset[str] = frozenset({"num_ret", "num_rel", "num_rel_ret"})
 DEFAULT_K_VALUES: tuple[int, ...] = (1, 5, 10, 20)
 
-_FAMILY_ORDER = {family: index for index, family in enumerate(CUT_FAMILIES + UNCUT_MEASURES)}
-_FAMILIES = "|".join(sorted(CUT_FAMILIES, key=len, reverse=True))
+_FAMILY_ORDER = {family: index for index, family in enumerate(NAMED_CUT_FAMILIES + UNCUT_MEASURES)}
+_FAMILIES = "|".join(sorted(NAMED_CUT_FAMILIES, key=len, reverse=True))
 _AT_CUTOFF = re.compile(rf"^({_FAMILIES})_([0-9]+)$")
 _AT_CUTOFF_LIST = re.compile(rf"^({_FAMILIES})\.([0-9]+(?:,[0-9]+)*)$")
 
@@ -96,7 +100,7 @@ def parse_measure_names(names: Iterable[str], k_values: Sequence[int]) -> list[M
             unknown.append(repr(raw))
         elif name in UNCUT_MEASURES:
             measures.append(Measure(name))
-        elif name in CUT_FAMILIES:
+        elif name in NAMED_CUT_FAMILIES:
             measures.extend(Measure(name, k) for k in cutoffs)
         elif match := _AT_CUTOFF.match(name) or _AT_CUTOFF_LIST.match(name):
             family, listed = match.groups()
@@ -110,7 +114,7 @@ def parse_measure_names(names: Iterable[str], k_values: Sequence[int]) -> list[M
     if unknown:
         raise InvalidInputError(
             f"measures: unknown {', '.join(unknown)}; valid: the cut families"
-            f" {', '.join(CUT_FAMILIES)} (alone for the default cutoffs, as family_k, or as"
+            f" {', '.join(NAMED_CUT_FAMILIES)} (alone for the default cutoffs, as family_k, or as"
             f" family.k1,k2), and {', '.join(UNCUT_MEASURES)}"
         )
     if not measures:
