@@ -130,7 +130,9 @@ def evaluation_summary(
     )
     return MaterializeResult(
         metadata={
-            "metrics": MetadataValue.md(metrics_by_k_table(summary, request.metrics)),
+            "metrics": MetadataValue.md(
+                metrics_by_k_table(summary, pipeline.reported_metrics(request))
+            ),
             "evaluated_queries": summary["evaluated_queries"],
             "skipped": MetadataValue.json(summary["skipped_reasons"]),
         },

@@ -267,6 +267,7 @@ def print_evaluation_summary(records: list[dict]) -> None:
                     "",
                     "",
                     "",
+                    "",
                 ]
             )
             continue
@@ -279,11 +280,15 @@ def print_evaluation_summary(records: list[dict]) -> None:
                 f"{at10['recall']:.4f}",
                 f"{record['overall_metrics']['map']:.4f}",
                 f"{record['overall_metrics']['mrr']:.4f}",
+                f"{at10['judged']:.4f}",
                 f"{record['evaluated_queries']}/{record['total_queries']}",
             ]
         )
     print(
-        format_table(["retriever", "NDCG@10", "P@10", "recall@10", "MAP", "MRR", "evaluated"], rows)
+        format_table(
+            ["retriever", "NDCG@10", "P@10", "recall@10", "MAP", "MRR", "judged@10", "evaluated"],
+            rows,
+        )
     )
     if records:
         print(f"Full record:  eval-pipelines evaluation get {records[0]['evaluation_id']}")

@@ -62,6 +62,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"default precision,recall,f1,map,ndcg,mrr; available: {','.join(AVAILABLE_METRICS)}",
     )
     run.add_argument(
+        "--judged-only",
+        action="store_true",
+        help="condensed lists (trec_eval -J): drop documents the dataset does not judge from each"
+        " ranking before any measure (judged@k still reads the ranking as retrieved)",
+    )
+    run.add_argument(
         "--wait", action="store_true", help="run in this process and print the final record"
     )
     run.set_defaults(handler=run_evaluation)
@@ -122,6 +128,8 @@ def run_evaluation(args: argparse.Namespace, paths: DataPaths) -> int:
     data = {"retriever_id": args.retriever_id, "dataset_name": args.dataset_name}
     if config:
         data["evaluation_config"] = config
+    if args.judged_only:
+        data["judged_only"] = True
     request = parse_evaluation_request(data, paths)
     evaluation_id = new_evaluation_id()
     if not args.wait:
@@ -163,12 +171,13 @@ LISTED_FIELDS = {
 }
 
 
-def _ndcg_at_10(record: dict) -> str:
-    """metrics_by_k["10"]["ndcg"], or "-" while there is none (it is optional until completed)."""
+def _at_10(record: dict, metric: str) -> str:
+    """metrics_by_k["10"][metric], or "-" while there is none (optional until completed, and
+    records written before judged@k have no judged)."""
     by_k = record.get("metrics_by_k")
     at_10 = by_k.get("10") if isinstance(by_k, dict) else None
-    ndcg = at_10.get("ndcg") if isinstance(at_10, dict) else None
-    return f"{ndcg:.4f}" if isinstance(ndcg, int | float) and not isinstance(ndcg, bool) else "-"
+    value = at_10.get(metric) if isinstance(at_10, dict) else None
+    return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
 def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
@@ -195,7 +204,8 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
                 r["retriever_id"],
                 r["dataset_name"],
                 r.get("evaluated_queries") if r.get("evaluated_queries") is not None else "-",
-                _ndcg_at_10(r),
+                _at_10(r, "ndcg"),
+                _at_10(r, "judged"),
                 r["created_at"],
             ]
             for r in records
@@ -209,6 +219,7 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
                     "dataset",
                     "evaluated",
                     "ndcg@10",
+                    "judged@10",
                     "created_at",
                 ],
                 rows,

@@ -48,8 +48,14 @@ def results_table(results: list[dict[str, Any]]) -> str:
 
 
 def metrics_by_k_table(summary: dict[str, Any], metrics: Sequence[str]) -> str:
-    """An evaluation's means per k, then uncut ("all")."""
+    """An evaluation's means per k, then uncut ("all"); "-" where a metric has no value."""
     by_k = [*summary["metrics_by_k"].items(), ("all", summary["overall_metrics"])]
     return markdown_table(
-        ["k", *metrics], [(k, *(f"{values[m]:.4f}" for m in metrics)) for k, values in by_k]
+        ["k", *metrics],
+        [(k, *(_cell(values.get(m)) for m in metrics)) for k, values in by_k],
     )
+
+
+def _cell(value: float | None) -> str:
+    """A mean, or "-" for a metric with no value at that k (judged@k has no uncut value)."""
+    return "-" if value is None else f"{value:.4f}"

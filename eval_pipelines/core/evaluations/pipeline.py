@@ -2,6 +2,9 @@
 
 Skip-and-continue: an empty query input, a failed execution or a query without relevant documents
 is skipped with its reason and counted; none of them fails the evaluation.
+
+Every evaluation also reports judged@k (JUDGED_METRIC) per k: the share of the top k retrieved that
+the dataset judges at any grade, so a score read against judgments says how much of it was guessed.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ UNCUT_MEASURES = {
     "ndcg": "ndcg",
     "mrr": "recip_rank",
 }
+
+# Reported at every k whatever the request's metrics: judged@k, on the ranking as retrieved.
+JUDGED_METRIC = "judged"
+JUDGED_MEASURE = "judged_{k}"
 
 # An evaluation's runs: the query runner's rows without what the evaluation knows already (its
 # retriever) or keeps in the executions (stage latencies).
@@ -115,7 +122,24 @@ def runs_table(rows: pa.Table) -> pa.Table:
 
 def measures_for(request: EvaluationRequest) -> list[str]:
     cut = [CUT_MEASURES[m].format(k=k) for m in request.metrics for k in request.k_values]
-    return cut + [UNCUT_MEASURES[m] for m in request.metrics]
+    judged = [JUDGED_MEASURE.format(k=k) for k in request.k_values]
+    return cut + judged + [UNCUT_MEASURES[m] for m in request.metrics]
+
+
+def reported_metrics(request: EvaluationRequest) -> tuple[str, ...]:
+    """The metric names of metrics_by_k: the request's, then judged."""
+    return (*request.metrics, JUDGED_METRIC)
+
+
+def _measure(metric: str, k: int | None) -> str:
+    if metric == JUDGED_METRIC and k is not None:
+        return JUDGED_MEASURE.format(k=k)
+    return UNCUT_MEASURES[metric] if k is None else CUT_MEASURES[metric].format(k=k)
+
+
+def _cutoffs(metric: str, request: EvaluationRequest) -> tuple[int | None, ...]:
+    """Every k, then None for the uncut value (judged@k has none)."""
+    return request.k_values if metric == JUDGED_METRIC else (*request.k_values, None)
 
 
 def score_queries(request: EvaluationRequest, dataset: Dataset, runs: pa.Table) -> pa.Table:
@@ -127,11 +151,12 @@ def score_queries(request: EvaluationRequest, dataset: Dataset, runs: pa.Table) 
         dataset.judgments,
         k_values=request.k_values,
         measures=measures_for(request),
+        judged_only=request.judged_only,
     )
     parts = []
-    for metric in request.metrics:
-        for k in (*request.k_values, None):
-            measure = UNCUT_MEASURES[metric] if k is None else CUT_MEASURES[metric].format(k=k)
+    for metric in reported_metrics(request):
+        for k in _cutoffs(metric, request):
+            measure = _measure(metric, k)
             parts.append(
                 pa.table(
                     {
@@ -174,7 +199,7 @@ def summarize(
     return {
         "overall_metrics": {m: mean(m, None) for m in request.metrics},
         "metrics_by_k": {
-            str(k): {m: mean(m, k) for m in request.metrics} for k in request.k_values
+            str(k): {m: mean(m, k) for m in reported_metrics(request)} for k in request.k_values
         },
         "total_queries": planned.num_rows,
         "evaluated_queries": evaluated,

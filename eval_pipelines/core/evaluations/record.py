@@ -3,7 +3,8 @@
 Fields mean one thing in every state: `query_count` is the number of queries evaluated (0 until the
 evaluation completes), `total_queries` the dataset's queries (known from the start), and
 `completed_at` when the evaluation ended, completed or failed (as for benchmarks). A completed record
-whose metrics are placeholders says so in `warnings`.
+whose metrics are placeholders says so in `warnings`. `settings` (an extension key) holds the
+request's extension settings (judged_only); metrics_by_k holds judged@k beside the requested metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def pending_record(
         "dataset_id": dataset_id,
         "dataset_name": request.dataset_name,
         "config": request.config,
+        "settings": request.settings,
         "status": Status.PENDING.value,
         "created_at": created_at,
         "updated_at": created_at,

@@ -1,5 +1,6 @@
-"""An evaluation request (the seeds' StartEvaluationRequest plus the retriever) as one typed model,
-parsed once at every door; every problem is listed at once, as `field: problem`."""
+"""An evaluation request (the seeds' StartEvaluationRequest plus the retriever and the extension key
+judged_only) as one typed model, parsed once at every door; every problem is listed at once, as
+`field: problem`."""
 
 from __future__ import annotations
 
@@ -116,6 +117,12 @@ class EvaluationRequest(RequestModel):
     evaluation_config: Annotated[
         EvaluationConfig | None, AfterValidator(lambda given: given or EvaluationConfig())
     ] = Field(default_factory=EvaluationConfig)
+    judged_only: bool = Field(
+        default=False,
+        description="Condensed lists (trec_eval -J): drop the documents the dataset does not"
+        " judge from each ranking before any measure, so unjudged documents are not counted as"
+        " non-relevant. judged@k is still measured on the ranking as retrieved.",
+    )
 
     @field_validator("retriever_id")
     @classmethod
@@ -148,6 +155,11 @@ class EvaluationRequest(RequestModel):
     @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(self._config.metrics)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The extension settings, as the record shows them."""
+        return {"judged_only": self.judged_only}
 
     @property
     def config(self) -> dict[str, Any]:
