@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from eval_pipelines.cli.output import format_table, print_json, progress
 from eval_pipelines.core.datasets import DatasetSummary, import_dataset, list_datasets
 from eval_pipelines.core.datasets.from_logs import (
     DEFAULT_GRADE_THRESHOLDS,
+    DEFAULT_MIN_EXPOSURE,
     DEFAULT_MIN_IMPRESSIONS,
     CorrectionUnavailableError,
     DerivationSettings,
@@ -48,8 +50,9 @@ def _register_derive(verbs: argparse._SubParsersAction) -> None:
         "derive",
         help="derive graded judgments from the logs' click model (position-corrected)",
         description=(
-            "One query per normalized logged query text; one judgment per (query, document) served"
-            " at least --min-impressions times, graded by its gain per examination at position 1."
+            "One query per normalized logged query text; one judgment per (query, document) with"
+            " an exposure of at least --min-exposure (expected examinations at position 1) over at"
+            " least --min-impressions impressions, graded by its gain per examination at position 1."
         ),
     )
     deriving.add_argument("name", metavar="NAME")
@@ -64,6 +67,13 @@ def _register_derive(verbs: argparse._SubParsersAction) -> None:
         default=str(DEFAULT_MIN_IMPRESSIONS),
         metavar="N",
         help=f"impressions a pair needs to be judged (default {DEFAULT_MIN_IMPRESSIONS})",
+    )
+    deriving.add_argument(
+        "--min-exposure",
+        default=f"{DEFAULT_MIN_EXPOSURE:g}",
+        metavar="X",
+        help="exposure (expected examinations, in position-1 equivalents) a pair needs to be"
+        f" judged, wherever it was served (default {DEFAULT_MIN_EXPOSURE:g})",
     )
     deriving.add_argument(
         "--grade-thresholds",
@@ -93,11 +103,22 @@ def _derive_settings(args: argparse.Namespace) -> DerivationSettings:
     if min_impressions < 1:
         raise InvalidInputError(f"--min-impressions: must be >= 1, got {min_impressions}")
     try:
+        min_exposure = float(args.min_exposure)
+    except ValueError:
+        raise InvalidInputError(
+            f"--min-exposure: expected a number, got {args.min_exposure!r}"
+        ) from None
+    if not math.isfinite(min_exposure) or min_exposure < 0:
+        raise InvalidInputError(
+            f"--min-exposure: expected a finite number >= 0, got {args.min_exposure!r}"
+        )
+    try:
         thresholds = parse_grade_thresholds(args.grade_thresholds)
     except InvalidInputError as exc:
         raise InvalidInputError(f"--{str(exc).replace('_', '-', 1)}") from None
     return DerivationSettings(
         min_impressions=min_impressions,
+        min_exposure=min_exposure,
         grade_thresholds=thresholds,
         allow_uncorrected=args.allow_uncorrected,
     )
@@ -114,8 +135,10 @@ def run_derive(args: argparse.Namespace, paths: DataPaths) -> int:
         ) from None
     except NothingToJudgeError as exc:
         raise InvalidInputError(
-            f"--min-impressions: no (query, document) pair was served {exc.min_impressions} times"
-            f" (the most any pair was served is {exc.most}); lower --min-impressions"
+            f"--min-impressions, --min-exposure: no (query, document) pair was served"
+            f" {exc.min_impressions} times with an exposure of {exc.min_exposure:g} (the most any"
+            f" pair was served is {exc.most}, the largest exposure {exc.most_exposure:.4g});"
+            " lower them"
         ) from None
     print_json(summary.to_dict())
     progress(_derive_message(summary))
@@ -130,7 +153,9 @@ def _derive_message(summary: DatasetSummary) -> str:
         f" judgments ({summary.relevant_count} with grade >= 1), {corrected}, from click model"
         f" {facts.get('click_model_id')} (log snapshot {facts.get('snapshot_id')});"
         f" {facts.get('pairs_below_minimum')} of {facts.get('pairs_seen')} pairs had fewer than"
-        f" {facts.get('min_impressions')} impressions and {facts.get('queries_below_minimum')}"
+        f" {facts.get('min_impressions')} impressions ({facts.get('pairs_below_min_impressions')})"
+        f" or an exposure below {facts.get('min_exposure')} (another"
+        f" {facts.get('pairs_below_min_exposure')}) and {facts.get('queries_below_minimum')}"
         " queries had no pair with enough, so they are not judged"
     )
 
@@ -190,5 +215,6 @@ def _evidence_cell(summary: DatasetSummary) -> str:
     corrected = "corrected" if facts.get("corrected") else "UNCORRECTED"
     return (
         f"{facts.get('click_model_id')} {corrected}, impressions >= {facts.get('min_impressions')}"
-        f" (median {spread.get('median')}), {facts.get('pairs_below_minimum')} pairs below"
+        f" (median {spread.get('median')}), exposure >= {facts.get('min_exposure', 0)},"
+        f" {facts.get('pairs_below_minimum')} pairs below"
     )

@@ -37,10 +37,20 @@ def _no_dataset_written(data_dir: Path) -> None:
         (["--grade-thresholds", "0.3,0.1"], "--grade-thresholds: must be strictly increasing"),
         (["--grade-thresholds", "0.1,,0.3"], "--grade-thresholds: '' is not a number"),
         (["--grade-thresholds", "-1"], "--grade-thresholds: -1.0 must be finite and > 0"),
+        (["--min-exposure", "-1"], "--min-exposure: expected a finite number >= 0, got '-1'"),
+        (["--min-exposure", "nan"], "--min-exposure: expected a finite number >= 0, got 'nan'"),
+        (["--min-exposure", "lots"], "--min-exposure: expected a number, got 'lots'"),
         (
             ["--min-impressions", "31", "--allow-uncorrected"],
-            "--min-impressions: no (query, document) pair was served 31 times (the most any pair"
-            " was served is 30); lower --min-impressions",
+            "--min-impressions, --min-exposure: no (query, document) pair was served 31 times with"
+            " an exposure of 10 (the most any pair was served is 30, the largest exposure 30);"
+            " lower them",
+        ),
+        (
+            ["--min-exposure", "30.5", "--allow-uncorrected"],
+            "--min-impressions, --min-exposure: no (query, document) pair was served 10 times with"
+            " an exposure of 30.5 (the most any pair was served is 30, the largest exposure 30);"
+            " lower them",
         ),
     ],
 )
@@ -80,13 +90,15 @@ def test_refuses_without_correction_unless_allowed_and_says_so(fixed_page_data: 
     assert (
         f"1 queries, 5 judgments (3 with grade >= 1), NOT corrected for position, from click model"
         f" {facts['click_model_id']} (log snapshot {facts['snapshot_id']}); 5 of 10 pairs had"
-        " fewer than 20 impressions and 1 queries had no pair with enough"
+        " fewer than 10 impressions (5) or an exposure below 10.0 (another 0) and 1 queries had"
+        " no pair with enough"
     ) in allowed.stderr
 
     again = run_cli(fixed_page_data, "dataset", "derive", "d", "--from-logs", "--allow-uncorrected")
     assert again.returncode == 2 and "dataset d exists; use --replace" in again.stderr
     listed = run_cli(fixed_page_data, "dataset", "list")
-    assert f"{facts['click_model_id']} UNCORRECTED, impressions >= 20" in listed.stdout
+    assert f"{facts['click_model_id']} UNCORRECTED, impressions >= 10" in listed.stdout
+    assert "exposure >= 10.0" in listed.stdout
 
 
 def test_derived_dataset_runs_an_evaluation(

@@ -1,5 +1,6 @@
-"""Judgments derived from the logs: grades from position-corrected evidence, counted exclusions, a
-refusal when the logs cannot correct for position, and agreement with the demo's true grades."""
+"""Judgments derived from the logs: grades from position-corrected evidence, counted exclusions and a
+refusal when the logs cannot correct for position. Agreement with the demo's true grades, on the
+issue's panel: eval_pipelines_tests/test_derived_agreement.py."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from eval_pipelines.core.datasets.from_logs import (
 )
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines_tests.core.datasets.agreement_panel import run_panel
 from eval_pipelines_tests.core.datasets.fixed_page_logs import PAGE, write_fixed_page_logs
 
 
@@ -48,6 +48,9 @@ def test_thresholds_grade_zero_below_the_first_and_reject_bad_values() -> None:
             parse_grade_thresholds(text)
     with pytest.raises(InvalidInputError, match="min_impressions: must be >= 1"):
         DerivationSettings(min_impressions=0)
+    for bad in (-0.5, float("nan"), float("inf"), True, "10"):
+        with pytest.raises(InvalidInputError, match="min_exposure: expected a finite number >= 0"):
+            DerivationSettings(min_exposure=bad)
 
 
 def test_no_correction_no_judgments_unless_uncorrected_is_asked_for(
@@ -100,7 +103,9 @@ def test_the_minimum_and_thresholds_are_the_callers(paths: DataPaths, tmp_path: 
     write_fixed_page_logs(paths, tmp_path)
     derived = derive_judgments(
         paths,
-        DerivationSettings(min_impressions=5, grade_thresholds=(0.5,), allow_uncorrected=True),
+        DerivationSettings(
+            min_impressions=5, min_exposure=5, grade_thresholds=(0.5,), allow_uncorrected=True
+        ),
     )
     assert derived.derivation["pairs_below_minimum"] == 0
     assert derived.queries.column("query_text").to_pylist() == sorted(
@@ -123,22 +128,14 @@ def derived_world(module_world_copy: DataPaths):
     return module_world_copy, load_dataset(module_world_copy, "from-logs")
 
 
-def test_derived_judgments_rank_the_panel_as_the_truth_does(derived_world) -> None:
-    paths, dataset = derived_world
-    assert dataset.summary.derivation["corrected"] is True
-    result = run_panel(paths, dataset.queries, dataset.judgments)
-    print("\n" + result.table())
-    assert result.usable_queries >= 20, result.table()
-    assert result.tau >= 0.9, result.table()
-
-
 def test_deriving_again_from_the_same_logs_gives_the_same_dataset(derived_world) -> None:
     paths, dataset = derived_world
     again = derive_dataset(paths, "again")
     assert again.dataset_id == dataset.summary.dataset_id
     assert again.derivation == dataset.summary.derivation
     evidence = read_evidence(paths, "again")
-    assert evidence.column("impressions").to_numpy().min() >= 20
+    assert evidence.column("impressions").to_numpy().min() >= 10
+    assert evidence.column("exposure").to_numpy().min() >= 10
     assert (
         evidence.select(["query_id", "document_id"]).to_pylist()
         == dataset.judgments.select(["query_id", "document_id"]).to_pylist()
