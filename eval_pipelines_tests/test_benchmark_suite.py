@@ -17,6 +17,8 @@ from eval_pipelines.core.benchmarks.replay import replay_sessions
 from eval_pipelines.core.benchmarks.submit import benchmark_store
 from eval_pipelines.core.paths import DataPaths
 from perf import (
+    counterfactual_panel,
+    counterfactual_scoring,
     end_to_end,
     ground_truth,
     replay_http,
@@ -218,4 +220,28 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
         "replay_in_process",
         "replay_http",
         "end_to_end",
+        "click_model",
+        "counterfactual_scoring",
+        "counterfactual_panel",
+        "derived_agreement",
     }
+
+
+def test_counterfactual_scoring_checks_its_ratio_of_sums(tmp_path: Path) -> None:
+    result = counterfactual_scoring.run("tiny", REPEAT, tmp_path)
+    assert result.checks == {
+        "pipelines": session_scoring.PIPELINES,
+        "scores_rows": session_scoring.SESSIONS["tiny"] * session_scoring.PIPELINES,
+    }
+    assert [c.name for c in result.contenders] == [
+        "session_scoring (before this issue)",
+        "score_benchmark, logged_order",
+        "score_benchmark, counterfactual",
+    ]
+
+
+def test_the_panel_benchmark_reports_both_estimators_rates(tmp_path: Path) -> None:
+    result = counterfactual_panel.run("tiny", 1, tmp_path)
+    assert set(result.checks) == {"counterfactual", "logged_order", "panel"}
+    assert result.checks["counterfactual"]["not_judgeable_called_worse"] == 0.0
+    assert result.checks["counterfactual"]["worse_promoted"] == 0.0

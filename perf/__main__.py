@@ -12,6 +12,7 @@ from perf import (
     click_model,
     counterfactual_panel,
     counterfactual_scoring,
+    derived_agreement,
     end_to_end,
     ground_truth,
     replay_http,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     click_model.NAME: click_model.run,
     counterfactual_scoring.NAME: counterfactual_scoring.run,
     counterfactual_panel.NAME: counterfactual_panel.run,
+    derived_agreement.NAME: derived_agreement.run,
 }
 SCALES: tuple[str, ...] = ("tiny", "small", "full")
 
