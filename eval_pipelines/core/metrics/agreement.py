@@ -31,14 +31,19 @@ def top_k_overlap(rankings: RankingsInput, references: RankingsInput, k: int = 1
     logged = ranking_lists(references, len(ranked))
     ranked_rows, ranked_docs = _top_k_pairs(ranked, k)
     logged_rows, logged_docs = _top_k_pairs(logged, k)
-    vocabulary = pc.unique(pa.concat_arrays([ranked_docs, logged_docs]))
+    vocabulary = pc.unique(logged_docs)  # a ranked document outside it cannot be shared
     width = len(vocabulary) + 1
 
     def keys(rows: np.ndarray, documents: pa.Array) -> np.ndarray:
         codes = pc.index_in(documents, value_set=vocabulary).to_numpy(zero_copy_only=False)
-        return np.unique(rows.astype(np.int64) * width + codes.astype(np.int64))
+        known = ~np.isnan(codes) if codes.dtype.kind == "f" else codes >= 0
+        found = np.sort(rows[known].astype(np.int64) * width + codes[known].astype(np.int64))
+        return found[np.r_[True, found[1:] != found[:-1]]] if found.size else found
 
-    shared = np.intersect1d(keys(ranked_rows, ranked_docs), keys(logged_rows, logged_docs))
+    reference = keys(logged_rows, logged_docs)
+    candidate = keys(ranked_rows, ranked_docs)
+    slot = np.minimum(np.searchsorted(reference, candidate), max(reference.size - 1, 0))
+    shared = candidate[reference[slot] == candidate] if reference.size else candidate[:0]
     hits = np.bincount(shared // width, minlength=len(ranked)).astype(np.float64)
     reference_size = np.minimum(pc.list_value_length(logged).fill_null(0).to_numpy(), k)
     with np.errstate(divide="ignore", invalid="ignore"):

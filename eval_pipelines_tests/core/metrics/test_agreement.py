@@ -36,3 +36,16 @@ def test_bad_k_and_lengths() -> None:
         top_k_overlap([["a"]], [["a"]], k=0)
     with pytest.raises(ValueError, match="1 rankings for 2"):
         top_k_overlap([["a"], ["b"]], [["a"]])
+
+
+def test_overlap_matches_a_plain_reference_on_random_rankings_with_repeats() -> None:
+    rng = np.random.default_rng(0)
+    ranked = [[f"d{x}" for x in rng.integers(0, 30, rng.integers(0, 15))] for _ in range(500)]
+    logged = [[f"d{x}" for x in rng.integers(0, 30, rng.integers(0, 15))] for _ in range(501)]
+    found = top_k_overlap([*ranked, None], logged, 10)
+    for row, (ranking, reference) in enumerate(zip([*ranked, None], logged, strict=True)):
+        if ranking is None or not reference:
+            assert np.isnan(found[row])
+            continue
+        shared = set(ranking[:10]) & set(reference[:10])
+        assert found[row] == pytest.approx(len(shared) / min(10, len(reference)))
