@@ -180,18 +180,16 @@ def session_gains(
     kept_weight = weight_of.filter(is_counted).to_numpy()
     with_evidence = evidence is not None and session_queries is not None
 
-    parts = [served_flat, kept.column("document_id").combine_chunks()]
+    others = [kept.column("document_id").combine_chunks()]
     if with_evidence:
-        parts.append(evidence.column("document_id").combine_chunks())
-    dictionary = pc.unique(pa.concat_arrays([p.cast(pa.string()) for p in parts]))
+        others.append(evidence.column("document_id").combine_chunks())
+    served_codes, dictionary = _encoded(served_flat.cast(pa.string()), others)
     n = max(len(dictionary), 1)
 
     def codes(values: pa.Array) -> np.ndarray:
         return pc.index_in(values, value_set=dictionary).to_numpy().astype(np.int64)
 
-    shown_key, shown_position = _first_per_key(
-        served_session * n + codes(served_flat), served_position
-    )
+    shown_key, shown_position = _first_per_key(served_session * n + served_codes, served_position)
     acted_session = kept.column("session_index").to_numpy().astype(np.int64)
     acted_key_raw = acted_session * n + codes(kept.column("document_id").combine_chunks())
     order = np.argsort(acted_key_raw, kind="stable")
@@ -348,10 +346,27 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
 
 
+def _encoded(served: pa.Array, others: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
+    """The served documents' codes and a dictionary of every document named anywhere, hashing the
+    (long) served list once."""
+    encoded = pc.dictionary_encode(served)
+    dictionary = encoded.dictionary
+    rest = pa.concat_arrays([o.cast(pa.string()) for o in others]) if others else None
+    if rest is not None and len(rest):
+        new = pc.unique(rest.filter(pc.invert(pc.is_in(rest, value_set=dictionary))))
+        dictionary = pa.concat_arrays([dictionary, new])
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), dictionary
+
+
 def _first_per_key(keys: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort((positions, keys))
-    unique, first = np.unique(keys[order], return_index=True)
-    return unique, positions[order][first]
+    """Each distinct key (sorted) and its smallest position, with one sort."""
+    if keys.size == 0:
+        return keys, positions
+    width = int(positions.max()) + 1
+    combined = np.sort(keys * width + positions)
+    ordered = combined // width
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    return ordered[first], combined[first] % width
 
 
 def _per_session_max(session: np.ndarray, values: np.ndarray, session_count: int) -> np.ndarray:
