@@ -5,12 +5,20 @@ estimator choice through the real CLI."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance, materialize
 
+from eval_pipelines.assets.benchmarks import benchmark_assets
+from eval_pipelines.core.benchmarks.request import parse_request
+from eval_pipelines.core.benchmarks.submit import accept_request
+from eval_pipelines.core.demo import DemoLogStructure
 from eval_pipelines.core.demo.panel import BETTER, EQUAL, NOT_JUDGEABLE, SAME, WORSE
 from eval_pipelines.core.demo.panel_runs import run_panel
+from eval_pipelines.core.demo.world import DemoScale, simulate_logs
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.resources import DataDirResource
 from eval_pipelines_tests.cli.conftest import run_cli
 
 REPETITIONS = 6
@@ -90,3 +98,60 @@ def test_the_estimator_and_coverage_threshold_come_from_the_command_line(
     (comparison,) = record["comparison"]["comparisons"]
     assert comparison["estimator"] == "logged_order"
     assert comparison["coverage"]["candidate"]["ever_shown_at_10"] > 0.5
+
+
+def materialized_checks(
+    paths: DataPaths, instance: DagsterInstance, candidates: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The comparison asset's check evaluations and its metadata, from a real benchmark run."""
+    request = parse_request(
+        {
+            "benchmark_name": "checks",
+            "baseline_retriever_id": "demo_prod",
+            "candidate_retriever_ids": candidates,
+            "session_count": 300,
+            "session_filter": {"retriever_ids": ["demo_prod"]},
+        },
+        paths,
+    )
+    benchmark_id = accept_request(paths, request)["benchmark_id"]
+    instance.add_dynamic_partitions("benchmark", [benchmark_id])
+    result = materialize(
+        benchmark_assets,
+        partition_key=benchmark_id,
+        instance=instance,
+        resources={"data_dir": DataDirResource(path=str(paths.root))},
+    )
+    checks = {
+        entry.dagster_event.event_specific_data.check_name: entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(
+            result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    }
+    (materialization,) = [m for m in result.asset_materializations_for_node("benchmark_comparison")]
+    return checks, {k: v.value for k, v in materialization.metadata.items()}
+
+
+def test_the_comparison_checks_say_what_the_verdicts_could_not_see(
+    world_copy: DataPaths, instance: DagsterInstance
+) -> None:
+    checks, metadata = materialized_checks(world_copy, instance, ["demo_better", "demo_worse"])
+    assert checks["position_bias_corrected"].passed
+    covered = checks["candidates_covered_by_the_logs"]
+    assert not covered.passed
+    assert covered.severity == AssetCheckSeverity.WARN
+    assert covered.description.startswith("mostly never shown for these queries")
+    assert "demo_worse" in covered.description and "demo_better" not in covered.description
+    assert metadata["estimator"]["used"] == "counterfactual"
+    assert metadata["estimator"]["click_model_id"].startswith("pbm-")
+    assert metadata["verdicts"]["demo_worse"]["verdict"] == "not_testable"
+    assert metadata["verdicts"]["demo_better"]["coverage"]["ever_shown_at_10"] >= 0.9
+
+    # The same world with one fixed page per query: no correction, and the check says why.
+    simulate_logs(world_copy, scale=DemoScale.small(), structure=DemoLogStructure.fixed())
+    checks, metadata = materialized_checks(world_copy, instance, ["demo_better"])
+    corrected = checks["position_bias_corrected"]
+    assert not corrected.passed
+    assert "judged in the logged order" in corrected.description
+    assert "examination cannot be separated from relevance" in corrected.description
+    assert metadata["estimator"]["used"] == "logged_order"

@@ -24,7 +24,9 @@ from eval_pipelines.core.benchmarks.evidence import sample_evidence
 from eval_pipelines.core.benchmarks.health import (
     Finding,
     baseline_agreement,
+    candidate_coverage,
     failure_rates,
+    position_bias_corrected,
     query_clusters,
     replay_coverage,
 )
@@ -238,6 +240,8 @@ def benchmark_session_scores(
         AssetCheckSpec("paired_counts_consistent", asset="benchmark_comparison"),
         AssetCheckSpec("failure_rates_within_tolerance", asset="benchmark_comparison"),
         AssetCheckSpec("enough_queries_for_inference", asset="benchmark_comparison"),
+        AssetCheckSpec("position_bias_corrected", asset="benchmark_comparison"),
+        AssetCheckSpec("candidates_covered_by_the_logs", asset="benchmark_comparison"),
     ],
 )
 def benchmark_comparison(
@@ -297,6 +301,16 @@ def benchmark_comparison(
             check(
                 "enough_queries_for_inference",
                 query_clusters(comparison, request.min_clusters),
+                AssetCheckSeverity.WARN,
+            ),
+            check(
+                "position_bias_corrected",
+                position_bias_corrected(comparison),
+                AssetCheckSeverity.WARN,
+            ),
+            check(
+                "candidates_covered_by_the_logs",
+                candidate_coverage(comparison, request.min_coverage),
                 AssetCheckSeverity.WARN,
             ),
         ],

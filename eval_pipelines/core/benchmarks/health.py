@@ -6,6 +6,8 @@
   and interaction metrics are biased toward the logged ranking: a warning).
 - Failure rates within the tolerance, and enough queries for query-level inference (warnings that
   explain why a verdict may be not_testable or worse).
+- The position-bias correction was used (or the logged order was asked for), and every candidate's
+  top 10 has evidence in the logs (warnings that say what a verdict could not see).
 """
 
 from __future__ import annotations
@@ -120,3 +122,32 @@ def query_clusters(comparison: dict[str, Any], minimum: int) -> Finding:
         + ", ".join(f"{c} {n}" for c, n in sorted(short.items()))
     )
     return Finding(not short, description, {"clusters": clusters, "minimum": minimum})
+
+
+def position_bias_corrected(comparison: dict[str, Any]) -> Finding:
+    """The verdicts were reached with the counterfactual estimator, or the record says why not."""
+    estimator = comparison["estimator"]
+    corrected = estimator["used"] == "counterfactual"
+    chosen = estimator["requested"] == "logged_order"
+    description = (
+        "candidates judged by what users would have done (counterfactual estimator)"
+        if corrected
+        else f"judged in the logged order, biased toward copying the logged page: {estimator['reason']}"
+    )
+    return Finding(corrected or chosen, description, {"estimator": estimator})
+
+
+def candidate_coverage(comparison: dict[str, Any], minimum: float) -> Finding:
+    """Each candidate's top 10 has evidence in the logs: below the minimum it is not testable."""
+    seen = {
+        item["candidate_retriever_id"]: item["coverage"]["candidate"]["ever_shown_at_10"]
+        for item in comparison["comparisons"]
+    }
+    low = {c: share for c, share in seen.items() if share is not None and share < minimum}
+    description = (
+        f"every candidate's top 10 was at least {100 * minimum:g}% shown for these queries"
+        if not low
+        else "mostly never shown for these queries (not testable; run an evaluation with"
+        " judgments): " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in sorted(low.items()))
+    )
+    return Finding(not low, description, {"ever_shown_at_10": seen, "min_coverage": minimum})
