@@ -72,13 +72,17 @@ def score_benchmark(
         )
 
     counterfactual = bool(choice and choice.counterfactual)
-    in_session = session_gains(
-        logged_documents,
-        keyed,
-        request.weights,
-        request.counted_types,
-        cutoffs,
-        normalize="session",
+    in_session = (  # the logged order's own gains, for its bound
+        None
+        if counterfactual or evidence is None
+        else session_gains(
+            logged_documents,
+            keyed,
+            request.weights,
+            request.counted_types,
+            cutoffs,
+            normalize="session",
+        )
     )
     query_level = session_gains(
         logged_documents,

@@ -200,19 +200,23 @@ def session_gains(
         if acted_key.size
         else np.zeros(0, np.int64)
     )
-    key = _sorted_unique(np.concatenate([shown_key, acted_key]))
-    position = np.zeros(key.size, dtype=np.int64)
-    position[np.searchsorted(key, acted_key)] = acted_position
-    position[np.searchsorted(key, shown_key)] = shown_position  # the served position wins
+    key, position = shown_key, shown_position  # the served position wins
+    unserved = ~_lookup(shown_key, acted_key)[0]  # an interaction off the served list
+    if unserved.any():
+        key = np.concatenate([shown_key, acted_key[unserved]])
+        position = np.concatenate([shown_position, acted_position[unserved]])
+        order = np.argsort(key, kind="stable")
+        key, position = key[order], position[order]
+    acted_slot = np.searchsorted(key, acted_key)
     gain = np.zeros(key.size)
-    gain[np.searchsorted(key, acted_key)] = acted_gain
+    gain[acted_slot] = acted_gain
     interacted = (gain > 0).astype(np.float64)
     clipped = 0
     if propensities is not None:
         propensity, was_clipped = propensities.at(position)
         gain, interacted = gain / propensity, interacted / propensity
         clipped = int((was_clipped & (interacted > 0)).sum())
-    acted_weight = interacted[np.searchsorted(key, acted_key)]
+    acted_weight = interacted[acted_slot]
     acted_ids = pc.unique(kept.column("document_id").combine_chunks().cast(pa.string()))
     small = pc.index_in(dictionary.take(pa.array(acted_key % n)), value_set=acted_ids)
     acted_small = (acted_key // n) * max(len(acted_ids), 1) + small.to_numpy().astype(np.int64)
@@ -305,17 +309,18 @@ class QueryEvidence:
         count = self.session_query.size
         mass = np.bincount(session, interacted, count)
         if self.key.size == 0:
-            return session, gain, mass
+            return session[gain > 0], gain[gain > 0], mass
         query_of_key = self.key // n
         queries = max(int(query_of_key.max()), int(self.session_query.max())) + 1
         per_query = np.bincount(query_of_key, minlength=queries)
         query_starts = np.cumsum(per_query) - per_query
         query_mass = np.bincount(query_of_key, self.interacted, per_query.size)
         by_gain = np.lexsort((-self.gain, query_of_key))  # each query's entries, best first
+        positive = np.bincount(query_of_key[self.gain > 0], minlength=queries)
         has = np.flatnonzero(self.session_query >= 0)
         q = self.session_query[has]
         own = np.bincount(session, minlength=count)[has]
-        take = np.minimum(per_query[q], kmax + own)
+        take = np.minimum(positive[q], kmax + own)  # a gain of 0 adds nothing to an ideal
         rows = np.repeat(query_starts[q], take) + _offsets(take)
         owner = np.repeat(has, take)
         entry = by_gain[rows]
@@ -330,20 +335,16 @@ class QueryEvidence:
         mass -= np.bincount(
             session[shown_in_query], _at(self.interacted, slot)[shown_in_query], count
         )
+        useful = gain > 0
         return (
-            np.concatenate([session, owner[fresh]]),
-            np.concatenate([gain, self.gain[entry][fresh]]),
+            np.concatenate([session[useful], owner[fresh]]),
+            np.concatenate([gain[useful], self.gain[entry][fresh]]),
             np.maximum(mass, 0.0),
         )
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
     return np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    values = np.sort(values)
-    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
 
 
 def _encoded(served: pa.Array, others: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
