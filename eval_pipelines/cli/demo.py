@@ -194,13 +194,26 @@ def print_benchmark_summary(record: dict) -> None:
         print(f"error: {record['error_message']}")
         return
     deltas = {c["candidate_retriever_id"]: c for c in record["comparison"]["comparisons"]}
+    estimator = record["comparison"]["estimator"]
+    print(
+        f"Estimator: {estimator['used']}"
+        + (
+            f" (position bias from click model {estimator['click_model_id']})"
+            if estimator["used"] == "counterfactual"
+            else f" ({estimator['reason']})"
+        )
+    )
     rows = []
     for result in record["results"]:
         metrics, comparison = result["metrics"], deltas.get(result["retriever_id"])
+        logged = result.get("metrics_logged_order", metrics)
+        shown = result["coverage"]["ever_shown_at_10"]
         rows.append(
             [
                 result["retriever_id"],
                 f"{metrics['ndcg_at_k']['10']:.4f}",
+                f"{logged['ndcg_at_k']['10']:.4f}",
+                "-" if shown is None else f"{shown:.2f}",
                 f"{comparison['effect']['delta']:+.4f}" if comparison else "baseline",
                 _interval(comparison),
                 _p(comparison),
@@ -217,6 +230,8 @@ def print_benchmark_summary(record: dict) -> None:
             [
                 "pipeline",
                 "NDCG@10",
+                "logged-order NDCG@10",
+                "ever shown@10",
                 "delta",
                 "95% CI",
                 "p",
