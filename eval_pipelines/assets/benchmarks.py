@@ -16,13 +16,13 @@ from dagster import (
     asset,
 )
 
+from eval_pipelines.assets.checks import check_result
 from eval_pipelines.assets.inputs import collections, interaction_logs, retriever_configs
 from eval_pipelines.assets.recording import recorded_step
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
 from eval_pipelines.core.benchmarks.estimators import LOGGED_ORDER
 from eval_pipelines.core.benchmarks.evidence import sample_evidence
 from eval_pipelines.core.benchmarks.health import (
-    Finding,
     baseline_agreement,
     candidate_coverage,
     failure_rates,
@@ -57,20 +57,6 @@ from eval_pipelines.resources import DataDirResource
 GROUP = "benchmark"
 # Every asset of the kind: one partition per request, in the kind's group.
 partition_asset = partial(asset, partitions_def=benchmark_partitions, group_name=GROUP)
-
-
-def check(name: str, finding: Finding, severity: AssetCheckSeverity) -> AssetCheckResult:
-    """A core Finding as Dagster's asset check result."""
-    return AssetCheckResult(
-        check_name=name,
-        passed=finding.passed,
-        severity=severity,
-        description=finding.description,
-        metadata={
-            key: MetadataValue.json(value) if isinstance(value, dict | list) else value
-            for key, value in finding.metadata.items()
-        },
-    )
 
 
 @partition_asset(
@@ -188,12 +174,12 @@ def benchmark_replays(
             "replays": MetadataValue.md(replays_table(replays)),
         },
         check_results=[
-            check(
+            check_result(
                 "every_session_replayed_by_every_pipeline",
                 replay_coverage(sessions, replays, request.retriever_ids),
                 AssetCheckSeverity.ERROR,
             ),
-            check(
+            check_result(
                 "baseline_reproduces_logged_rankings",
                 baseline_agreement(sessions, replays, request.baseline_retriever_id),
                 AssetCheckSeverity.WARN,
@@ -227,7 +213,7 @@ def benchmark_session_scores(
     return MaterializeResult(
         metadata={"rows": scores.num_rows, "estimator": choice.used},
         check_results=[
-            check("metrics_within_range", out_of_range(scores), AssetCheckSeverity.ERROR)
+            check_result("metrics_within_range", out_of_range(scores), AssetCheckSeverity.ERROR)
         ],
     )
 
@@ -290,25 +276,25 @@ def benchmark_comparison(
             ),
         },
         check_results=[
-            check(
+            check_result(
                 "paired_counts_consistent",
                 paired_counts(scores, request.retriever_ids, comparison),
                 AssetCheckSeverity.ERROR,
             ),
-            check(
+            check_result(
                 "failure_rates_within_tolerance", failure_rates(comparison), AssetCheckSeverity.WARN
             ),
-            check(
+            check_result(
                 "enough_queries_for_inference",
                 query_clusters(comparison, request.min_clusters),
                 AssetCheckSeverity.WARN,
             ),
-            check(
+            check_result(
                 "position_bias_corrected",
                 position_bias_corrected(comparison),
                 AssetCheckSeverity.WARN,
             ),
-            check(
+            check_result(
                 "candidates_covered_by_the_logs",
                 candidate_coverage(comparison, request.min_coverage),
                 AssetCheckSeverity.WARN,

@@ -2,7 +2,6 @@
 position-bias correction can be trusted."""
 
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -11,8 +10,8 @@ from dagster import (
     asset,
 )
 
+from eval_pipelines.assets.checks import check_result
 from eval_pipelines.assets.inputs import GROUP, interaction_logs
-from eval_pipelines.core.benchmarks.health import Finding
 from eval_pipelines.core.click_model import checks, load_or_fit
 from eval_pipelines.core.click_model.model import ClickModel
 from eval_pipelines.resources import DataDirResource
@@ -23,19 +22,6 @@ CHECKS = {
     "randomized_estimate_agrees": (checks.randomized_agrees, AssetCheckSeverity.WARN),
     "correction_available": (checks.available, AssetCheckSeverity.WARN),
 }
-
-
-def _result(name: str, finding: Finding, severity: AssetCheckSeverity) -> AssetCheckResult:
-    return AssetCheckResult(
-        check_name=name,
-        passed=finding.passed,
-        severity=severity,
-        description=finding.description,
-        metadata={
-            k: MetadataValue.json(v) if isinstance(v, dict | list) else v
-            for k, v in finding.metadata.items()
-        },
-    )
 
 
 def _curve(model: ClickModel) -> str:
@@ -79,6 +65,6 @@ def click_model(context: AssetExecutionContext, data_dir: DataDirResource) -> Ma
             "curve": MetadataValue.md(_curve(model)),
         },
         check_results=[
-            _result(name, check(model), severity) for name, (check, severity) in CHECKS.items()
+            check_result(name, check(model), severity) for name, (check, severity) in CHECKS.items()
         ],
     )

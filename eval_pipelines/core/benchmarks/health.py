@@ -13,26 +13,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eval_pipelines.core.findings import Finding
 from eval_pipelines.core.metrics.agreement import top_k_overlap
 
 # A production baseline replayed over its own logs should keep most of what users saw.
 MIN_BASELINE_AGREEMENT = 0.7
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One health check's outcome: passed, what it saw, and a sentence for a user."""
-
-    passed: bool
-    description: str
-    metadata: dict[str, Any]
 
 
 def replay_coverage(sessions: pa.Table, replays: pa.Table, retriever_ids: Sequence[str]) -> Finding:

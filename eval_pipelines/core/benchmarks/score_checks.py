@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eval_pipelines.core.benchmarks.health import Finding
+from eval_pipelines.core.findings import Finding
 
 UNIT_INTERVAL_PREFIXES = ("ndcg_at_", "recall_at_", "logged_ndcg_at_")
 COUNT_COLUMNS = ("interacted_count", "clicked_count", "purchased_count", "promoted", "demoted")

@@ -3,8 +3,8 @@ rise with depth, the randomized estimate agrees with the fit, the correction is 
 
 from __future__ import annotations
 
-from eval_pipelines.core.benchmarks.health import Finding
 from eval_pipelines.core.click_model.model import ClickModel
+from eval_pipelines.core.findings import Finding
 
 
 def converged(model: ClickModel) -> Finding:
