@@ -41,6 +41,7 @@ from eval_pipelines.core.benchmarks.inference import (
 from eval_pipelines.core.benchmarks.result_metrics import (
     PipelineInfo,
     benchmark_result_list,
+    clipping,
     coverage_summary,
     json_number,
     mean_rank_interacted,
@@ -111,7 +112,7 @@ def benchmark_results(
     ]
     return results, {
         "baseline_retriever_id": pipelines[0].retriever_id,
-        "estimator": choice.record(),
+        "estimator": {**choice.record(), **clipping(scores, ids[0])},
         "comparisons": comparisons,
         "recommendation": _recommendation(grid, pipelines, comparisons, tests, verdicts, settings),
     }

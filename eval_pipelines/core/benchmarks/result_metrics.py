@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.core.benchmarks.score_table import (
+    CF_CLIPPED_COLUMN,
     CF_RANK_SUM_COLUMN,
     CF_RANK_WEIGHT_COLUMN,
+    CF_WEIGHTED_COLUMN,
     COMPLETED,
     PRIMARY_NDCG,
     RETRIEVER_COLUMN,
@@ -200,3 +202,15 @@ def mean_rank_interacted(scores: pa.Table, retriever_id: str) -> float | None:
     if weight <= 0:
         return None
     return json_number(pc.sum(rows.column(CF_RANK_SUM_COLUMN)).as_py() / weight)
+
+
+def clipping(scores: pa.Table, baseline: str) -> dict[str, int]:
+    """How many inverse-propensity weights the sample used and how many were clipped (once per
+    session: the baseline's rows carry the session's counts); {} under the logged order."""
+    if CF_CLIPPED_COLUMN not in scores.column_names:
+        return {}
+    rows = scores.filter(pc.equal(scores.column(RETRIEVER_COLUMN), baseline))
+    return {
+        "weights": int(pc.sum(rows.column(CF_WEIGHTED_COLUMN)).as_py() or 0),
+        "weights_clipped": int(pc.sum(rows.column(CF_CLIPPED_COLUMN)).as_py() or 0),
+    }

@@ -9,7 +9,9 @@ import pyarrow.compute as pc
 from eval_pipelines.core.benchmarks.estimators import COUNTERFACTUAL_PREFIX, EstimatorChoice
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.benchmarks.score_table import (
+    CF_CLIPPED_COLUMN,
     CF_RANK_WEIGHT_COLUMN,
+    CF_WEIGHTED_COLUMN,
     COMPLETED,
     COVERAGE_COLUMNS,
     IF_UNSEEN_BEST,
@@ -150,6 +152,13 @@ def score_benchmark(
         if logged_cf is not None:
             session_level[LOGGED_CF_NDCG_COLUMN] = pa.array(logged_cf[PRIMARY_NDCG][positions])
             session_level[CF_RANK_WEIGHT_COLUMN] = pa.array(query_level.rank_weight[positions])
+            session_level[CF_CLIPPED_COLUMN] = pa.array(query_level.clipped[positions])
+            session_level[CF_WEIGHTED_COLUMN] = pa.array(
+                np.bincount(
+                    query_level.acted_key // max(len(query_level.acted_ids), 1),
+                    minlength=len(sessions),
+                )[positions]
+            )
         parts.append(
             pa.table(
                 {

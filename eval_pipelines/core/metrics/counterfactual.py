@@ -88,7 +88,7 @@ class SessionGains:
     rank_weight: np.ndarray
     best_gain: np.ndarray  # the best query-level gain (in-session, without query evidence)
     normalize: Literal["sample", "session"]
-    clipped_weights: int
+    clipped: np.ndarray  # per session: interacted documents whose propensity was clipped
 
     @property
     def codes(self) -> int:
@@ -134,7 +134,7 @@ class SessionGains:
     def summary(self) -> dict[str, float | int]:
         return {
             "documents_weighted": int(self.acted_key.size),
-            "weights_clipped": self.clipped_weights,
+            "weights_clipped": int(self.clipped.sum()),
             "scorable_sessions": int(self.scorable.sum()),
         }
 
@@ -211,11 +211,13 @@ def session_gains(
     gain = np.zeros(key.size)
     gain[acted_slot] = acted_gain
     interacted = (gain > 0).astype(np.float64)
-    clipped = 0
+    clipped = np.zeros(session_count, dtype=np.int64)
     if propensities is not None:
         propensity, was_clipped = propensities.at(position)
         gain, interacted = gain / propensity, interacted / propensity
-        clipped = int((was_clipped & (interacted > 0)).sum())
+        clipped = np.bincount(
+            key[was_clipped & (interacted > 0)] // n, minlength=session_count
+        ).astype(np.int64)
     acted_weight = interacted[acted_slot]
     acted_ids = pc.unique(kept.column("document_id").combine_chunks().cast(pa.string()))
     small = pc.index_in(dictionary.take(pa.array(acted_key % n)), value_set=acted_ids)
@@ -247,7 +249,7 @@ def session_gains(
         rank_weight=np.bincount(acted_key // n, acted_weight, session_count),
         best_gain=best_gain,
         normalize=normalize,
-        clipped_weights=clipped,
+        clipped=clipped,
     )
 
 

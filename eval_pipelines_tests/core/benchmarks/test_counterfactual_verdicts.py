@@ -215,3 +215,38 @@ def test_choosing_an_estimator() -> None:
     )
     with pytest.raises(ValueError, match="estimator: 'ips' is not one of"):
         choose_estimator("ips", AVAILABLE)
+
+
+def test_the_record_counts_the_weights_and_those_the_clip_capped(
+    logs: dict[str, pa.Table],
+) -> None:
+    deep = [dict(row) for row in AVAILABLE["propensities"]]
+    deep[-1]["propensity"] = 0.01  # the last position below the default clip of 0.05
+    outcome = benchmark(logs, "counterfactual", {**AVAILABLE, "propensities": deep})
+    estimator = outcome["comparison"]["estimator"]
+    acted = logs["interactions"]
+    pairs = set(
+        zip(
+            acted.column("execution_id").to_pylist(),
+            acted.column("document_id").to_pylist(),
+            strict=True,
+        )
+    )
+    last = {
+        (e, d)
+        for e, d, p in zip(
+            acted.column("execution_id").to_pylist(),
+            acted.column("document_id").to_pylist(),
+            acted.column("position").to_pylist(),
+            strict=True,
+        )
+        if p == DEPTH - 1
+    }
+    assert last, "the simulated users clicked the last position at least once"
+    assert estimator["weights"] == len(pairs)
+    assert estimator["weights_clipped"] == len(last)
+    assert estimator["propensity_clip"] == 0.05
+    assert (
+        benchmark(logs, "counterfactual", AVAILABLE)["comparison"]["estimator"]["weights_clipped"]
+        == 0
+    )

@@ -94,7 +94,7 @@ def test_a_propensity_below_the_clip_is_clipped_and_counted() -> None:
         propensities=Propensities(np.array([1.0, 0.01]), clip=0.05),
     )
     assert gains.shown_gain.tolist() == [0.0, pytest.approx(5.0 / 0.05)]
-    assert gains.clipped_weights == 1
+    assert gains.clipped.tolist() == [1]
 
 
 def test_the_sample_normalizer_is_a_ratio_of_sums_so_one_deep_click_keeps_its_weight() -> None:
