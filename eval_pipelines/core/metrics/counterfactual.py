@@ -190,26 +190,17 @@ def session_gains(
         return pc.index_in(values, value_set=dictionary).to_numpy().astype(np.int64)
 
     shown_key, shown_position = _first_per_key(served_session * n + served_codes, served_position)
-    acted_session = kept.column("session_index").to_numpy().astype(np.int64)
-    acted_key_raw = acted_session * n + codes(kept.column("document_id").combine_chunks())
-    order = np.argsort(acted_key_raw, kind="stable")
-    acted_key, starts = np.unique(acted_key_raw[order], return_index=True)
-    acted_gain = np.maximum.reduceat(kept_weight[order], starts) if acted_key.size else kept_weight
-    acted_position = (
-        np.minimum.reduceat(kept.column("position").to_numpy().astype(np.int64)[order], starts)
-        if acted_key.size
-        else np.zeros(0, np.int64)
-    )
+    acted = _acted_pairs(kept, kept_weight, codes, n)
     key, position = shown_key, shown_position  # the served position wins
-    unserved = ~_lookup(shown_key, acted_key)[0]  # an interaction off the served list
+    unserved = ~_lookup(shown_key, acted.key)[0]  # an interaction off the served list
     if unserved.any():
-        key = np.concatenate([shown_key, acted_key[unserved]])
-        position = np.concatenate([shown_position, acted_position[unserved]])
+        key = np.concatenate([shown_key, acted.key[unserved]])
+        position = np.concatenate([shown_position, acted.position[unserved]])
         order = np.argsort(key, kind="stable")
         key, position = key[order], position[order]
-    acted_slot = np.searchsorted(key, acted_key)
+    acted_slot = np.searchsorted(key, acted.key)
     gain = np.zeros(key.size)
-    gain[acted_slot] = acted_gain
+    gain[acted_slot] = acted.gain
     interacted = (gain > 0).astype(np.float64)
     clipped = np.zeros(session_count, dtype=np.int64)
     if propensities is not None:
@@ -219,10 +210,7 @@ def session_gains(
             key[was_clipped & (interacted > 0)] // n, minlength=session_count
         ).astype(np.int64)
     acted_weight = interacted[acted_slot]
-    acted_ids = pc.unique(kept.column("document_id").combine_chunks().cast(pa.string()))
-    small = pc.index_in(dictionary.take(pa.array(acted_key % n)), value_set=acted_ids)
-    acted_small = (acted_key // n) * max(len(acted_ids), 1) + small.to_numpy().astype(np.int64)
-    by_small = np.argsort(acted_small, kind="stable")
+    acted_ids, acted_key, by_small = acted.recoded(dictionary, n)
     session = key // n
     best_gain = _per_session_max(session, gain, session_count)
     query = QueryEvidence.empty(session_count)
@@ -238,7 +226,7 @@ def session_gains(
         shown_gain=gain,
         shown_interacted=interacted,
         acted_ids=acted_ids,
-        acted_key=acted_small[by_small],
+        acted_key=acted_key,
         acted_weight=acted_weight[by_small],
         session_query=query.session_query,
         evidence_key=query.key,
@@ -246,10 +234,44 @@ def session_gains(
         evidence_interacted=query.interacted,
         ideal_dcg=_ideal_dcg(candidates[0], candidates[1], cutoffs, session_count),
         mass=candidates[2],
-        rank_weight=np.bincount(acted_key // n, acted_weight, session_count),
+        rank_weight=np.bincount(acted.key // n, acted_weight, session_count),
         best_gain=best_gain,
         normalize=normalize,
         clipped=clipped,
+    )
+
+
+@dataclass(frozen=True)
+class _ActedPairs:
+    """Each (session, interacted document) once: its largest weight and first logged position."""
+
+    key: np.ndarray
+    gain: np.ndarray
+    position: np.ndarray
+    ids: pa.Array
+
+    def recoded(self, dictionary: pa.Array, n: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """(ids, keys over those ids only, the order that sorts them): ranking the few interacted
+        documents then hashes a small set, not every document named."""
+        small = pc.index_in(dictionary.take(pa.array(self.key % n)), value_set=self.ids)
+        key = (self.key // n) * max(len(self.ids), 1) + small.to_numpy().astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        return self.ids, key[order], order
+
+
+def _acted_pairs(
+    kept: pa.Table, weight: np.ndarray, codes: Callable[[pa.Array], np.ndarray], n: int
+) -> _ActedPairs:
+    documents = kept.column("document_id").combine_chunks()
+    raw = kept.column("session_index").to_numpy().astype(np.int64) * n + codes(documents)
+    order = np.argsort(raw, kind="stable")
+    key, starts = np.unique(raw[order], return_index=True)
+    positions = kept.column("position").to_numpy().astype(np.int64)[order]
+    return _ActedPairs(
+        key=key,
+        gain=np.maximum.reduceat(weight[order], starts) if key.size else weight,
+        position=np.minimum.reduceat(positions, starts) if key.size else positions,
+        ids=pc.unique(documents.cast(pa.string())),
     )
 
 
