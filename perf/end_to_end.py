@@ -87,7 +87,8 @@ def request_document(session_count: int, seed: int) -> dict[str, Any]:
         "candidate_retriever_ids": list(CANDIDATES),
         "session_count": session_count,
         "session_filter": {
-            "time_range": {"start": utc_timestamp(start), "end": utc_timestamp(LOGS_END)}
+            "retriever_ids": [BASELINE],  # the baseline's own traffic, as users benchmark it
+            "time_range": {"start": utc_timestamp(start), "end": utc_timestamp(LOGS_END)},
         },
         "seed": seed,
     }

@@ -56,11 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument(
         "--sessions", dest="session_count", type=int, help="session_count (10..10000)"
     )
-    create.add_argument(
-        "--strategy",
-        choices=["random", "recent", "stratified"],
-        help="session_filter.sample_strategy",
-    )
+    add_filter_arguments(create)
     create.add_argument("--seed", type=int, help="sampling seed (recorded; default 0)")
     create.add_argument(
         "--estimator",
@@ -106,11 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="append",
         help="candidate id (repeatable; each is piloted, and they form the Holm family)",
     )
-    plan.add_argument(
-        "--strategy",
-        choices=["random", "recent", "stratified"],
-        help="session_filter.sample_strategy",
-    )
+    add_filter_arguments(plan)
     plan.add_argument(
         "--seed", type=int, metavar="N", help="sampling seed of the pilot (default 0)"
     )
@@ -161,6 +153,74 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=run_list)
 
 
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per session_filter field, for create and plan alike (flags override the file)."""
+    parser.add_argument(
+        "--strategy",
+        choices=["random", "recent", "stratified"],
+        help="session_filter.sample_strategy",
+    )
+    parser.add_argument(
+        "--retriever-filter",
+        dest="filter_retriever_ids",
+        metavar="ID",
+        action="append",
+        help="only sessions logged by this retriever or application (repeatable;"
+        " session_filter.retriever_ids)",
+    )
+    parser.add_argument(
+        "--taxonomy-node",
+        dest="filter_taxonomy_node_ids",
+        metavar="ID",
+        action="append",
+        help="only sessions under this taxonomy node (repeatable; session_filter.taxonomy_node_ids)",
+    )
+    parser.add_argument(
+        "--since", metavar="TIME", help="sessions from this ISO 8601 time (time_range.start)"
+    )
+    parser.add_argument(
+        "--until", metavar="TIME", help="sessions up to this ISO 8601 time (time_range.end)"
+    )
+    parser.add_argument(
+        "--interaction-type",
+        dest="filter_interaction_types",
+        metavar="TYPE",
+        action="append",
+        help="the interaction types that count (repeatable; session_filter.interaction_types)",
+    )
+    parser.add_argument(
+        "--min-interactions",
+        dest="filter_min_interactions",
+        metavar="N",
+        type=int,
+        help="sessions with at least N counted interactions (session_filter.min_interactions)",
+    )
+
+
+def _filter_from_args(args: argparse.Namespace, given: Any) -> Any:
+    """The request's session_filter with the flags' fields laid over it."""
+    flags = {
+        "sample_strategy": args.strategy,
+        "retriever_ids": args.filter_retriever_ids,
+        "taxonomy_node_ids": args.filter_taxonomy_node_ids,
+        "interaction_types": args.filter_interaction_types,
+        "min_interactions": args.filter_min_interactions,
+    }
+    flags = {key: value for key, value in flags.items() if value is not None}
+    nothing_given = args.since is None and args.until is None and not flags
+    if nothing_given or (given is not None and not isinstance(given, dict)):
+        return given  # nothing to lay over it, or a value the request's checks will name
+    merged = {**(given or {}), **flags}
+    if args.since is not None or args.until is not None:
+        time_range = merged.get("time_range")
+        time_range = dict(time_range) if isinstance(time_range, dict) else {}
+        for key, value in (("start", args.since), ("end", args.until)):
+            if value is not None:
+                time_range[key] = value
+        merged["time_range"] = time_range
+    return merged
+
+
 def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
     data: Any = {}
     if args.request is not None:
@@ -190,12 +250,9 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
     ):
         if getattr(args, key, None) is not None:
             data[key] = getattr(args, key)
-    if args.strategy:
-        data.setdefault("session_filter", {})
-        data["session_filter"] = {
-            **(data["session_filter"] or {}),
-            "sample_strategy": args.strategy,
-        }
+    session_filter = _filter_from_args(args, data.get("session_filter"))
+    if session_filter is not None:
+        data["session_filter"] = session_filter
     return data
 
 

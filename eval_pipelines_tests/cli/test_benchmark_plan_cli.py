@@ -94,6 +94,8 @@ def test_the_json_plan_holds_numbers_that_follow_from_its_inputs(world: DataPath
         "3",
         "--pilot-sessions",
         "300",
+        "--retriever-filter",
+        "demo_prod",
         "--json",
     )
     assert result.returncode == 0, result.stderr

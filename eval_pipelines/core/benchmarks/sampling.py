@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.tables import INTERACTIONS_SCHEMA, UTC_MICROS
@@ -431,6 +432,7 @@ def _sample(
         .to_arrow_table()
         .cast(SAMPLED_INTERACTIONS_SCHEMA)
     )
+    warnings += mixed_retrievers(sessions)
     return SessionSample(
         sessions=sessions,
         interactions=interactions,
@@ -441,6 +443,22 @@ def _sample(
         warnings=warnings,
         allocation=allocation,
     )
+
+
+def mixed_retrievers(sessions: pa.Table) -> list[str]:
+    """A warning when the sample holds sessions served by more than one retriever (or application):
+    one baseline replayed over another ranker's pages is scored against what that ranker showed."""
+    counts = pc.value_counts(sessions.column("retriever_id").combine_chunks()).to_pylist()
+    if len(counts) <= 1:
+        return []
+    shares = ", ".join(
+        f"{row['values']} {row['counts']}"
+        for row in sorted(counts, key=lambda row: (-row["counts"], row["values"]))
+    )
+    return [
+        f"the sample mixes sessions logged by {len(counts)} retrievers ({shares}): filter"
+        " session_filter.retriever_ids (--retriever-filter) to replay one ranker's traffic"
+    ]
 
 
 def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
