@@ -8,6 +8,13 @@ from pathlib import Path
 from eval_pipelines.cli.output import print_json, progress
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.ingest import LogParseError, ingest_files
+from eval_pipelines.core.logs.ubi import (
+    DEFAULT_ORDINAL_BASE,
+    ORDINAL_BASES,
+    ReadOptions,
+    UbiSessions,
+    read_ubi_sessions,
+)
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.collections import import_collection
 from eval_pipelines.core.warehouse import refresh_views
@@ -35,6 +42,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--retriever-id", help="retriever_id for rows that carry none (e.g. UBI queries)"
     )
     parser.add_argument(
+        "--ubi-ordinal-base",
+        type=int,
+        choices=ORDINAL_BASES,
+        help="ingest interactions --format ubi: the number event_attributes.position.ordinal counts"
+        f" from (default {DEFAULT_ORDINAL_BASE}, the UBI schema's; 0 for writers that count from 0)",
+    )
+    parser.add_argument(
+        "--ubi-sessions",
+        type=Path,
+        metavar="EVENTS_FILE",
+        help="ingest executions --format ubi: take each query's session id from these ubi_events"
+        " (UBI query documents carry none; without it a query with no session is its own session)",
+    )
+    parser.add_argument(
         "--name", help="collection name (ingest collection; default: first file's stem)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -45,20 +66,48 @@ def run_ingest(args: argparse.Namespace, paths: DataPaths) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise InvalidInputError(f"FILE: not found: {', '.join(missing)}")
+    options, sessions = _ubi_options(args)
     if args.table == "collection":
         return run_collection_import(args, paths)
     try:
         report = ingest_files(
-            paths, args.table, args.files, fmt=args.format, default_retriever_id=args.retriever_id
+            paths,
+            args.table,
+            args.files,
+            fmt=args.format,
+            default_retriever_id=args.retriever_id,
+            options=options,
         )
     except LogParseError as exc:
         raise InvalidInputError(f"{exc} (nothing was written)") from exc
+    if sessions is not None:
+        report.reading.notes.append(sessions.summary())
     refresh_views(paths, lambda problem: progress(f"warning: {problem}"))
     if args.json:
         print_json(report.to_dict())
     else:
         print("\n".join(report.summary_lines()))
     return 0
+
+
+def _ubi_options(args: argparse.Namespace) -> tuple[ReadOptions, UbiSessions | None]:
+    """The UBI flags as read options; each flag only where it means something, else exit 2."""
+    ubi = args.format == "ubi"
+    if args.ubi_ordinal_base is not None and not (ubi and args.table == "interactions"):
+        raise InvalidInputError(
+            "--ubi-ordinal-base: only for `ingest interactions --format ubi` (UBI events' ordinals)"
+        )
+    if args.ubi_sessions is not None and not (ubi and args.table == "executions"):
+        raise InvalidInputError(
+            "--ubi-sessions: only for `ingest executions --format ubi` (sessions for UBI queries)"
+        )
+    sessions = None
+    if args.ubi_sessions is not None:
+        if not args.ubi_sessions.is_file():
+            raise InvalidInputError(f"--ubi-sessions: not found: {args.ubi_sessions}")
+        sessions = read_ubi_sessions(args.ubi_sessions)
+    base = DEFAULT_ORDINAL_BASE if args.ubi_ordinal_base is None else args.ubi_ordinal_base
+    return ReadOptions(base, sessions.sessions if sessions else None), sessions
 
 
 def run_collection_import(args: argparse.Namespace, paths: DataPaths) -> int:

@@ -48,7 +48,7 @@ UBI_EVENT = {
     "action_name": "click",
     "query_id": "q1",
     "timestamp": 1790000005000,
-    "event_attributes": {"object": {"object_id": "d2"}, "position": {"ordinal": 1}},
+    "event_attributes": {"object": {"object_id": "d2"}, "position": {"ordinal": 2}},
 }
 DEEP = "[" * 100_000 + "]" * 100_000
 LONG_NUMBER = "9" * 5_000

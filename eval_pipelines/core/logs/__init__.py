@@ -1,13 +1,12 @@
 """Log ingestion: read logged executions and interactions into normalized Parquet, quarantining bad rows."""
 
+from eval_pipelines.core.logs.duplicate_ids import DuplicateIds, find_duplicate_ids
 from eval_pipelines.core.logs.fields import canonical_json
 from eval_pipelines.core.logs.ingest import (
     LOG_TABLES,
-    DuplicateIds,
     IngestReport,
     LogParseError,
     LogTable,
-    find_duplicate_ids,
     ingest_files,
 )
 from eval_pipelines.core.logs.quarantine import QUARANTINE_REASONS

@@ -9,8 +9,7 @@ Formats:
 - parquet (.parquet): one row per record; its line is the 1-based row number. Nested lists and structs
   read as lists and objects, timestamp columns as datetimes.
 - ubi (JSON Lines): OpenSearch User Behavior Insights documents, `ubi_queries` for executions and
-  `ubi_events` for interactions (a `{"_source": {...}}` wrapper from an index export is unwrapped).
-  See map_ubi_query / map_ubi_event for the mapping.
+  `ubi_events` for interactions, mapped by ubi.py (ordinal base, query-level events, sessions).
 A file that cannot be parsed at all (unreadable, not UTF-8, broken JSON, a JSON line that is not an
 object, a malformed CSV row, not Parquet) raises LogParseError. An empty file holds 0 records.
 Valid JSON that Python cannot hold as a value is a problem of its record, not of the file: nesting
@@ -25,9 +24,10 @@ import io
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,15 @@ from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.fields import json_type
 from eval_pipelines.core.logs.quarantine import (
     BAD_TIMESTAMP,
+    DOCUMENT_NOT_SERVED,
     MAX_JSON_DEPTH,
+    POSITION_MISMATCH,
+    POSITION_OUT_OF_RANGE,
     UNSUPPORTED_VALUE,
     WRONG_TYPE,
     RowRejected,
 )
+from eval_pipelines.core.logs.ubi import DEFAULT_OPTIONS, ReadOptions, map_ubi_event, map_ubi_query
 from eval_pipelines.core.paths import shown_field
 
 FORMATS = ("auto", "jsonl", "csv", "parquet", "ubi")
@@ -64,26 +68,6 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _JSON_TOKENS = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|[\[\]{}]')
 _PYTHON_DATETIMES = (datetime.min, datetime.max)  # years 1-9999, compared as UTC
 
-UBI_QUERY_LABELS: Mapping[str, str] = {
-    "execution_id": "execution_id (UBI query_id)",
-    "retriever_id": "retriever_id (UBI application)",
-    "session_id": "session_id (UBI session_id)",
-    "user_id": "user_id (UBI client_id)",
-    "query_input": "query_input (UBI user_query)",
-    "documents": "documents (UBI query_response_hit_ids)",
-    "created_at": "created_at (UBI timestamp)",
-}
-UBI_EVENT_LABELS: Mapping[str, str] = {
-    "execution_id": "execution_id (UBI query_id)",
-    "document_id": "document_id (UBI event_attributes.object.object_id)",
-    "interaction_type": "interaction_type (UBI action_name)",
-    "position": "position (UBI event_attributes.position.ordinal)",
-    "session_id": "session_id (UBI session_id)",
-    "user_id": "user_id (UBI client_id)",
-    "timestamp": "timestamp (UBI timestamp)",
-}
-_UBI_EVENT_MAPPED = frozenset({"action_name", "query_id", "client_id", "session_id", "timestamp"})
-
 
 class LogParseError(InvalidInputError):
     """A file that cannot be parsed at all; the whole ingest stops before writing anything."""
@@ -96,12 +80,20 @@ class LogParseError(InvalidInputError):
         self.message = message
 
 
+# Rejections about where the document stood: a reader's note on how it read the position applies.
+_POSITION_REASONS = frozenset({POSITION_OUT_OF_RANGE, POSITION_MISMATCH, DOCUMENT_NOT_SERVED})
+
+
 @dataclass(slots=True)
 class SourceRecord:
     """One source row: `raw` as read (for the quarantine), `fields` under the contract's names.
 
     `labels` names fields in messages by their source name; `problem` is set when the reader already
-    knows the row breaks the contract (e.g. a CSV cell with broken JSON).
+    knows the row breaks the contract (e.g. a CSV cell with broken JSON). `skipped` names a record
+    that is no row of this table but belongs in the source (a UBI `on_search` event): counted under
+    that name, neither ingested nor quarantined. `remark` is how the reader filled a field the
+    source lacks, counted in the report (e.g. a UBI session taken from the query_id). `note` says
+    how the reader read the position (a UBI ordinal as written), added to a rejection about it.
     """
 
     source_file: str
@@ -110,6 +102,53 @@ class SourceRecord:
     fields: Mapping[str, Any]
     labels: Mapping[str, str]
     problem: RowRejected | None = None
+    skipped: str | None = None
+    remark: str | None = None
+    note: str | None = None
+
+    def explained(self, rejected: RowRejected) -> RowRejected:
+        """rejected, with the reader's note when the problem is where the document stood."""
+        return with_note(rejected, self.note)
+
+
+def with_note(rejected: RowRejected, note: str | None) -> RowRejected:
+    """rejected, with a reader's note on the position when the problem is where the document stood."""
+    if note is None or rejected.reason not in _POSITION_REASONS:
+        return rejected
+    return RowRejected(rejected.reason, f"{rejected.detail} [{note}]")
+
+
+@dataclass
+class ReaderTally:
+    """What the readers set aside or filled in, for the ingest report: records skipped (no row of
+    the table) and rows with a remark, each counted by name; notes on other inputs (a sessions file)."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    remarks: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"skipped {count}: {name}" for name, count in self.skipped.items()]
+        lines.extend(
+            f"note: {count} row{'s' * (count != 1)}: {remark}"
+            for remark, count in self.remarks.items()
+        )
+        return lines + [f"note: {note}" for note in self.notes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "skipped": dict(self.skipped),
+            "remarks": dict(self.remarks),
+            "notes": list(self.notes),
+        }
+
+
+def tallied(records: list[SourceRecord]) -> tuple[list[SourceRecord], ReaderTally]:
+    """The records that are rows of the table, and the tally of those skipped and of remarks."""
+    skipped = Counter(record.skipped for record in records if record.skipped)
+    remarks = Counter(record.remark for record in records if record.remark)
+    kept = [record for record in records if record.skipped is None] if skipped else records
+    return kept, ReaderTally(dict(sorted(skipped.items())), dict(sorted(remarks.items())))
 
 
 def resolve_format(file: Path, fmt: str) -> str:
@@ -129,7 +168,9 @@ def resolve_format(file: Path, fmt: str) -> str:
     return by_extension
 
 
-def read_records(file: Path, table: str, fmt: str = "auto") -> list[SourceRecord]:
+def read_records(
+    file: Path, table: str, fmt: str = "auto", options: ReadOptions | None = None
+) -> list[SourceRecord]:
     """Every record of one file, or LogParseError naming the file and line that cannot be parsed."""
     concrete = resolve_format(file, fmt)
     if concrete == "parquet":
@@ -140,7 +181,8 @@ def read_records(file: Path, table: str, fmt: str = "auto") -> list[SourceRecord
     records = _read_jsonl(file, text)
     if concrete == "ubi":
         mapper = map_ubi_query if table == "executions" else map_ubi_event
-        return [mapper(record) if record.problem is None else record for record in records]
+        chosen = options or DEFAULT_OPTIONS
+        return [mapper(record, chosen) if record.problem is None else record for record in records]
     return records
 
 
@@ -211,6 +253,15 @@ def _too_deep(text: str) -> str | None:
     return None
 
 
+def first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key repeated in one object keeps its first value, as DuckDB's JSON reader does (the ingest's
+    fast path), so a line reads the same whichever path takes it."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        found.setdefault(key, value)
+    return found
+
+
 def parse_json(text: str, label: str = "") -> Any:
     """json.loads; valid JSON Python cannot hold raises RowRejected naming the field (label or key).
 
@@ -224,11 +275,13 @@ def parse_json(text: str, label: str = "") -> Any:
                 UNSUPPORTED_VALUE, f"{field}: JSON nested more than {MAX_JSON_DEPTH} levels deep"
             )
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=first_wins)
     except json.JSONDecodeError:
         raise
     except ValueError:
-        found = _long_integer_path(json.loads(text, parse_int=_int_or_long), label)
+        found = _long_integer_path(
+            json.loads(text, parse_int=_int_or_long, object_pairs_hook=first_wins), label
+        )
         if found is None:
             raise
         path, digits = found
@@ -240,28 +293,29 @@ def parse_json(text: str, label: str = "") -> Any:
 
 
 def _read_jsonl(file: Path, text: str) -> list[SourceRecord]:
-    name = str(file)
-    records = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = parse_json(line)
-        except json.JSONDecodeError as exc:
-            raise LogParseError(
-                file, number, f"invalid JSON ({exc.msg} at column {exc.colno})"
-            ) from exc
-        except RowRejected as rejected:
-            if not line.lstrip().startswith("{"):
-                raise LogParseError(file, number, "expected a JSON object per line") from None
-            records.append(SourceRecord(name, number, line, {}, {}, rejected))
-            continue
-        if not isinstance(value, dict):
-            raise LogParseError(
-                file, number, f"expected a JSON object per line, got {json_type(value)}"
-            )
-        records.append(SourceRecord(name, number, value, value, {}))
-    return records
+    records = (jsonl_record(file, number, line) for number, line in enumerate(text.split("\n"), 1))
+    return [record for record in records if record is not None]
+
+
+def jsonl_record(file: Path, number: int, line: str) -> SourceRecord | None:
+    """One JSON line as a record (None when blank); LogParseError when it is not a JSON object."""
+    if not line.strip():
+        return None
+    try:
+        value = parse_json(line)
+    except json.JSONDecodeError as exc:
+        raise LogParseError(
+            file, number, f"invalid JSON ({exc.msg} at column {exc.colno})"
+        ) from exc
+    except RowRejected as rejected:
+        if not line.lstrip().startswith("{"):
+            raise LogParseError(file, number, "expected a JSON object per line") from None
+        return SourceRecord(str(file), number, line, {}, {}, rejected)
+    if not isinstance(value, dict):
+        raise LogParseError(
+            file, number, f"expected a JSON object per line, got {json_type(value)}"
+        )
+    return SourceRecord(str(file), number, value, value, {})
 
 
 def _decode_csv_cell(name: str, cell: str) -> Any:
@@ -381,88 +435,3 @@ def _read_parquet(file: Path) -> list[SourceRecord]:
         SourceRecord(name, number, row, row, {}, problems.get(number - 1))
         for number, row in enumerate(rows, start=1)
     ]
-
-
-def _dig(record: Mapping[str, Any], *path: str) -> Any:
-    """The value at a nested path; absent when a level is missing, WRONG_TYPE when it is no object."""
-    value: Any = record
-    for depth, key in enumerate(path):
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            parent = ".".join(path[:depth])
-            raise RowRejected(WRONG_TYPE, f"{parent}: expected an object, got {json_type(value)}")
-        value = value.get(key)
-    return value
-
-
-def _ubi_timestamp(value: Any, label: str) -> Any:
-    """UBI stores dates as ISO text or epoch milliseconds; milliseconds become datetimes here."""
-    if type(value) not in (int, float):
-        return value
-    try:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        problem = "not a number" if value != value else "outside years 1-9999"
-        raise RowRejected(
-            BAD_TIMESTAMP, f"{label}: {value!r} epoch milliseconds is {problem}"
-        ) from None
-
-
-def _ubi_document(record: SourceRecord) -> Mapping[str, Any]:
-    source = record.raw.get("_source")
-    return source if isinstance(source, Mapping) else record.raw
-
-
-def map_ubi_query(record: SourceRecord) -> SourceRecord:
-    """ubi_queries -> executions.
-
-    query_id -> execution_id; application -> retriever_id (else the ingest's default); user_query ->
-    query_input.text; query_response_hit_ids -> documents; client_id -> user_id; timestamp ->
-    created_at (ISO 8601 or epoch milliseconds). UBI queries carry no session, so session_id is the
-    document's `session_id`, else `query_attributes.session_id`, else the query_id (one session per
-    query: no unrelated searches are grouped).
-    """
-    doc = _ubi_document(record)
-    fields: dict[str, Any] = {
-        "execution_id": doc.get("query_id"),
-        "retriever_id": doc.get("application"),
-        "user_id": doc.get("client_id"),
-        "query_input": doc.get("user_query"),
-        "documents": doc.get("query_response_hit_ids"),
-    }
-    problem = None
-    try:
-        fields["created_at"] = _ubi_timestamp(doc.get("timestamp"), UBI_QUERY_LABELS["created_at"])
-        attribute_session = _dig(doc, "query_attributes", "session_id")
-    except RowRejected as rejected:
-        problem, attribute_session = rejected, None
-    fields["session_id"] = doc.get("session_id") or attribute_session or doc.get("query_id")
-    return SourceRecord(record.source_file, record.line, doc, fields, UBI_QUERY_LABELS, problem)
-
-
-def map_ubi_event(record: SourceRecord) -> SourceRecord:
-    """ubi_events -> interactions.
-
-    action_name -> interaction_type; query_id -> execution_id; event_attributes.object.object_id ->
-    document_id; event_attributes.position.ordinal -> position (taken as 0-based); client_id ->
-    user_id (else user_id); session_id (else event_attributes.session_id) -> session_id; timestamp
-    (ISO 8601 or epoch milliseconds). Every other field, event_attributes included, is kept in metadata.
-    """
-    doc = _ubi_document(record)
-    fields: dict[str, Any] = {
-        "execution_id": doc.get("query_id"),
-        "interaction_type": doc.get("action_name"),
-        "user_id": doc.get("client_id") or doc.get("user_id"),
-        "metadata": {key: value for key, value in doc.items() if key not in _UBI_EVENT_MAPPED}
-        or None,
-    }
-    problem = None
-    try:
-        fields["timestamp"] = _ubi_timestamp(doc.get("timestamp"), UBI_EVENT_LABELS["timestamp"])
-        fields["document_id"] = _dig(doc, "event_attributes", "object", "object_id")
-        fields["position"] = _dig(doc, "event_attributes", "position", "ordinal")
-        fields["session_id"] = doc.get("session_id") or _dig(doc, "event_attributes", "session_id")
-    except RowRejected as rejected:
-        problem = rejected
-    return SourceRecord(record.source_file, record.line, doc, fields, UBI_EVENT_LABELS, problem)

@@ -27,9 +27,11 @@ PLANTED = "logs/executions/part-planted.parquet"
 
 
 def plant_duplicates(paths: DataPaths, execution_ids: list[str]) -> tuple[str, str]:
-    """Copy the stored rows of execution_ids into a second part; return both parts' relative names."""
-    (original,) = parquet_files(paths.log_table_dir("executions"))
-    stored = pq.read_table(original)
+    """Copy the stored rows of execution_ids (from every day's part) into one more part; return the
+    first part's and the planted part's relative names."""
+    parts = parquet_files(paths.log_table_dir("executions"))
+    original = parts[0]
+    stored = pa.concat_tables(pq.read_table(part) for part in parts)
     copies = stored.filter(pa.compute.is_in(stored["execution_id"], pa.array(execution_ids)))
     assert copies.num_rows == len(execution_ids)
     pq.write_table(copies, paths.root / PLANTED)
@@ -95,9 +97,9 @@ def test_unique_ids_pass(tmp_path: Path) -> None:
 def test_the_materialized_check_names_ids_and_files(
     world_copy: DataPaths, instance: DagsterInstance
 ) -> None:
-    stored = pq.read_table(parquet_files(world_copy.log_table_dir("executions"))[0])
-    everything = stored["execution_id"].to_pylist()
-    original, planted = plant_duplicates(world_copy, everything)
+    parts = parquet_files(world_copy.log_table_dir("executions"))
+    everything = pa.concat_tables(pq.read_table(part) for part in parts)["execution_id"].to_pylist()
+    _, planted = plant_duplicates(world_copy, everything)
     request = parse_request(
         {
             "benchmark_name": "duplicates",
@@ -132,10 +134,12 @@ def test_the_materialized_check_names_ids_and_files(
     assert sessions > distinct > 20
     assert metadata["duplicated_execution_ids"] == distinct  # every logged execution is doubled
     assert len(metadata["stored_in"]) == 20  # a bounded list
-    for files in metadata["stored_in"].values():
-        assert files == {original: 1, planted: 1}
+    for files in metadata["stored_in"].values():  # its day's part and the planted copy
+        (day_part,) = set(files) - {planted}
+        assert files == {day_part: 1, planted: 1} and day_part.startswith("logs/executions/part-")
     first = min(metadata["stored_in"])
-    assert f"{first!r}: 2 rows in {original}, {planted}" in evaluation.description
+    (first_part,) = set(metadata["stored_in"][first]) - {planted}
+    assert f"{first!r}: 2 rows in {first_part}, {planted}" in evaluation.description
     assert evaluation.description.startswith(
         f"{distinct} execution_ids occur more than once among the {sessions} checked."
     )

@@ -7,6 +7,7 @@ is quarantined, what re-ingesting does and what happens to a file that cannot be
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,9 @@ def test_outputs_have_the_exact_schemas_when_read_through_duckdb(
     }
     for table, schema in expected.items():
         (part,) = parquet_files(paths.log_table_dir(table))
-        assert part.name.startswith("part-") and len(part.stem) == len("part-") + 16
+        # Log rows are stored one part per day (part-<day>-<digest>); the quarantine in one part.
+        day = "" if table == "quarantine" else "2026-10-01-"
+        assert re.fullmatch(rf"part-{day}[0-9a-f]{{16}}", part.stem), part.name
         assert pq.read_schema(part).remove_metadata() == schema
         with duckdb.connect() as con:
             described = con.execute(
@@ -258,6 +261,9 @@ def test_reingesting_the_same_files_writes_nothing_new(paths: DataPaths, tmp_pat
         "already_present": 1,
         "quarantined": {"bad_timestamp": 1},
         "quarantine_already_present": 1,
+        "skipped": {},
+        "remarks": {},
+        "notes": [],
         "written": [],
     }
     assert again_executions.written == [] and again_interactions.written == []
