@@ -21,6 +21,7 @@ from perf import (
     counterfactual_scoring,
     end_to_end,
     ground_truth,
+    ingest,
     replay_http,
     replay_in_process,
     sampling,
@@ -224,7 +225,24 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
         "counterfactual_scoring",
         "counterfactual_panel",
         "derived_agreement",
+        "trec_eval_files",
+        "ingest",
     }
+
+
+def test_ingest_benchmark_counts_every_bad_row_exactly(tmp_path: Path) -> None:
+    result = ingest.run("tiny", REPEAT, tmp_path)
+    per_kind = ingest.EXECUTIONS["tiny"] * ingest.INTERACTIONS_PER_EXECUTION // ingest.BAD_EVERY
+    per_kind //= len(ingest.BAD_KINDS)
+    assert result.checks["quarantined"] == dict.fromkeys(ingest.BAD_KINDS, per_kind)
+    assert result.checks["rows_read"] == 20_000
+    assert result.checks["ingested"] == 20_000 - per_kind * len(ingest.BAD_KINDS)
+    assert result.checks["sample"]["sampled"] == ingest.SAMPLE["tiny"]
+    assert [c.name for c in result.contenders] == [
+        "eval-pipelines ingest",
+        "duckdb read_json -> parquet",
+        "sample_sessions on the ingested logs",
+    ]
 
 
 def test_counterfactual_scoring_checks_its_ratio_of_sums(tmp_path: Path) -> None:

@@ -15,10 +15,12 @@ from perf import (
     derived_agreement,
     end_to_end,
     ground_truth,
+    ingest,
     replay_http,
     replay_in_process,
     sampling,
     session_scoring,
+    trec_eval_files,
 )
 from perf.harness import BenchmarkResult, format_table, write_results
 
@@ -33,6 +35,8 @@ BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     counterfactual_scoring.NAME: counterfactual_scoring.run,
     counterfactual_panel.NAME: counterfactual_panel.run,
     derived_agreement.NAME: derived_agreement.run,
+    ingest.NAME: ingest.run,
+    trec_eval_files.NAME: trec_eval_files.run,
 }
 SCALES: tuple[str, ...] = ("tiny", "small", "full")
 

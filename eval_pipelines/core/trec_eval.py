@@ -61,9 +61,9 @@ def trec_eval(
         raise InvalidInputError(
             f"{run_path}: none of its {len(query_ids)} queries has judgments in {qrels_path}"
         )
-    table = evaluate_rankings(
-        query_ids.filter(judged), rankings.filter(judged), qrels, measures=names
-    )
+    if not pc.all(judged).as_py():
+        query_ids, rankings = query_ids.filter(judged), rankings.filter(judged)
+    table = evaluate_rankings(query_ids, rankings, qrels, measures=names)
     columns = {name: np.nan_to_num(table.column(name).to_numpy(), nan=0.0) for name in names}
     summary = {
         name: int(values.sum()) if name in COUNT_MEASURES else float(values.mean())
@@ -71,11 +71,12 @@ def trec_eval(
     }
     result: dict = {"all": summary}
     if per_query:
+        as_python = {
+            name: (values.astype(np.int64) if name in COUNT_MEASURES else values).tolist()
+            for name, values in columns.items()
+        }
         result["per_query"] = {
-            query_id: {
-                name: int(values[row]) if name in COUNT_MEASURES else float(values[row])
-                for name, values in columns.items()
-            }
+            query_id: {name: values[row] for name, values in as_python.items()}
             for row, query_id in enumerate(table.column("query_id").to_pylist())
         }
     return result

@@ -9,12 +9,14 @@ by score descending, then document id descending (byte order). A (query, documen
 is refused, as trec_eval refuses it. Bad input raises InvalidInputError listing every bad line as
 `file:line: problem`; nothing partial is returned.
 
-columns.py splits the text into columns, presorted.py is the fast path for runs already in
-trec_eval's order, reading.py reads qrels and runs, writing.py writes runs.
+columns.py splits the text into columns, presorted.py is the fast path for well-formed runs in any
+line order, ordering.py sorts rows into trec_eval's order with Arrow, reading.py reads qrels and runs,
+writing.py writes runs.
 """
 
 from eval_pipelines.core.trec.columns import QRELS_FIELDS, RUN_FIELDS, bad_lines_message
-from eval_pipelines.core.trec.reading import read_qrels, read_run, read_run_table, trec_ordered
+from eval_pipelines.core.trec.ordering import trec_ordered
+from eval_pipelines.core.trec.reading import read_qrels, read_run, read_run_table
 from eval_pipelines.core.trec.writing import (
     DEFAULT_RUN_TAG,
     RankingsInput,

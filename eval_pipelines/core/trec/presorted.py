@@ -1,4 +1,8 @@
-"""The fast path for runs as retrievers write them: each query's lines together, already best first."""
+"""The fast path for well-formed runs, in any line order: Arrow parses, checks and sorts whole columns.
+
+Runs as retrievers write them (each query's lines together, best first) skip the sort; any other
+order is sorted by Arrow (ordering.py). Either way repeated documents are screened by fingerprint.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,60 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.core.trec.columns import MAX_INTEGER_DIGITS, RUN_FIELDS, single_spaced_table
+from eval_pipelines.core.trec.ordering import sorted_query_codes, trec_order
 
 _WORD = 8
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _TOP_BIT = np.uint64(1 << 63)
 _LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(_WORD + 1)], dtype=np.uint64)
 
+Columns = tuple[pa.Array, pa.Array, np.ndarray]
 
-def run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
-    """Query ids (sorted) and rankings straight from the file, when its order is trec_eval's.
+
+def run_in_any_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
+    """Query ids (sorted) and rankings in trec_eval's order, whatever the order of the lines.
 
     Returns None (and the general path reads, sorts and reports) unless every line is well formed
-    and no query repeats a document: then the file order already is trec_eval's order, and only
-    the queries need sorting. Repeats are screened by fingerprint; a suspect goes the exact way.
+    and no query repeats a document (screened by fingerprint; a suspect goes the exact way).
+    """
+    return _read(data, sort=True)
+
+
+def run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
+    """As run_in_any_order, but None unless the file order already is trec_eval's order."""
+    return _read(data, sort=False)
+
+
+def _read(data: bytes, sort: bool) -> tuple[pa.Array, pa.ListArray] | None:
+    columns = well_formed_columns(data)
+    if columns is None:
+        return None
+    query_id, document_id, score = columns
+    query_rank = sorted_query_codes(query_id)
+    offsets = _offsets_in_file_order(query_rank, document_id, score)
+    rows = None
+    if offsets is None:
+        if not sort:
+            return None
+        rows, offsets = trec_order(query_rank, document_id, score)
+        document_id = document_id.take(pa.array(rows))
+    if _may_repeat_within_groups(fingerprints(document_id), offsets):
+        return None
+    first_rows = offsets[:-1] if rows is None else rows[offsets[:-1]]
+    rankings = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), document_id)
+    order = np.argsort(query_rank[first_rows])
+    query_ids = query_id.take(pa.array(first_rows[order]))
+    if (order == np.arange(order.size)).all():
+        return query_ids, rankings
+    return query_ids, rankings.take(pa.array(order))
+
+
+def well_formed_columns(data: bytes) -> Columns | None:
+    """query_id, document_id and score of every line, or None unless every line is well formed.
+
+    Well formed as the general path would find it: six non-empty fields, an unsigned rank of at
+    most MAX_INTEGER_DIGITS digits and a finite score; anything else is for the general path to
+    judge and report.
     """
     table = single_spaced_table(
         data,
@@ -43,10 +88,16 @@ def run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
         return None
     query_id = table.column("query_id").combine_chunks()
     document_id = table.column("document_id").combine_chunks()
-    new_query = pc.not_equal(query_id.slice(1), query_id.slice(0, len(query_id) - 1))
-    starts = np.r_[0, np.flatnonzero(new_query.to_numpy(zero_copy_only=False)) + 1]
-    group_ids = query_id.take(pa.array(starts))
-    if pc.count_distinct(group_ids).as_py() != len(group_ids):
+    return query_id, document_id, score + 0.0
+
+
+def _offsets_in_file_order(
+    query_rank: np.ndarray, document_id: pa.Array, score: np.ndarray
+) -> np.ndarray | None:
+    """Where each query's lines start (plus the end), if the file order is trec_eval's within
+    each query and each query's lines are together; else None."""
+    starts = np.r_[0, np.flatnonzero(query_rank[1:] != query_rank[:-1]) + 1]
+    if starts.size != int(query_rank.max()) + 1:
         return None
     step = np.diff(score)
     step[starts[1:] - 1] = -1.0
@@ -60,14 +111,7 @@ def run_in_trec_order(data: bytes) -> tuple[pa.Array, pa.ListArray] | None:
         ).as_py()
     ):
         return None
-    offsets = np.r_[starts, len(score)]
-    if _may_repeat_within_groups(fingerprints(document_id), offsets):
-        return None
-    rankings = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), document_id)
-    order = pc.array_sort_indices(group_ids)
-    if pc.all(pc.equal(order, pa.array(np.arange(len(group_ids))))).as_py():
-        return group_ids, rankings
-    return group_ids.take(order), rankings.take(order)
+    return np.r_[starts, len(score)].astype(np.int64)
 
 
 def fingerprints(values: pa.Array) -> np.ndarray:

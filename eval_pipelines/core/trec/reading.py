@@ -18,7 +18,8 @@ from eval_pipelines.core.trec.columns import (
     fields,
     file_bytes,
 )
-from eval_pipelines.core.trec.presorted import run_in_trec_order
+from eval_pipelines.core.trec.ordering import sorted_query_codes, trec_ordered
+from eval_pipelines.core.trec.presorted import run_in_any_order
 
 
 def read_qrels(path: Path) -> pa.Table:
@@ -62,9 +63,9 @@ def read_run_table(path: Path, data: bytes | None = None) -> pa.Table:
 def read_run(path: Path) -> tuple[pa.Array, pa.ListArray]:
     """Query ids (sorted, byte order) and each query's documents in trec_eval's order."""
     data = file_bytes(path)
-    in_order = run_in_trec_order(data)
-    if in_order is not None:
-        return in_order
+    fast = run_in_any_order(data)
+    if fast is not None:
+        return fast
     table = read_run_table(path, data)
     return trec_ordered(
         table.column("query_id").combine_chunks(),
@@ -73,31 +74,13 @@ def read_run(path: Path) -> tuple[pa.Array, pa.ListArray]:
     )
 
 
-def trec_ordered(
-    query_id: pa.Array, document_id: pa.Array, score: np.ndarray
-) -> tuple[pa.Array, pa.ListArray]:
-    """Group rows by query (sorted) and order each group by score desc, then document id desc."""
-    query_rank = _sorted_query_codes(query_id)
-    order = pc.sort_indices(
-        pa.table({"query": query_rank, "score": score, "document_id": document_id}),
-        sort_keys=[("query", "ascending"), ("score", "descending"), ("document_id", "descending")],
-    ).to_numpy()
-    ordered_query = query_rank[order]
-    boundaries = np.flatnonzero(ordered_query[1:] != ordered_query[:-1]) + 1
-    offsets = np.r_[0, boundaries, order.size] if order.size else np.zeros(1, dtype=np.int64)
-    rankings = pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()), document_id.take(pa.array(order))
-    )
-    return query_id.take(pa.array(order[offsets[:-1]])), rankings
-
-
 def _check_pairs_once(
     query_id: pa.Array, document_id: pa.Array, line: np.ndarray, verb: str, problems: Problems
 ) -> None:
     """Report every line repeating a (query, document) pair, with the line that first gave it."""
     if len(query_id) < 2:
         return
-    query = _sorted_query_codes(query_id)
+    query = sorted_query_codes(query_id)
     order = pc.sort_indices(
         pa.table({"query": query, "document_id": document_id}),
         sort_keys=[("query", "ascending"), ("document_id", "ascending")],
@@ -124,12 +107,3 @@ def _check_pairs_once(
             )
         ],
     )
-
-
-def _sorted_query_codes(query_id: pa.Array) -> np.ndarray:
-    """Each query id's rank among the distinct ids, in byte order."""
-    encoded = pc.dictionary_encode(query_id)
-    distinct = len(encoded.dictionary)
-    rank_of_code = np.empty(distinct, dtype=np.int64)
-    rank_of_code[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(distinct)
-    return rank_of_code[encoded.indices.to_numpy()]
