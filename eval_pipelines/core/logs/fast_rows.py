@@ -55,6 +55,11 @@ _PLAIN_LINE = rf"""
     AND NOT contains(line, '\u')
     AND strlen(line) - strlen(replace(replace(line, '{{', ''), '[', '')) <= {MAX_JSON_DEPTH}
 """
+# One CASE, not an AND: json_type() raises on text that is not JSON, and an AND may test it first.
+_PLAIN_LINES = (
+    'SELECT line_no, "offset", line FROM block_lines'
+    f" WHERE CASE WHEN json_valid(line) THEN ({_PLAIN_LINE}) ELSE false END"
+)
 
 
 def _paths(names: tuple[str, ...]) -> str:
@@ -159,7 +164,7 @@ def _execution_sql() -> str:
                 json_extract_string(line, {_paths(_EXECUTION_PATHS)}) AS va,
                 json_extract(line, '$.query_input')::VARCHAR AS query_json,
                 json_extract(line, '$.metadata')::VARCHAR AS metadata_json
-            FROM plain_lines
+            FROM ({_PLAIN_LINES})
         )
     )
     """
@@ -224,16 +229,13 @@ def _interaction_sql() -> str:
                 json_type(line, {_paths(_INTERACTION_PATHS)}) AS ty,
                 json_extract_string(line, {_paths(_INTERACTION_PATHS)}) AS va,
                 json_extract(line, '$.metadata')::VARCHAR AS metadata_json
-            FROM plain_lines
+            FROM ({_PLAIN_LINES})
         )
     )
     """
 
 
 _BLOCK_SQL = {"executions": _execution_sql(), "interactions": _interaction_sql()}
-# Two steps: json_type() raises on text that is not JSON, and a single WHERE may test it first.
-_VALID_SQL = 'SELECT line_no, "offset", line FROM block_lines WHERE json_valid(line)'
-_PLAIN_SQL = f'SELECT line_no, "offset", line FROM valid_lines WHERE {_PLAIN_LINE}'
 
 
 def _canonical_query(text: str) -> tuple[str, str] | None:
@@ -264,8 +266,6 @@ def stage_fast_rows(
 ) -> None:
     """From the registered `block_lines`, create temp table `fast_block`: the rows the fast path
     accepts, normalized (plus line_no and offset); the rest are for the exact rules."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE valid_lines AS {_VALID_SQL}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE plain_lines AS {_PLAIN_SQL}")
     params = {"default_retriever_id": default_retriever_id} if table == "executions" else {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE fast_block AS {_BLOCK_SQL[table]}", params)
     for column, canonical, outputs in _JSON_FIELDS[table]:

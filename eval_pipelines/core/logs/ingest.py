@@ -176,13 +176,12 @@ def _stage_file(
     for batch in iter_batches(source, staging.table, fmt, options):
         fast = 0
         if isinstance(batch, LineBlock):
-            fast, slow_lines = staging.stage_block(batch, index, str(source), default_retriever_id)
+            fast, slow_lines = staging.fast_rows(batch, default_retriever_id)
             batch = line_records(source, slow_lines)
         exact = apply_rules(
             staging.table, index, batch.records, default_retriever_id, batch.offsets
         )
-        staging.add("drafts", exact.draft_table(staging.table))
-        staging.add("rejected", exact.rejected_table())
+        staging.add_batch(exact, index, str(source), with_fast=fast > 0)
         tally.add(exact, fast + len(exact.drafts))
         _count(report, exact, fast)
     if tally.records and not tally.drafts:

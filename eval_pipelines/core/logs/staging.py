@@ -1,16 +1,15 @@
-"""One ingest's staging database: drafts and rejections go in batch by batch, the checks across rows
-(an interaction's execution, ids repeated in the input or already stored) run once in DuckDB, and the
-new rows come out as Parquet parts, one per day.
+"""One ingest's staging area: drafts and rejections are written batch by batch as Parquet files, the
+checks across rows (an interaction's execution, ids repeated in the input or already stored) run once
+in DuckDB over them, and the new rows come out as Parquet parts, one per day.
 
-The database lives in a directory under the logs directory and spills to disk past its memory limit,
-so an ingest's memory does not grow with its input. Only rows that a cross-row check refuses come
-back to Python, where the contract's own functions word the reason.
+Nothing of the input is held in memory: DuckDB streams the staged files and spills past its memory
+limit into the staging directory. Only rows that a check across rows refuses come back to Python,
+where the contract's own functions word the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,7 +25,7 @@ from eval_pipelines.core.logs.contract import (
     LoggedExecution,
     complete_interaction,
 )
-from eval_pipelines.core.logs.exact_rows import DRAFT_SCHEMAS, REJECTED_SCHEMA
+from eval_pipelines.core.logs.exact_rows import DRAFT_SCHEMAS, REJECTED_SCHEMA, ExactBatch
 from eval_pipelines.core.logs.fast_rows import stage_fast_rows
 from eval_pipelines.core.logs.line_blocks import LineBlock, read_line
 from eval_pipelines.core.logs.quarantine import (
@@ -46,7 +44,7 @@ from eval_pipelines.core.warehouse import LOG_VIEWS, with_added_columns
 
 MEMORY_LIMIT = "1GB"
 FETCH_ROWS = 50_000
-WRITE_ROWS = 500_000
+WRITE_ROWS = 200_000
 KEY_COLUMN = {"executions": "execution_id", "interactions": "interaction_id"}
 _SCHEMAS = {"executions": EXECUTIONS_SCHEMA, "interactions": INTERACTIONS_SCHEMA}
 _DAY_COLUMN = {"executions": "created_at", "interactions": "timestamp"}
@@ -77,138 +75,163 @@ class Outcome:
 
 
 class Staging:
-    """The staging database of one ingest of one table."""
+    """The staging area of one ingest of one table."""
 
     def __init__(self, directory: Path, table: str) -> None:
         self.directory = directory
         self.table = table
+        self._files = 0
         directory.mkdir(parents=True, exist_ok=True)
-        # In memory, spilling to the directory past the limit: a database file would be written twice.
         self.con = duckdb.connect(":memory:")
         self.con.execute(
             f"SET threads = {min(2, os.cpu_count() or 1)}; SET TimeZone = 'UTC';"
-            f" SET memory_limit = '{MEMORY_LIMIT}'; SET preserve_insertion_order = false; SET enable_progress_bar = false;"
+            f" SET memory_limit = '{MEMORY_LIMIT}'; SET enable_progress_bar = false;"
             f" SET temp_directory = '{directory / 'spill'}'"
         )
-        self._create("drafts", DRAFT_SCHEMAS[table])
-        self._create("rejected", REJECTED_SCHEMA)
-
-    def _create(self, name: str, schema: pa.Schema) -> None:
-        self.con.register("empty_schema", schema.empty_table())
-        self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty_schema")
-        self.con.unregister("empty_schema")
 
     def close(self) -> None:
         self.con.close()
 
-    def add(self, name: str, rows: pa.Table) -> None:
-        if rows.num_rows:
-            self.con.register("incoming", rows)
-            self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")
-            self.con.unregister("incoming")
+    def _next_file(self, kind: str) -> Path:
+        self._files += 1
+        return self.directory / f"{kind}-{self._files:08d}.parquet"
 
-    def stage_block(
-        self, block: LineBlock, file_index: int, source_file: str, default_retriever_id: str | None
-    ) -> tuple[int, pa.Table]:
-        """Store the rows of a block the fast path accepts; returns their count and the other lines."""
+    def _staged(self, kind: str, schema: pa.Schema) -> str:
+        """A FROM clause over the staged files of a kind (an empty table when there are none)."""
+        if any(self.directory.glob(f"{kind}-*.parquet")):
+            return f"read_parquet('{self.directory}/{kind}-*.parquet')"
+        self.con.register(f"no_{kind}", schema.empty_table())
+        return f"no_{kind}"
+
+    def fast_rows(self, block: LineBlock, default_retriever_id: str | None) -> tuple[int, pa.Table]:
+        """Run the fast path over a block; returns how many rows it took and the other lines."""
         self.con.register("block_lines", block.lines)
         stage_fast_rows(self.con, self.table, default_retriever_id)
-        columns = [f.name for f in DRAFT_SCHEMAS[self.table]][5:]
-        if self.table == "interactions":
-            columns.remove("note")
-        count = self.con.execute(
-            "INSERT INTO drafts BY NAME SELECT"
-            f" (CAST($file AS BIGINT) << 40) | line_no AS ordinal, $name AS source_file,"
-            f' line_no AS line, "offset" AS raw_offset, NULL AS raw, {", ".join(columns)}'
-            " FROM fast_block WHERE fast",
-            {"file": file_index, "name": source_file},
-        ).fetchall()
+        taken = self.con.execute("SELECT count(*) FROM fast_block WHERE fast").fetchall()[0][0]
         slow = self.con.sql(
             'SELECT line, line_no, "offset" FROM block_lines WHERE line_no NOT IN'
             " (SELECT line_no FROM fast_block WHERE fast) ORDER BY line_no"
         ).to_arrow_table()
         self.con.unregister("block_lines")
-        return (int(count[0][0]) if count else 0), slow
+        return int(taken), slow
+
+    def add_batch(
+        self, exact: ExactBatch, file_index: int, source_file: str, with_fast: bool
+    ) -> None:
+        """Stage one batch's drafts (the fast path's, when with_fast, and the exact rules') in input
+        order, and its rejections."""
+        schema = DRAFT_SCHEMAS[self.table]
+        drafts = exact.draft_table(self.table)
+        if with_fast:
+            self.con.register("exact_drafts", drafts)
+            columns = [f.name for f in schema][5:]
+            fast = ["CAST(NULL AS VARCHAR) AS note" if name == "note" else name for name in columns]
+            self.con.execute(
+                f"COPY (SELECT (CAST($file AS BIGINT) << 40) | line_no AS ordinal,"
+                f' CAST($name AS VARCHAR) AS source_file, line_no AS line, "offset" AS raw_offset,'
+                f" CAST(NULL AS VARCHAR) AS raw, {', '.join(fast)} FROM fast_block WHERE fast"
+                f" UNION ALL BY NAME SELECT * FROM exact_drafts ORDER BY ordinal)"
+                f" TO '{self._next_file('drafts')}' (FORMAT parquet)",
+                {"file": file_index, "name": source_file},
+            )
+            self.con.unregister("exact_drafts")
+        elif drafts.num_rows:
+            pq.write_table(drafts, self._next_file("drafts"))
+        self.add_rejected(exact.rejected_table())
+
+    def add_rejected(self, rows: pa.Table) -> None:
+        if rows.num_rows:
+            pq.write_table(rows.cast(REJECTED_SCHEMA), self._next_file("rejected"))
 
     def judge(self, stored_dir: Path, executions_dir: Path, quarantine_dir: Path) -> Outcome:
         """The cross-row checks (call under the logs lock), then the staged output files."""
+        drafts = self._staged("drafts", DRAFT_SCHEMAS[self.table])
+        candidates = self.directory / "candidates.parquet"
         if self.table == "interactions":
-            self._complete_interactions(executions_dir)
+            self._complete_interactions(drafts, executions_dir, candidates)
         else:
-            self.con.execute("CREATE TABLE candidates AS SELECT *, 0 AS type_index FROM drafts")
+            self.con.execute(
+                f"COPY (SELECT *, 0 AS type_index, true AS agrees FROM {drafts})"
+                f" TO '{candidates}' (FORMAT parquet)"
+            )
+        self.con.execute(
+            f"CREATE VIEW candidates AS SELECT * FROM read_parquet('{candidates}') WHERE agrees"
+        )
         self._deduplicate(stored_dir)
         outcome = Outcome()
         self._write_rows(outcome)
         self._write_quarantine(outcome, quarantine_dir)
         return outcome
 
-    def _complete_interactions(self, executions_dir: Path) -> None:
+    def _complete_interactions(self, drafts: str, executions_dir: Path, target: Path) -> None:
+        """Join each interaction with its stored execution, fill what it borrows, one row per type
+        (ids derived as contract.derive_interaction_id); a disagreeing one stays a single row."""
         files = [str(f) for f in parquet_files(executions_dir)]
         stored = (
             "SELECT execution_id, session_id AS e_session_id, user_id AS e_user_id,"
             " documents AS e_documents, created_at AS e_created_at"
             " FROM read_parquet($files, filename = true, file_row_number = true)"
-            " WHERE execution_id IN (SELECT execution_id FROM drafts)"
+            f" WHERE execution_id IN (SELECT execution_id FROM {drafts})"
             " QUALIFY row_number() OVER (PARTITION BY execution_id"
             " ORDER BY filename, file_row_number) = 1"
-            if files
-            else "SELECT NULL::VARCHAR AS execution_id, NULL::VARCHAR AS e_session_id,"
-            " NULL::VARCHAR AS e_user_id, NULL::VARCHAR[] AS e_documents,"
-            " NULL::TIMESTAMPTZ AS e_created_at WHERE false"
         )
-        self.con.execute(
-            f"CREATE TABLE joined AS SELECT d.*, e.* EXCLUDE (execution_id),"
-            " e.execution_id IS NOT NULL AS known,"
+        if not files:
+            stored = (
+                "SELECT CAST(NULL AS VARCHAR) AS execution_id, CAST(NULL AS VARCHAR) AS e_session_id,"
+                " CAST(NULL AS VARCHAR) AS e_user_id, CAST(NULL AS VARCHAR[]) AS e_documents,"
+                " CAST(NULL AS TIMESTAMPTZ) AS e_created_at WHERE false"
+            )
+        self.con.execute(f"CREATE TABLE executions AS {stored}", {"files": files} if files else {})
+        joined = (
+            "SELECT d.*, e.* EXCLUDE (execution_id), e.execution_id IS NOT NULL AS known,"
             " coalesce(d.position, list_position(e.e_documents, d.document_id) - 1) AS served_at"
-            f" FROM drafts d LEFT JOIN ({stored}) e USING (execution_id)",
-            {"files": files} if files else {},
+            f" FROM {drafts} d LEFT JOIN executions e USING (execution_id)"
         )
         agrees = (
             "coalesce(known AND served_at >= 0 AND served_at < len(e_documents)"
             " AND e_documents[served_at + 1] = document_id AND timestamp >= e_created_at, false)"
         )
-        self._reject_disagreeing(agrees)
+        exploded = (
+            f"SELECT *, {agrees} AS agrees, unnest(CASE WHEN {agrees} AND len(interaction_types) > 1"
+            f" THEN range(len(interaction_types)) ELSE [0] END) AS type_index FROM ({joined})"
+        )
         content = " || chr(31) || ".join(
             [
                 "execution_id",
                 "document_id",
-                "interaction_type",
-                "CAST(position AS VARCHAR)",
-                "session_id",
-                "coalesce(user_id, '')",
+                "interaction_types[type_index + 1]",
+                "CAST(served_at AS VARCHAR)",
+                "coalesce(session_id, e_session_id)",
+                "coalesce(user_id, e_user_id, '')",
                 _ISO_UTC.format(t="timestamp"),
                 "coalesce(metadata, '')",
             ]
         )
-        # Most records have one type: only the others are unnested.
-        one_per_type = (
-            f"SELECT *, 0 AS type_index FROM joined WHERE len(interaction_types) = 1 AND {agrees}"
-            " UNION ALL SELECT *, unnest(range(len(interaction_types))) AS type_index FROM joined"
-            f" WHERE len(interaction_types) > 1 AND {agrees}"
-        )
-        completed = (
-            "SELECT ordinal, source_file, line, raw_offset, raw, interaction_id AS given_id,"
+        self.con.execute(
+            "COPY (SELECT ordinal, source_file, line, raw_offset, raw, agrees, type_index,"
+            " interaction_id AS given_id, interaction_types, position AS given_position, note,"
+            " known, e_session_id, e_user_id, e_documents, e_created_at,"
+            " CASE WHEN NOT agrees THEN interaction_id"
+            f" WHEN interaction_id IS NULL THEN 'int_' || left(sha256({content}), 16)"
+            " WHEN len(interaction_types) > 1"
+            " THEN interaction_id || ':' || interaction_types[type_index + 1]"
+            " ELSE interaction_id END AS interaction_id,"
             " execution_id, document_id, interaction_types[type_index + 1] AS interaction_type,"
-            " type_index, len(interaction_types) AS type_count,"
             " CAST(served_at AS INTEGER) AS position,"
             " coalesce(session_id, e_session_id) AS session_id,"
             " CASE WHEN user_id IS NOT NULL THEN user_id ELSE e_user_id END AS user_id,"
-            f" timestamp, metadata FROM ({one_per_type})"
+            " timestamp, metadata, session_id AS given_session_id, user_id AS given_user_id"
+            f" FROM ({exploded})) TO '{target}' (FORMAT parquet)"
         )
-        self.con.execute(
-            "CREATE TABLE candidates AS SELECT * EXCLUDE (given_id, type_count),"
-            f" CASE WHEN given_id IS NULL THEN 'int_' || left(sha256({content}), 16)"
-            " WHEN type_count > 1 THEN given_id || ':' || interaction_type"
-            f" ELSE given_id END AS interaction_id FROM ({completed})"
-        )
+        self._reject_disagreeing(target)
 
-    def _reject_disagreeing(self, agrees: str) -> None:
+    def _reject_disagreeing(self, candidates: Path) -> None:
         """Interactions whose execution is unknown or disagrees, worded by complete_interaction."""
         query = (
-            "SELECT ordinal, source_file, line, raw_offset, raw, interaction_id, execution_id,"
-            " document_id, interaction_types, position, session_id, user_id, timestamp, metadata,"
-            " known, e_session_id, e_user_id, e_documents, e_created_at, note"
-            f" FROM joined WHERE NOT ({agrees})"
+            "SELECT ordinal, source_file, line, raw_offset, raw, given_id, execution_id,"
+            " document_id, interaction_types, given_position, given_session_id, given_user_id,"
+            " timestamp, metadata, known, e_session_id, e_user_id, e_documents, e_created_at, note"
+            f" FROM read_parquet('{candidates}') WHERE NOT agrees"
         )
         for chunk in self._fetch(query):
             rows = []
@@ -222,18 +245,17 @@ class Staging:
                     rows.append(self._quarantine_row(place, source, line, offset, raw, explained))
                     continue
                 raise AssertionError(f"{source}:{line}: the SQL and Python agreement rules differ")
-            self.add("rejected", pa.Table.from_pylist(rows, REJECTED_SCHEMA))
+            self.add_rejected(pa.Table.from_pylist(rows, REJECTED_SCHEMA))
 
     def _deduplicate(self, stored_dir: Path) -> None:
-        """Mark each candidate row kept or repeated; quarantine records whose id conflicts.
+        """Decide which candidate rows are new; quarantine records whose id conflicts.
 
         As the row-by-row rule: a row whose id is stored with other content rejects its record; one
         stored identically is repeated; among the others, the first record (input order) with an id
         wins, a later identical row is repeated, a later different one rejects its record.
         """
         key = KEY_COLUMN[self.table]
-        names = [f.name for f in _SCHEMAS[self.table]]
-        others = [name for name in names if name != key]
+        others = [name for name in _SCHEMAS[self.table].names if name != key]
         files = [str(f) for f in parquet_files(stored_dir)]
         if files:
             differs = ", ".join(
@@ -252,18 +274,14 @@ class Staging:
             )
         else:
             self.con.execute(
-                "CREATE TABLE stored_diffs AS SELECT 0::BIGINT AS ordinal,"
-                " 0::BIGINT AS type_index, ''::VARCHAR AS diff WHERE false"
+                "CREATE TABLE stored_diffs (ordinal BIGINT, type_index BIGINT, diff VARCHAR)"
             )
-        self.con.execute(
-            "CREATE TABLE marked AS SELECT c.*, d.diff FROM candidates c"
-            " LEFT JOIN stored_diffs d USING (ordinal, type_index)"
+        conflicts = (
+            f'SELECT c.ordinal, c.source_file, c.line, c.raw_offset, c.raw, arg_min(c."{key}",'
+            " c.type_index), arg_min(d.diff, c.type_index) FROM candidates c"
+            " JOIN stored_diffs d USING (ordinal, type_index) WHERE d.diff <> '' GROUP BY ALL"
         )
-        conflicts = self._fetch(
-            f'SELECT ordinal, source_file, line, raw_offset, raw, arg_min("{key}", type_index),'
-            " arg_min(diff, type_index) FROM marked WHERE diff <> '' GROUP BY ALL"
-        )
-        for chunk in conflicts:
+        for chunk in self._fetch(conflicts):
             self._reject(
                 chunk,
                 lambda values: RowRejected(
@@ -272,26 +290,26 @@ class Staging:
                     f" (differs in {values[6]}); the stored row is kept",
                 ),
             )
+        self.con.execute(
+            "CREATE VIEW eligible AS SELECT * FROM candidates c WHERE NOT EXISTS (SELECT 1 FROM"
+            " stored_diffs d WHERE d.ordinal = c.ordinal AND (d.type_index = c.type_index"
+            " OR d.diff <> ''))"
+        )
+        self.con.execute(
+            f'CREATE TABLE repeats AS SELECT "{key}", min(ordinal) AS first_ordinal FROM eligible'
+            f' GROUP BY "{key}" HAVING count(*) > 1'
+        )
         same = " AND ".join(f'e."{n}" IS NOT DISTINCT FROM f."{n}"' for n in others)
-        self.con.execute(
-            "CREATE TABLE eligible AS SELECT * FROM marked WHERE diff IS NULL"
-            " AND ordinal NOT IN (SELECT ordinal FROM marked WHERE diff <> '')"
-        )
-        self.con.execute(
-            f'CREATE TABLE firsts AS SELECT "{key}", min(ordinal) AS first_ordinal,'
-            f' count(*) AS rows FROM eligible GROUP BY "{key}"'
-        )
-        duplicates = self._fetch(
-            f"SELECT e.ordinal, e.source_file, e.line, e.raw_offset, e.raw,"
+        duplicates = (
+            "SELECT e.ordinal, e.source_file, e.line, e.raw_offset, e.raw,"
             f' arg_min(e."{key}", e.type_index), arg_min(f.source_file, e.type_index),'
             " arg_min(f.line, e.type_index)"
-            f' FROM eligible e JOIN firsts USING ("{key}")'
-            f' JOIN eligible f ON f."{key}" = e."{key}" AND f.ordinal = firsts.first_ordinal'
-            f" WHERE firsts.rows > 1 AND e.ordinal > firsts.first_ordinal AND NOT ({same})"
-            " GROUP BY ALL"
+            f' FROM eligible e JOIN repeats r USING ("{key}")'
+            f' JOIN eligible f ON f."{key}" = e."{key}" AND f.ordinal = r.first_ordinal'
+            f" WHERE e.ordinal > r.first_ordinal AND NOT ({same}) GROUP BY ALL"
         )
         reason = _DUPLICATE_REASON[self.table]
-        for chunk in duplicates:
+        for chunk in self._fetch(duplicates):
             self._reject(
                 chunk,
                 lambda values: RowRejected(
@@ -300,60 +318,57 @@ class Staging:
                     f" {values[6]}:{values[7]} (the first one is kept)",
                 ),
             )
+        rejected = self._staged("rejected", REJECTED_SCHEMA)
+        self.con.execute(f"CREATE TABLE refused AS SELECT DISTINCT ordinal FROM {rejected}")
         self.con.execute(
-            "CREATE TABLE accepted AS SELECT m.*,"
-            " coalesce(m.diff IS NULL AND m.ordinal = f.first_ordinal, false) AS kept"
-            f' FROM marked m LEFT JOIN firsts f USING ("{key}")'
-            " WHERE m.ordinal NOT IN (SELECT ordinal FROM rejected)"
+            "CREATE VIEW accepted AS SELECT c.*, NOT EXISTS (SELECT 1 FROM stored_diffs d"
+            " WHERE d.ordinal = c.ordinal AND d.type_index = c.type_index) AND"
+            f" coalesce(r.first_ordinal = c.ordinal, true) AS kept FROM candidates c LEFT JOIN"
+            f' repeats r USING ("{key}") WHERE c.ordinal NOT IN (SELECT ordinal FROM refused)'
         )
 
     def _reject(
         self, chunk: list[tuple[Any, ...]], why: Callable[[tuple[Any, ...]], RowRejected]
     ) -> None:
         rows = [self._quarantine_row(*values[:5], why(values)) for values in chunk]
-        self.add("rejected", pa.Table.from_pylist(rows, REJECTED_SCHEMA))
+        self.add_rejected(pa.Table.from_pylist(rows, REJECTED_SCHEMA))
 
     def _write_rows(self, outcome: Outcome) -> None:
         """The kept rows as one Parquet part per day, in input order, with the table's exact schema."""
-        counts = self.con.execute(
-            "SELECT count(*) FILTER (WHERE kept), count(*) FILTER (WHERE NOT kept) FROM accepted"
-        ).fetchall()[0]
-        outcome.ingested, outcome.already_present = int(counts[0]), int(counts[1])
-        if not outcome.ingested:
-            return
         schema = _SCHEMAS[self.table]
         day = _DAY_COLUMN[self.table]
         query = (
-            f"SELECT {', '.join(schema.names)}, strftime({day}, '%Y-%m-%d') AS day"
-            " FROM accepted WHERE kept ORDER BY day, ordinal, type_index"
+            f"SELECT {', '.join(schema.names)}, strftime({day}, '%Y-%m-%d') AS day, kept"
+            " FROM accepted"
         )
-        writer: pq.ParquetWriter | None = None
-        current = None
+        writers: dict[str, pq.ParquetWriter] = {}
+        repeated = 0
         try:
             for batch in self.con.sql(query).to_arrow_reader(WRITE_ROWS):
-                days = batch.column(len(schema)).to_numpy(zero_copy_only=False)
-                starts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
-                for begin, end in itertools.pairwise(starts):
-                    if days[begin] != current:
-                        if writer is not None:
-                            writer.close()
-                        current = days[begin]
-                        path = self.directory / f"rows-{current}.parquet"
-                        writer = pq.ParquetWriter(path, schema, compression="zstd")
-                        outcome.parts.append((path, str(current)))
-                    rows = pa.Table.from_batches([batch.slice(begin, end - begin)])
-                    writer.write_table(rows.drop_columns(["day"]).cast(schema))
+                rows = pa.Table.from_batches([batch])
+                kept = rows.column("kept")
+                repeated += rows.num_rows - int(pa.compute.sum(kept).as_py() or 0)
+                rows = rows.filter(kept)
+                outcome.ingested += rows.num_rows
+                for value in pa.compute.unique(rows.column("day")).to_pylist():
+                    if value not in writers:
+                        path = self.directory / f"rows-{value}.parquet"
+                        writers[value] = pq.ParquetWriter(path, schema, compression="zstd")
+                        outcome.parts.append((path, value))
+                    day_rows = rows.filter(pa.compute.equal(rows.column("day"), value))
+                    writers[value].write_table(day_rows.drop_columns(["day", "kept"]).cast(schema))
         finally:
-            if writer is not None:
+            for writer in writers.values():
                 writer.close()
-        outcome.parts = [
-            (path, f"part-{day_value}-{_file_digest(path)}.parquet")
-            for path, day_value in outcome.parts
-        ]
+        outcome.already_present = repeated
+        outcome.parts = sorted(
+            (path, f"part-{value}-{_file_digest(path)}.parquet") for path, value in outcome.parts
+        )
 
     def _write_quarantine(self, outcome: Outcome, quarantine_dir: Path) -> None:
+        rejected = self._staged("rejected", REJECTED_SCHEMA)
         rows = self.con.execute(
-            "SELECT reason, count(*) FROM rejected GROUP BY reason ORDER BY reason"
+            f"SELECT reason, count(*) FROM {rejected} GROUP BY reason ORDER BY reason"
         ).fetchall()
         outcome.quarantined = {reason: int(count) for reason, count in rows}
         if not rows:
@@ -366,7 +381,7 @@ class Staging:
         )
         self.con.execute(
             'CREATE TABLE new_quarantine AS SELECT "table", source_file, line, reason,'
-            " detail, raw, ordinal FROM rejected"
+            f" detail, raw, ordinal FROM {rejected}"
             f' WHERE sha256("table" || chr(10) || raw) NOT IN ({known})',
             {"files": files} if files else {},
         )
