@@ -77,6 +77,7 @@ def run_ingest(args: argparse.Namespace, paths: DataPaths) -> int:
             fmt=args.format,
             default_retriever_id=args.retriever_id,
             options=options,
+            progress=progress,
         )
     except LogParseError as exc:
         raise InvalidInputError(f"{exc} (nothing was written)") from exc

@@ -50,20 +50,41 @@ _INT32_MAX = 2**31 - 1
 # hide lone surrogates; deep nesting and integers of thousands of digits are refused there), or what
 # is not one object. (A key repeated in an object: both sides keep the first, see readers.parse_json.)
 _PLAIN_LINE = rf"""
-    json_type(line) = 'OBJECT'
+    starts_with(line, '{{')
     AND strlen(line) <= 4000
     AND NOT contains(line, '\u')
     AND strlen(line) - strlen(replace(replace(line, '{{', ''), '[', '')) <= {MAX_JSON_DEPTH}
 """
-# One CASE, not an AND: json_type() raises on text that is not JSON, and an AND may test it first.
-_PLAIN_LINES = (
-    'SELECT line_no, "offset", line FROM block_lines'
-    f" WHERE CASE WHEN json_valid(line) THEN ({_PLAIN_LINE}) ELSE false END"
+# A field's fragment (json_extract re-serializes it without spaces) read without parsing it again:
+# its kind from its first character, a string's text when it holds no escape (else kind ESCAPED,
+# which no rule accepts, so the line goes to the exact rules).
+_KIND = (
+    "CASE WHEN {f} IS NULL THEN NULL WHEN {f} = 'null' THEN 'NULL'"
+    " WHEN starts_with({f}, '\"') THEN CASE WHEN contains({f}, '\\') THEN 'ESCAPED' ELSE 'VARCHAR' END"
+    " WHEN starts_with({f}, '[') THEN 'ARRAY' WHEN starts_with({f}, '{{') THEN 'OBJECT'"
+    " WHEN regexp_full_match({f}, '[0-9]{{1,10}}') THEN 'UBIGINT' ELSE 'OTHER' END"
 )
+_TEXT = "CASE WHEN starts_with({f}, '\"') THEN substr({f}, 2, strlen({f}) - 2) ELSE {f} END"
+_STRINGS = r'\[("[^"\\]+"(,"[^"\\]+")*)?\]'
+_TYPES = rf'\[("{_TYPE}"(,"{_TYPE}")*)\]'
 
 
 def _paths(names: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'$.\"{name}\"'" for name in names) + "]"
+
+
+def _fragments(names: tuple[str, ...]) -> str:
+    """The plain lines of block_lines with each field as kind t<i> and text v<i> (1-based)."""
+    fields = range(1, len(names) + 1)
+    columns = ", ".join(
+        f"{_KIND.format(f=f'f{i}')} AS t{i}, {_TEXT.format(f=f'f{i}')} AS v{i}" for i in fields
+    )
+    split = ", ".join(f"j[{i}] AS f{i}" for i in fields)
+    return (
+        f'SELECT line_no, "offset", {columns} FROM (SELECT line_no, "offset", {split} FROM'
+        f' (SELECT line_no, "offset", CAST(TRY(json_extract(line, {_paths(names)})) AS VARCHAR[])'
+        f" AS j FROM block_lines WHERE {_PLAIN_LINE}) WHERE j IS NOT NULL)"
+    )
 
 
 def _index(names: tuple[str, ...], name: str) -> int:
@@ -71,16 +92,16 @@ def _index(names: tuple[str, ...], name: str) -> int:
 
 
 class _Fields:
-    """SQL expressions over `ty` (JSON types) and `va` (values as text) of one path list."""
+    """SQL expressions over each field's kind (t<i>) and text (v<i>), see _fragments."""
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
 
     def type(self, name: str) -> str:
-        return f"ty[{_index(self.names, name)}]"
+        return f"t{_index(self.names, name)}"
 
     def text(self, name: str) -> str:
-        return f"va[{_index(self.names, name)}]"
+        return f"v{_index(self.names, name)}"
 
     def absent(self, name: str) -> str:
         t, v = self.type(name), self.text(name)
@@ -101,15 +122,14 @@ class _Fields:
         return f"CASE WHEN {self.type(name)} = 'VARCHAR' THEN NULLIF({self.text(name)}, '') END"
 
     def string_list_ok(self, name: str) -> str:
-        t, v = self.type(name), self.text(name)
-        return (
-            f"(CASE WHEN {t} = 'ARRAY' THEN"
-            f" len(list_filter(json_type({v}, '$[*]'), lambda x: x <> 'VARCHAR')) = 0"
-            f" AND NOT list_contains({self.string_list(name)}, '') ELSE false END)"
-        )
+        return f"({self.type(name)} = 'ARRAY' AND regexp_full_match({self.text(name)}, '{_STRINGS}'))"
 
     def string_list(self, name: str) -> str:
-        return f"TRY_CAST(TRY_CAST({self.text(name)} AS JSON) AS VARCHAR[])"
+        v = self.text(name)
+        return (
+            f"CASE WHEN {v} = '[]' THEN CAST([] AS VARCHAR[])"
+            f" ELSE string_split(substr({v}, 3, strlen({v}) - 4), '\",\"') END"
+        )
 
     def timestamp_ok(self, name: str) -> str:
         v = self.text(name)
@@ -124,13 +144,15 @@ class _Fields:
 
 
 def _execution_sql() -> str:
-    f = _Fields(_EXECUTION_PATHS)
+    names = (*_EXECUTION_PATHS, "query_input", "metadata")
+    f = _Fields(names)
     retriever_ok = (
         f"(({f.absent('retriever_id')} AND $default_retriever_id IS NOT NULL) OR"
         f" ({f.type('retriever_id')} = 'VARCHAR' AND regexp_full_match({f.text('retriever_id')},"
         f" '{_SAFE_ID}') AND NOT contains({f.text('retriever_id')}, '..')))"
     )
     taxonomy_ok = f"({f.missing('taxonomy_node_ids')} OR {f.string_list_ok('taxonomy_node_ids')})"
+    query, metadata = _index(names, "query_input"), _index(names, "metadata")
     fast = " AND ".join(
         [
             f.required_ok("execution_id"),
@@ -140,7 +162,7 @@ def _execution_sql() -> str:
             f.string_list_ok("documents"),
             taxonomy_ok,
             f.timestamp_ok("created_at"),
-            "query_json IS NOT NULL AND query_json <> 'null'",
+            f"t{query} IN ('VARCHAR', 'OBJECT')",
         ]
     )
     return f"""
@@ -150,36 +172,33 @@ def _execution_sql() -> str:
             AS retriever_id,
         CASE WHEN fast THEN {f.text("session_id")} END AS session_id,
         CASE WHEN fast THEN {f.optional("user_id")} END AS user_id,
-        CASE WHEN fast THEN query_json END AS query_json,
+        CASE WHEN fast THEN {_json(query)} END AS query_json,
         CASE WHEN fast THEN {f.string_list("documents")} END AS documents,
         CASE WHEN fast AND NOT {f.missing("taxonomy_node_ids")}
             THEN {f.string_list("taxonomy_node_ids")} ELSE CAST([] AS VARCHAR[]) END
             AS taxonomy_node_ids,
         CASE WHEN fast THEN {f.timestamp("created_at")} END AS created_at,
-        CASE WHEN fast THEN metadata_json END AS metadata_json
-    FROM (
-        SELECT *, coalesce({fast}, false) AS fast FROM (
-            SELECT line_no, "offset",
-                json_type(line, {_paths(_EXECUTION_PATHS)}) AS ty,
-                json_extract_string(line, {_paths(_EXECUTION_PATHS)}) AS va,
-                json_extract(line, '$.query_input')::VARCHAR AS query_json,
-                json_extract(line, '$.metadata')::VARCHAR AS metadata_json
-            FROM ({_PLAIN_LINES})
-        )
-    )
+        CASE WHEN fast THEN {_json(metadata)} END AS metadata_json
+    FROM (SELECT *, coalesce({fast}, false) AS fast FROM ({_fragments(names)}))
     """
 
 
+def _json(index: int) -> str:
+    """A field's JSON text again (its string kind was unquoted), NULL when absent or null."""
+    return (
+        f"CASE WHEN t{index} = 'VARCHAR' THEN '\"' || v{index} || '\"'"
+        f" WHEN t{index} IS NULL OR t{index} = 'NULL' THEN NULL ELSE v{index} END"
+    )
+
+
 def _interaction_sql() -> str:
-    f = _Fields(_INTERACTION_PATHS)
+    names = (*_INTERACTION_PATHS, "metadata")
+    f = _Fields(names)
     t, v = f.type("interaction_type"), f.text("interaction_type")
-    listed = f"TRY_CAST(TRY_CAST({v} AS JSON) AS VARCHAR[])"
+    listed = f"string_split(substr({v}, 3, strlen({v}) - 4), '\",\"')"
     types_ok = (
         f"(CASE WHEN {t} = 'VARCHAR' THEN regexp_full_match({v}, '{_TYPE}')"
-        f" WHEN {t} = 'ARRAY' THEN"
-        f" len(list_filter(json_type({v}, '$[*]'), lambda x: x <> 'VARCHAR')) = 0"
-        f" AND len({listed}) > 0"
-        f" AND len(list_filter({listed}, lambda x: NOT regexp_full_match(x, '{_TYPE}'))) = 0"
+        f" WHEN {t} = 'ARRAY' THEN regexp_full_match({v}, '{_TYPES}')"
         f" AND len(list_distinct(list_transform({listed}, lambda x: lower(x)))) = len({listed})"
         " ELSE false END)"
     )
@@ -222,16 +241,8 @@ def _interaction_sql() -> str:
         CASE WHEN fast THEN {f.optional("session_id")} END AS session_id,
         CASE WHEN fast THEN {f.optional("user_id")} END AS user_id,
         CASE WHEN fast THEN {f.timestamp("timestamp")} END AS timestamp,
-        CASE WHEN fast THEN metadata_json END AS metadata_json
-    FROM (
-        SELECT *, coalesce({fast}, false) AS fast FROM (
-            SELECT line_no, "offset",
-                json_type(line, {_paths(_INTERACTION_PATHS)}) AS ty,
-                json_extract_string(line, {_paths(_INTERACTION_PATHS)}) AS va,
-                json_extract(line, '$.metadata')::VARCHAR AS metadata_json
-            FROM ({_PLAIN_LINES})
-        )
-    )
+        CASE WHEN fast THEN {_json(_index(names, "metadata"))} END AS metadata_json
+    FROM (SELECT *, coalesce({fast}, false) AS fast FROM ({_fragments(names)}))
     """
 
 

@@ -14,8 +14,9 @@ logs directory (concurrent ingests behave as if run one after the other), the ch
 - a quarantined row stored earlier for the same table with the same raw content is not stored again.
 New rows are stored as Parquet parts, one per day (of created_at / timestamp, UTC), named
 part-<day>-<content digest>.parquet, so scans of a period read only its days.
-Counts: `rows_read` and `quarantined` count source records; `ingested` and `already_present` count
-output rows (an interaction record with several types yields one row per type).
+Counts: `rows_read` and `quarantined` count source records (`rows_read` includes records that are no
+row of the table, such as UBI `on_search` events, counted under `skipped`); `ingested` and
+`already_present` count output rows (an interaction record with several types yields one per type).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ LOG_TABLES: tuple[str, ...] = ("executions", "interactions")
 # Generous: a waiting ingest should outwait a large one, not fail beside it.
 INGEST_LOCK_TIMEOUT_S = 3600.0
 _HINT_SAMPLE = 1000
+PROGRESS_EVERY = 1_000_000
 
 
 @dataclass
@@ -144,9 +146,9 @@ def ingest_files(
             staging = Staging(directory, table)
             try:
                 for index, source in enumerate(sources):
-                    _stage_file(staging, report, index, source, fmt, default_retriever_id, options)
-                    if progress is not None:
-                        progress(f"{source}: {report.rows_read:,} records read so far")
+                    _stage_file(
+                        staging, report, index, source, fmt, default_retriever_id, options, progress
+                    )
                 if report.rows_read == 0:
                     return report
                 with directory_lock(paths.logs_dir, timeout_s=INGEST_LOCK_TIMEOUT_S):
@@ -171,6 +173,7 @@ def _stage_file(
     fmt: str,
     default_retriever_id: str | None,
     options: ReadOptions | None,
+    progress: Callable[[str], None] | None,
 ) -> None:
     tally = _FileTally()
     for batch in iter_batches(source, staging.table, fmt, options):
@@ -183,7 +186,10 @@ def _stage_file(
         )
         staging.add_batch(exact, index, str(source), with_fast=fast > 0)
         tally.add(exact, fast + len(exact.drafts))
+        before = report.rows_read
         _count(report, exact, fast)
+        if progress is not None and report.rows_read // PROGRESS_EVERY > before // PROGRESS_EVERY:
+            progress(f"{source}: {report.rows_read:,} records read")
     if tally.records and not tally.drafts:
         refuse_misread_file(
             str(source), tally.records, tally.reasons, tally.raws, staging.table, fmt

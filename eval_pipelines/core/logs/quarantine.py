@@ -33,7 +33,7 @@ QUARANTINE_REASONS: dict[str, str] = {
     BAD_TIMESTAMP: "created_at / timestamp is not an ISO 8601 timestamp",
     CONFLICTING_ALIAS: "document_id and its alias feature_id are both given and differ",
     EMPTY_INTERACTION_TYPE: "interaction_type is empty, blank or an empty list",
-    NEGATIVE_POSITION: "position is below 0 (positions are 0-based)",
+    NEGATIVE_POSITION: "position is below 0 (positions are 0-based), or a UBI ordinal is below its base",
     UNKNOWN_EXECUTION_ID: "the interaction's execution_id is not among the ingested executions",
     POSITION_NOT_DERIVABLE: "position is absent and the document is not in the served documents",
     DUPLICATE_EXECUTION_ID: "an execution_id seen earlier in the same input with different content",

@@ -120,24 +120,36 @@ class Staging:
     ) -> None:
         """Stage one batch's drafts (the fast path's, when with_fast, and the exact rules') in input
         order, and its rejections."""
-        schema = DRAFT_SCHEMAS[self.table]
         drafts = exact.draft_table(self.table)
-        if with_fast:
-            self.con.register("exact_drafts", drafts)
-            columns = [f.name for f in schema][5:]
-            fast = ["CAST(NULL AS VARCHAR) AS note" if name == "note" else name for name in columns]
+        params = {"file": file_index, "name": source_file}
+        if with_fast and not drafts.num_rows:
             self.con.execute(
-                f"COPY (SELECT (CAST($file AS BIGINT) << 40) | line_no AS ordinal,"
-                f' CAST($name AS VARCHAR) AS source_file, line_no AS line, "offset" AS raw_offset,'
-                f" CAST(NULL AS VARCHAR) AS raw, {', '.join(fast)} FROM fast_block WHERE fast"
-                f" UNION ALL BY NAME SELECT * FROM exact_drafts ORDER BY ordinal)"
+                f"COPY (SELECT {self._fast_columns()} FROM fast_block WHERE fast)"
                 f" TO '{self._next_file('drafts')}' (FORMAT parquet)",
-                {"file": file_index, "name": source_file},
+                params,
+            )
+        elif with_fast:
+            self.con.register("exact_drafts", drafts)
+            self.con.execute(
+                f"COPY (SELECT {self._fast_columns()} FROM fast_block WHERE fast"
+                " UNION ALL BY NAME SELECT * FROM exact_drafts ORDER BY ordinal)"
+                f" TO '{self._next_file('drafts')}' (FORMAT parquet)",
+                params,
             )
             self.con.unregister("exact_drafts")
         elif drafts.num_rows:
             pq.write_table(drafts, self._next_file("drafts"))
         self.add_rejected(exact.rejected_table())
+
+    def _fast_columns(self) -> str:
+        """The fast path's rows as drafts (parameters $file and $name)."""
+        columns = [f.name for f in DRAFT_SCHEMAS[self.table]][5:]
+        fast = ["CAST(NULL AS VARCHAR) AS note" if name == "note" else name for name in columns]
+        return (
+            "(CAST($file AS BIGINT) << 40) | line_no AS ordinal, CAST($name AS VARCHAR) AS"
+            ' source_file, line_no AS line, "offset" AS raw_offset, CAST(NULL AS VARCHAR) AS raw,'
+            f" {', '.join(fast)}"
+        )
 
     def add_rejected(self, rows: pa.Table) -> None:
         if rows.num_rows:
@@ -171,7 +183,6 @@ class Staging:
             "SELECT execution_id, session_id AS e_session_id, user_id AS e_user_id,"
             " documents AS e_documents, created_at AS e_created_at"
             " FROM read_parquet($files, filename = true, file_row_number = true)"
-            f" WHERE execution_id IN (SELECT execution_id FROM {drafts})"
             " QUALIFY row_number() OVER (PARTITION BY execution_id"
             " ORDER BY filename, file_row_number) = 1"
         )
@@ -209,8 +220,13 @@ class Staging:
         )
         self.con.execute(
             "COPY (SELECT ordinal, source_file, line, raw_offset, raw, agrees, type_index,"
-            " interaction_id AS given_id, interaction_types, position AS given_position, note,"
-            " known, e_session_id, e_user_id, e_documents, e_created_at,"
+            " interaction_id AS given_id, position AS given_position, note, known,"
+            # What only a refused row's message needs is kept for those rows alone.
+            " CASE WHEN NOT agrees THEN interaction_types END AS interaction_types,"
+            " CASE WHEN NOT agrees THEN e_session_id END AS e_session_id,"
+            " CASE WHEN NOT agrees THEN e_user_id END AS e_user_id,"
+            " CASE WHEN NOT agrees THEN e_documents END AS e_documents,"
+            " CASE WHEN NOT agrees THEN e_created_at END AS e_created_at,"
             " CASE WHEN NOT agrees THEN interaction_id"
             f" WHEN interaction_id IS NULL THEN 'int_' || left(sha256({content}), 16)"
             " WHEN len(interaction_types) > 1"
