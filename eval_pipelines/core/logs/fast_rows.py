@@ -122,7 +122,9 @@ class _Fields:
         return f"CASE WHEN {self.type(name)} = 'VARCHAR' THEN NULLIF({self.text(name)}, '') END"
 
     def string_list_ok(self, name: str) -> str:
-        return f"({self.type(name)} = 'ARRAY' AND regexp_full_match({self.text(name)}, '{_STRINGS}'))"
+        return (
+            f"({self.type(name)} = 'ARRAY' AND regexp_full_match({self.text(name)}, '{_STRINGS}'))"
+        )
 
     def string_list(self, name: str) -> str:
         v = self.text(name)
