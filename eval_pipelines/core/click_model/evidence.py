@@ -23,11 +23,18 @@ from eval_pipelines.core.query_keys import normalized_text
 
 EVIDENCE_SQL = f"""
     WITH served AS ({SERVED_SQL}),
-    exposure AS (
-        SELECT s.query_key, s.document_id, count(*) AS impressions, sum(p.propensity) AS exposure
-        FROM served s JOIN propensity_at p USING (position)
+    shown AS (
+        SELECT s.query_key, s.document_id, s.position, count(*) AS n FROM served s
         WHERE NOT $filtered OR s.query_key IN (SELECT query_key FROM wanted)
-        GROUP BY s.query_key, s.document_id
+        GROUP BY s.query_key, s.document_id, s.position
+    ),
+    -- Floating sums in a fixed order: the same logs give the same evidence however DuckDB
+    -- splits the scan (the logs are stored one part per day).
+    exposure AS (
+        SELECT c.query_key, c.document_id, CAST(sum(c.n) AS BIGINT) AS impressions,
+            sum(c.n * p.propensity ORDER BY c.position) AS exposure
+        FROM shown c JOIN propensity_at p USING (position)
+        GROUP BY c.query_key, c.document_id
     ),
     session_gains AS (
         SELECT k.query_key, i.session_id, i.document_id, max(w.weight) AS gain
@@ -38,7 +45,8 @@ EVIDENCE_SQL = f"""
         GROUP BY k.query_key, i.session_id, i.document_id
     ),
     gains AS (
-        SELECT query_key, document_id, sum(gain) AS gain_sum, count(*) AS interacted_sessions
+        SELECT query_key, document_id, sum(gain ORDER BY gain) AS gain_sum,
+            count(*) AS interacted_sessions
         FROM session_gains GROUP BY query_key, document_id
     )
     SELECT x.query_key, x.document_id, x.impressions, x.exposure,
