@@ -1,5 +1,7 @@
-"""Log files read in bounded batches: JSON Lines as blocks of lines for the fast path, every other
-format (and UBI) as batches of SourceRecords for the exact rules. No reader holds a whole file.
+"""Log files read in bounded batches, so no reader holds a whole file.
+
+JSON Lines come as blocks of lines for the fast path; every other format (and UBI) as batches of
+SourceRecords for the exact rules.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""One ingest's staging area: drafts and rejections are written batch by batch as Parquet files, the
-checks across rows (an interaction's execution, ids repeated in the input or already stored) run once
-in DuckDB over them, and the new rows come out as Parquet parts, one per day.
+"""One ingest's staging area, where the checks across rows run in DuckDB over staged Parquet files.
+
+Drafts and rejections are written batch by batch as Parquet files; the checks across rows (an
+interaction's execution, ids repeated in the input or already stored) run once over them, and the new
+rows come out as Parquet parts, one per day.
 
 Nothing of the input is held in memory: DuckDB streams the staged files and spills past its memory
 limit into the staging directory. Only rows that a check across rows refuses come back to Python,
