@@ -4,35 +4,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval_pipelines.cli import (
-    benchmarks,
-    click_model,
-    datasets,
-    demo,
-    evaluations,
-    executions,
-    logs,
-    retrievers,
-)
 from eval_pipelines.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 
-COMMAND_MODULES = (
-    demo,
-    logs,
-    retrievers,
-    executions,
-    benchmarks,
-    datasets,
-    evaluations,
-    click_model,
-)
+# Each verb's module under eval_pipelines.cli, in help order. Only the module of the verb asked is
+# imported (the others pull in scipy, Dagster, bm25s: about a second a call); --help imports them all.
+COMMAND_MODULES: dict[str, str] = {
+    "demo": "demo",
+    "ingest": "logs",
+    "retrievers": "retrievers",
+    "execution": "executions",
+    "benchmark": "benchmarks",
+    "dataset": "datasets",
+    "evaluation": "evaluations",
+    "trec-eval": "evaluations",
+    "click-model": "click_model",
+}
 MAX_ERROR_LINE = 2000
 
 
@@ -46,7 +40,18 @@ def bounded(message: str) -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _verb(argv: Sequence[str]) -> str | None:
+    """The verb a command line asks for (the first word that is not an option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--data-dir":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eval-pipelines",
         description="Offline evaluation of search retrievers (benchmarks on logged sessions, "
@@ -58,13 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="data directory (default: $EVAL_PIPELINES_DATA, else data/ in the project root)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(commands)
+    verb = _verb(sys.argv[1:] if argv is None else argv)
+    wanted = [COMMAND_MODULES[verb]] if verb in COMMAND_MODULES else COMMAND_MODULES.values()
+    for name in dict.fromkeys(wanted):
+        importlib.import_module(f"eval_pipelines.cli.{name}").register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     paths = DataPaths(args.data_dir.resolve()) if args.data_dir else DataPaths.from_env()
     try:

@@ -1,6 +1,7 @@
 """The demo world's steps on a small scale: outputs, determinism, re-runs."""
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -62,7 +63,13 @@ def test_the_same_seed_gives_byte_identical_files(
         "demo/datasets/demo-judgments.topics.tsv",
         "retrievers/demo_prod.yaml",
     } <= set(first)
-    assert len([f for f in first if f.startswith("logs/")]) == 2
+    # The logs are stored one part per day of each table, and the same seed names them the same.
+    logs = [f for f in first if f.startswith("logs/")]
+    day_part = re.compile(
+        r"logs/(executions|interactions)/part-\d{4}-\d\d-\d\d-[0-9a-f]{16}\.parquet"
+    )
+    assert all(day_part.fullmatch(f) for f in logs), logs
+    assert {f.split("/")[1] for f in logs} == {"executions", "interactions"}
     assert [f for f in first if first[f] != second[f]] == []
 
 
@@ -182,10 +189,12 @@ def test_simulating_again_replaces_the_demo_logs_without_duplicates(
     paths = copy_world(pristine_world[0], tmp_path)
     simulate_logs(paths, seed=DEFAULT_SEED + 5, scale=SMALL)
     again = simulate_logs(paths, seed=DEFAULT_SEED + 5, scale=SMALL)
-    assert len(parquet_files(paths.log_table_dir("executions"))) == 1
-    assert len(parquet_files(paths.log_table_dir("interactions"))) == 1
-    stored = read_parquet_dir(paths.log_table_dir("interactions"))
-    assert stored.num_rows == again["interactions"]
+    for table, day in (("executions", "created_at"), ("interactions", "timestamp")):
+        # One part per day, each day once: the earlier simulation's parts were replaced.
+        stored = read_parquet_dir(paths.log_table_dir(table))
+        days = {moment.date() for moment in stored[day].to_pylist()}
+        assert len(parquet_files(paths.log_table_dir(table))) == len(days)
+        assert stored.num_rows == again[table]
     assert demo_world_exists(paths)
 
 
