@@ -1,4 +1,6 @@
-"""Read log files (JSON Lines, CSV, Parquet, OpenSearch UBI) into records under the contract's field names.
+"""How log files (JSON Lines, CSV, Parquet, OpenSearch UBI) read as records under the contract's names.
+
+sources.py streams files through these rules in bounded batches.
 
 Formats:
 - jsonl (.jsonl, .ndjson, .json): one JSON object per line; blank lines are skipped.
@@ -19,12 +21,9 @@ sys.get_int_max_str_digits(); so is a Parquet timestamp outside years 1-9999.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +32,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.fields import json_type
@@ -47,7 +45,6 @@ from eval_pipelines.core.logs.quarantine import (
     WRONG_TYPE,
     RowRejected,
 )
-from eval_pipelines.core.logs.ubi import DEFAULT_OPTIONS, ReadOptions, map_ubi_event, map_ubi_query
 from eval_pipelines.core.paths import shown_field
 
 FORMATS = ("auto", "jsonl", "csv", "parquet", "ubi")
@@ -93,7 +90,8 @@ class SourceRecord:
     that is no row of this table but belongs in the source (a UBI `on_search` event): counted under
     that name, neither ingested nor quarantined. `remark` is how the reader filled a field the
     source lacks, counted in the report (e.g. a UBI session taken from the query_id). `note` says
-    how the reader read the position (a UBI ordinal as written), added to a rejection about it.
+    how the reader read the position (a UBI ordinal as written), added to a rejection about it
+    (with_note).
     """
 
     source_file: str
@@ -105,10 +103,6 @@ class SourceRecord:
     skipped: str | None = None
     remark: str | None = None
     note: str | None = None
-
-    def explained(self, rejected: RowRejected) -> RowRejected:
-        """rejected, with the reader's note when the problem is where the document stood."""
-        return with_note(rejected, self.note)
 
 
 def with_note(rejected: RowRejected, note: str | None) -> RowRejected:
@@ -143,14 +137,6 @@ class ReaderTally:
         }
 
 
-def tallied(records: list[SourceRecord]) -> tuple[list[SourceRecord], ReaderTally]:
-    """The records that are rows of the table, and the tally of those skipped and of remarks."""
-    skipped = Counter(record.skipped for record in records if record.skipped)
-    remarks = Counter(record.remark for record in records if record.remark)
-    kept = [record for record in records if record.skipped is None] if skipped else records
-    return kept, ReaderTally(dict(sorted(skipped.items())), dict(sorted(remarks.items())))
-
-
 def resolve_format(file: Path, fmt: str) -> str:
     """The concrete format of file: fmt itself, or for "auto" the one its extension names."""
     if fmt not in FORMATS:
@@ -168,25 +154,7 @@ def resolve_format(file: Path, fmt: str) -> str:
     return by_extension
 
 
-def read_records(
-    file: Path, table: str, fmt: str = "auto", options: ReadOptions | None = None
-) -> list[SourceRecord]:
-    """Every record of one file, or LogParseError naming the file and line that cannot be parsed."""
-    concrete = resolve_format(file, fmt)
-    if concrete == "parquet":
-        return _read_parquet(file)
-    text = _read_text(file)
-    if concrete == "csv":
-        return _read_csv(file, text)
-    records = _read_jsonl(file, text)
-    if concrete == "ubi":
-        mapper = map_ubi_query if table == "executions" else map_ubi_event
-        chosen = options or DEFAULT_OPTIONS
-        return [mapper(record, chosen) if record.problem is None else record for record in records]
-    return records
-
-
-def _read_text(file: Path) -> str:
+def read_text(file: Path) -> str:
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -292,11 +260,6 @@ def parse_json(text: str, label: str = "") -> Any:
         ) from None
 
 
-def _read_jsonl(file: Path, text: str) -> list[SourceRecord]:
-    records = (jsonl_record(file, number, line) for number, line in enumerate(text.split("\n"), 1))
-    return [record for record in records if record is not None]
-
-
 def jsonl_record(file: Path, number: int, line: str) -> SourceRecord | None:
     """One JSON line as a record (None when blank); LogParseError when it is not a JSON object."""
     if not line.strip():
@@ -318,7 +281,7 @@ def jsonl_record(file: Path, number: int, line: str) -> SourceRecord | None:
     return SourceRecord(str(file), number, value, value, {})
 
 
-def _decode_csv_cell(name: str, cell: str) -> Any:
+def decode_csv_cell(name: str, cell: str) -> Any:
     if cell == "":
         return None
     if name in _CSV_JSON_FIELDS and cell.lstrip()[:1] in ("[", "{"):
@@ -342,39 +305,7 @@ def _decode_csv_cell(name: str, cell: str) -> Any:
     return cell
 
 
-def _read_csv(file: Path, text: str) -> list[SourceRecord]:
-    name = str(file)
-    reader = csv.reader(io.StringIO(text), strict=True)
-    try:
-        columns = _csv_columns(file, next(reader, None))
-        if columns is None:
-            return []
-        records = []
-        start = reader.line_num + 1
-        for cells in reader:
-            line, start = start, reader.line_num + 1
-            if not cells:
-                continue
-            if len(cells) != len(columns):
-                raise LogParseError(
-                    file, line, f"{len(cells)} cells, but the header has {len(columns)} columns"
-                )
-            raw = dict(zip(columns, cells, strict=True))
-            fields: dict[str, Any] = {}
-            problem = None
-            for column, cell in raw.items():
-                try:
-                    fields[column] = _decode_csv_cell(column, cell)
-                except RowRejected as rejected:
-                    problem = problem or rejected
-                    fields[column] = cell
-            records.append(SourceRecord(name, line, raw, fields, {}, problem))
-        return records
-    except csv.Error as exc:
-        raise LogParseError(file, reader.line_num or 1, f"malformed CSV ({exc})") from exc
-
-
-def _csv_columns(file: Path, header: list[str] | None) -> list[str] | None:
+def csv_columns(file: Path, header: list[str] | None) -> list[str] | None:
     """The header's column names (None for an empty file); a blank or repeated name is refused."""
     if header is None:
         return None
@@ -387,7 +318,7 @@ def _csv_columns(file: Path, header: list[str] | None) -> list[str] | None:
     return columns
 
 
-def _python_timestamps(
+def python_timestamps(
     column: pa.ChunkedArray, name: str, problems: dict[int, RowRejected]
 ) -> pa.ChunkedArray:
     """A timestamp column as Python can hold it: microseconds, in UTC when zoned (no local overflow).
@@ -414,24 +345,3 @@ def _python_timestamps(
             )
         column = pc.if_else(outside, pa.scalar(None, kind), column)
     return column.cast(target)
-
-
-def _read_parquet(file: Path) -> list[SourceRecord]:
-    problems: dict[int, RowRejected] = {}
-    try:
-        table = pq.read_table(file)
-        for index, column_field in enumerate(table.schema):
-            if pa.types.is_timestamp(column_field.type):
-                table = table.set_column(
-                    index,
-                    column_field.name,
-                    _python_timestamps(table.column(index), column_field.name, problems),
-                )
-        rows = table.to_pylist()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise LogParseError(file, None, f"not a readable Parquet file ({exc})") from exc
-    name = str(file)
-    return [
-        SourceRecord(name, number, row, row, {}, problems.get(number - 1))
-        for number, row in enumerate(rows, start=1)
-    ]

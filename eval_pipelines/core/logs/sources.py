@@ -19,11 +19,11 @@ from eval_pipelines.core.logs.quarantine import RowRejected
 from eval_pipelines.core.logs.readers import (
     LogParseError,
     SourceRecord,
-    _csv_columns,
-    _decode_csv_cell,
-    _python_timestamps,
-    _read_text,
+    csv_columns,
+    decode_csv_cell,
     jsonl_record,
+    python_timestamps,
+    read_text,
     resolve_format,
 )
 from eval_pipelines.core.logs.ubi import DEFAULT_OPTIONS, ReadOptions, map_ubi_event, map_ubi_query
@@ -59,6 +59,18 @@ def iter_batches(
         yield from _parquet_batches(file)
 
 
+def read_records(
+    file: Path, table: str, fmt: str = "auto", options: ReadOptions | None = None
+) -> list[SourceRecord]:
+    """Every record of one file at once (for tests and tools); the ingest streams iter_batches."""
+    records: list[SourceRecord] = []
+    for batch in iter_batches(file, table, fmt, options):
+        if isinstance(batch, LineBlock):
+            batch = line_records(file, batch.lines)
+        records.extend(batch.records)
+    return records
+
+
 def line_records(file: Path, lines: pa.Table) -> RecordBatch:
     """JSON lines (columns line, line_no, offset) as SourceRecords; blank lines are skipped."""
     records = []
@@ -85,7 +97,7 @@ def _csv_batches(file: Path) -> Iterator[RecordBatch]:
     with handle:
         reader = csv.reader(handle, strict=True)
         try:
-            columns = _csv_columns(file, next(reader, None))
+            columns = csv_columns(file, next(reader, None))
             if columns is None:
                 return
             batch: list[SourceRecord] = []
@@ -107,7 +119,7 @@ def _csv_batches(file: Path) -> Iterator[RecordBatch]:
         except csv.Error as exc:
             raise LogParseError(file, reader.line_num or 1, f"malformed CSV ({exc})") from exc
         except UnicodeDecodeError:
-            _read_text(file)  # raises the LogParseError naming the line and byte
+            read_text(file)  # raises the LogParseError naming the line and byte
             raise
 
 
@@ -116,7 +128,7 @@ def _csv_record(name: str, line: int, raw: dict[str, str]) -> SourceRecord:
     problem = None
     for column, cell in raw.items():
         try:
-            fields[column] = _decode_csv_cell(column, cell)
+            fields[column] = decode_csv_cell(column, cell)
         except RowRejected as rejected:
             problem = problem or rejected
             fields[column] = cell
@@ -136,7 +148,7 @@ def _parquet_batches(file: Path) -> Iterator[RecordBatch]:
                     table = table.set_column(
                         index,
                         column_field.name,
-                        _python_timestamps(table.column(index), column_field.name, problems),
+                        python_timestamps(table.column(index), column_field.name, problems),
                     )
             rows = table.to_pylist()
             yield RecordBatch(
@@ -150,4 +162,4 @@ def _parquet_batches(file: Path) -> Iterator[RecordBatch]:
         raise LogParseError(file, None, f"not a readable Parquet file ({exc})") from exc
 
 
-__all__ = ["RecordBatch", "iter_batches", "line_records"]
+__all__ = ["RecordBatch", "iter_batches", "line_records", "read_records"]

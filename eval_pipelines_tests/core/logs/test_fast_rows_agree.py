@@ -18,23 +18,13 @@ from eval_pipelines.core.logs.exact_rows import apply_rules
 from eval_pipelines.core.logs.fast_rows import stage_fast_rows
 from eval_pipelines.core.logs.line_blocks import iter_line_blocks
 from eval_pipelines.core.logs.sources import line_records
+from eval_pipelines_tests.core.logs.helpers import EXECUTION
+from eval_pipelines_tests.core.logs.helpers import INTERACTION as PLAIN_INTERACTION
 
-EXECUTION: dict[str, Any] = {
-    "execution_id": "e1",
-    "retriever_id": "prod",
-    "session_id": "s1",
-    "user_id": "u1",
-    "query_input": {"text": "red sofa", "filters": {"color": "red"}},
-    "documents": ["d1", "d2", "d3"],
-    "taxonomy_node_ids": ["n1"],
-    "created_at": "2026-10-01T12:00:00Z",
-}
+# The plain rows of the other ingest tests, with every optional interaction field given.
 INTERACTION: dict[str, Any] = {
+    **PLAIN_INTERACTION,
     "interaction_id": "i1",
-    "execution_id": "e1",
-    "document_id": "d2",
-    "interaction_type": "click",
-    "position": 1,
     "session_id": "s1",
     "timestamp": "2026-10-01T12:00:05.5+02:00",
 }

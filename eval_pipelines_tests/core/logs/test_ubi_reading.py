@@ -12,7 +12,7 @@ import pytest
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs import ingest_files
 from eval_pipelines.core.logs.format_hint import format_hint
-from eval_pipelines.core.logs.readers import read_records
+from eval_pipelines.core.logs.sources import read_records
 from eval_pipelines.core.logs.ubi import ReadOptions, read_ubi_sessions
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.core.logs.helpers import (
