@@ -357,7 +357,8 @@ class Staging:
         day = _DAY_COLUMN[self.table]
         query = (
             f"SELECT {', '.join(schema.names)}, strftime({day}, '%Y-%m-%d') AS day, kept"
-            " FROM accepted"
+            # Input order, whatever order the joins emitted: the same input gives the same bytes.
+            " FROM accepted ORDER BY ordinal, type_index"
         )
         writers: dict[str, pq.ParquetWriter] = {}
         repeated = 0
