@@ -1,4 +1,4 @@
-"""`eval-pipelines benchmark create|plan|rerun|get|list`."""
+"""`eval-pipelines benchmark create|plan|rerun|get|list|export`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from eval_pipelines.cli.output import (
     format_table,
     print_json,
     progress,
+    wants_json,
 )
 from eval_pipelines.core.benchmarks.estimators import DEFAULT_MIN_COVERAGE, ESTIMATORS
 from eval_pipelines.core.benchmarks.record import has_verdict
@@ -140,9 +141,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     schema.set_defaults(handler=run_schema)
 
-    get = verbs.add_parser("get", help="print a benchmark record (BenchmarkResponse JSON)")
+    get = verbs.add_parser(
+        "get",
+        help="a benchmark's verdict table on a terminal; its BenchmarkResponse JSON with --json or"
+        " when stdout is not a terminal",
+    )
     get.add_argument("benchmark_id", metavar="BENCHMARK_ID")
+    get.add_argument("--json", action="store_true", help="print the record as JSON")
     get.set_defaults(handler=run_get)
+
+    export = verbs.add_parser(
+        "export",
+        help="write a completed benchmark's per-session scores (session x retriever) as CSV",
+    )
+    export.add_argument("benchmark_id", metavar="BENCHMARK_ID")
+    export.add_argument("--format", choices=["csv"], default="csv")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    export.set_defaults(handler=run_export)
 
     listing = verbs.add_parser("list", help="list benchmarks")
     listing.add_argument(
@@ -303,8 +318,32 @@ def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     from eval_pipelines.cli.run_in_process import refresh_record
     from eval_pipelines.kinds import BENCHMARKS
 
-    print_json(refresh_record(paths, BENCHMARKS, benchmark_id))
+    record = refresh_record(paths, BENCHMARKS, benchmark_id)
+    if wants_json(args):
+        print_json(record)
+    else:
+        from eval_pipelines.core.reports.summary import benchmark_summary
+
+        print(benchmark_summary(record))
     return 0
+
+
+def run_export(args: argparse.Namespace, paths: DataPaths) -> int:
+    from eval_pipelines.core.reports.score_export import score_table, write_scores_csv
+
+    benchmark_id = validate_id(args.benchmark_id, "benchmark_id")
+    store = benchmark_store(paths)
+    record = store.get(benchmark_id)
+    if record is None:
+        raise InvalidInputError(f"benchmark_id: no benchmark {benchmark_id!r}")
+    table = score_table(store, "benchmark", record)
+    if args.output is None:
+        sys.stdout.flush()
+        write_scores_csv(table, sys.stdout.buffer)
+        return EXIT_OK
+    rows = write_scores_csv(table, args.output)
+    print(f"wrote {rows} session scores to {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 # What the listing reads from each record (BenchmarkResponse's required fields).
@@ -344,8 +383,8 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
             format_table(
                 [
                     "benchmark_id",
-                    "status",
                     "name",
+                    "status",
                     "baseline",
                     "candidates",
                     "sessions",
@@ -354,8 +393,8 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
                 [
                     [
                         r["benchmark_id"],
-                        r["status"],
                         r["benchmark_name"],
+                        r["status"],
                         r["baseline_retriever_id"],
                         ",".join(r["candidate_retriever_ids"]),
                         r["session_count"],

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval_pipelines.cli.output import finish_record, format_table, print_json, progress
+from eval_pipelines.cli.output import (
+    finish_record,
+    format_table,
+    print_json,
+    progress,
+    wants_json,
+)
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.evaluations.pipeline import export_trec_run
 from eval_pipelines.core.evaluations.record import has_verdict, start_response
@@ -17,6 +23,7 @@ from eval_pipelines.core.evaluations.submit import (
     new_evaluation_id,
 )
 from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.reports.summary import evaluation_name
 from eval_pipelines.core.trec_eval import trec_eval
 
 STATUSES = [status.value for status in EVALUATION_RECORDS.statuses]
@@ -78,8 +85,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     schema.set_defaults(handler=run_schema)
 
-    get = verbs.add_parser("get", help="print an evaluation record (EvaluationRecord JSON)")
+    get = verbs.add_parser(
+        "get",
+        help="an evaluation's values at each k on a terminal; its EvaluationRecord JSON with --json"
+        " or when stdout is not a terminal",
+    )
     get.add_argument("evaluation_id", metavar="EVALUATION_ID")
+    get.add_argument("--json", action="store_true", help="print the record as JSON")
     get.set_defaults(handler=run_get)
 
     listing = verbs.add_parser("list", help="list evaluations")
@@ -90,10 +102,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=run_list)
 
     export = verbs.add_parser(
-        "export", help="write the evaluation's ranked results as a TREC run file"
+        "export",
+        help="write the evaluation's ranked results as a TREC run file (trec-run), or its"
+        " per-query scores as CSV (csv)",
     )
     export.add_argument("evaluation_id", metavar="EVALUATION_ID")
-    export.add_argument("--format", choices=["trec-run"], default="trec-run")
+    export.add_argument("--format", choices=["trec-run", "csv"], default="trec-run")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     export.set_defaults(handler=run_export)
 
@@ -157,7 +171,13 @@ def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     from eval_pipelines.cli.run_in_process import refresh_record
     from eval_pipelines.kinds import EVALUATIONS
 
-    print_json(refresh_record(paths, EVALUATIONS, record["evaluation_id"]))
+    record = refresh_record(paths, EVALUATIONS, record["evaluation_id"])
+    if wants_json(args):
+        print_json(record)
+    else:
+        from eval_pipelines.core.reports.summary import evaluation_summary
+
+        print(evaluation_summary(record))
     return 0
 
 
@@ -194,15 +214,15 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
         and (args.retriever_id is None or r["retriever_id"] == args.retriever_id)
         and (args.dataset_name is None or r["dataset_name"] == args.dataset_name)
     ]
+    records = [{**r, "name": evaluation_name(r)} for r in records]
     if args.json:
         print_json(records)
     elif records:
         rows = [
             [
                 r["evaluation_id"],
+                r["name"],
                 r["status"],
-                r["retriever_id"],
-                r["dataset_name"],
                 r.get("evaluated_queries") if r.get("evaluated_queries") is not None else "-",
                 _at_10(r, "ndcg"),
                 _at_10(r, "judged"),
@@ -214,9 +234,8 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
             format_table(
                 [
                     "evaluation_id",
+                    "name",
                     "status",
-                    "retriever",
-                    "dataset",
                     "evaluated",
                     "ndcg@10",
                     "judged@10",
@@ -234,6 +253,8 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
 
 def run_export(args: argparse.Namespace, paths: DataPaths) -> int:
     record = _record(paths, args.evaluation_id)
+    if args.format == "csv":
+        return _export_csv(record, args.output, paths)
     if record["status"] != "completed":
         raise InvalidInputError(
             f"evaluation_id: {record['evaluation_id']} is {record['status']}, not completed"
@@ -245,6 +266,19 @@ def run_export(args: argparse.Namespace, paths: DataPaths) -> int:
         return 0
     count = export_trec_run(runs, args.output, tag=record["retriever_id"])
     print(f"wrote {count} queries to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _export_csv(record: dict, output: Path | None, paths: DataPaths) -> int:
+    from eval_pipelines.core.reports.score_export import score_table, write_scores_csv
+
+    table = score_table(evaluation_store(paths), "evaluation", record)
+    if output is None:
+        sys.stdout.flush()
+        write_scores_csv(table, sys.stdout.buffer)
+        return 0
+    rows = write_scores_csv(table, output)
+    print(f"wrote {rows} per-query scores to {output}", file=sys.stderr)
     return 0
 
 

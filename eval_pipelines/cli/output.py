@@ -21,6 +21,11 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def wants_json(args: Any) -> bool:
+    """JSON when asked (--json) or when stdout is not a terminal, so scripts keep reading JSON."""
+    return bool(getattr(args, "json", False)) or not sys.stdout.isatty()
+
+
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
