@@ -20,9 +20,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from eval_pipelines.assets.benchmarks import GROUP as BENCHMARK_GROUP
-from eval_pipelines.assets.benchmarks import benchmark_assets
+from eval_pipelines.assets.benchmarks import benchmark_assets, benchmark_labels
 from eval_pipelines.assets.evaluations import GROUP as EVALUATION_GROUP
-from eval_pipelines.assets.evaluations import evaluation_assets
+from eval_pipelines.assets.evaluations import evaluation_assets, evaluation_labels
 from eval_pipelines.core.benchmarks import submit as benchmark_submit
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
 from eval_pipelines.core.evaluations import submit as evaluation_submit
@@ -33,7 +33,8 @@ from eval_pipelines.core.request_model import RequestModel
 from eval_pipelines.core.run_records import RunRecords
 from eval_pipelines.partitions import benchmark_partitions, evaluation_partitions
 
-KIND_TAG = "eval_pipelines/kind"
+TAG_NAMESPACE = "eval_pipelines"
+KIND_TAG = f"{TAG_NAMESPACE}/kind"
 PARTITION_TAG = "dagster/partition"
 
 
@@ -49,6 +50,8 @@ class RequestKind:
     partitions: DynamicPartitionsDefinition
     assets: Sequence[AssetsDefinition]
     job: UnresolvedAssetJobDefinition
+    # What a person knows a request by (the UI lists partitions by id): run tags and step metadata.
+    labels: Callable[[Any], dict[str, str]]
 
     @property
     def name(self) -> str:
@@ -64,6 +67,12 @@ class RequestKind:
 
     def new_id(self) -> str:
         return self.records.new_id()
+
+    def run_tags(self, request: Any) -> dict[str, str]:
+        """A run's tags: its kind and the request's labels, so the runs list and its tag filter
+        name the request the partition id stands for."""
+        labels = {f"{TAG_NAMESPACE}/{key}": value for key, value in self.labels(request).items()}
+        return {KIND_TAG: self.name, **labels}
 
     def accept_with_partition(
         self, instance: DagsterInstance, paths: DataPaths, request: Any, record_id: str
@@ -89,6 +98,7 @@ BENCHMARKS = RequestKind(
     job=run_job(
         "run_benchmark", BENCHMARK_GROUP, "Sample, replay, score and compare one partition."
     ),
+    labels=benchmark_labels,
 )
 
 EVALUATIONS = RequestKind(
@@ -99,6 +109,7 @@ EVALUATIONS = RequestKind(
     partitions=evaluation_partitions,
     assets=evaluation_assets,
     job=run_job("run_evaluation", EVALUATION_GROUP, "Run, score and summarize one partition."),
+    labels=evaluation_labels,
 )
 
 KINDS: dict[str, RequestKind] = {kind.name: kind for kind in (BENCHMARKS, EVALUATIONS)}

@@ -19,22 +19,26 @@ from dagster import (
 from eval_pipelines.assets.checks import check_result
 from eval_pipelines.assets.inputs import collections, interaction_logs, retriever_configs
 from eval_pipelines.assets.recording import recorded_step
+from eval_pipelines.assets.tables import table_metadata
 from eval_pipelines.core.benchmarks.comparison import PipelineInfo, benchmark_results
 from eval_pipelines.core.benchmarks.estimators import LOGGED_ORDER
 from eval_pipelines.core.benchmarks.evidence import sample_evidence
 from eval_pipelines.core.benchmarks.health import (
     baseline_agreement,
     candidate_coverage,
+    every_pipeline_answered,
     failure_rates,
     position_bias_corrected,
     query_clusters,
     replay_coverage,
+    replay_statuses,
 )
 from eval_pipelines.core.benchmarks.replay import (
     default_replay_deadline_s,
     discard_replay_chunks,
     replay_sessions,
 )
+from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.benchmarks.sampling import sample_sessions
 from eval_pipelines.core.benchmarks.score_checks import out_of_range, paired_counts
 from eval_pipelines.core.benchmarks.scoring import score_benchmark
@@ -42,6 +46,7 @@ from eval_pipelines.core.benchmarks.submit import BENCHMARK_RECORDS, load_reques
 from eval_pipelines.core.logs import find_duplicate_ids
 from eval_pipelines.core.markdown import replays_table, results_table
 from eval_pipelines.core.records import with_record_id
+from eval_pipelines.core.reports.verdict_table import VERDICT_COLUMNS, verdict_rows
 from eval_pipelines.core.retrieval.registry import load_retriever_registry
 from eval_pipelines.core.table_names import (
     CLICK_MODEL_FACT,
@@ -57,6 +62,12 @@ from eval_pipelines.resources import DataDirResource
 GROUP = "benchmark"
 # Every asset of the kind: one partition per request, in the kind's group.
 partition_asset = partial(asset, partitions_def=benchmark_partitions, group_name=GROUP)
+
+
+def benchmark_labels(request: BenchmarkRequest) -> dict[str, str]:
+    """What a person knows a benchmark by: Dagster lists its partitions by id only, so every
+    step's materialization and the run's tags carry its name."""
+    return {"benchmark_name": request.benchmark_name}
 
 
 @partition_asset(
@@ -99,6 +110,7 @@ def benchmark_sessions(
             context.log.error(duplicates.describe())
     return MaterializeResult(
         metadata={
+            **benchmark_labels(request),
             "sessions_sampled": sampled,
             "sessions_requested": request.session_count,
             "sessions_matched": sample.matched,
@@ -140,6 +152,7 @@ def benchmark_sessions(
             "every_session_replayed_by_every_pipeline", asset="benchmark_replays", blocking=True
         ),
         AssetCheckSpec("baseline_reproduces_logged_rankings", asset="benchmark_replays"),
+        AssetCheckSpec("every_pipeline_answered_a_session", asset="benchmark_replays"),
     ],
 )
 def benchmark_replays(
@@ -169,6 +182,7 @@ def benchmark_replays(
         data_dir.refresh_views()
     return MaterializeResult(
         metadata={
+            **benchmark_labels(request),
             "rows": replays.num_rows,
             "replay_deadline_s": deadline_s,
             "replays": MetadataValue.md(replays_table(replays)),
@@ -183,6 +197,13 @@ def benchmark_replays(
                 "baseline_reproduces_logged_rankings",
                 baseline_agreement(sessions, replays, request.baseline_retriever_id),
                 AssetCheckSeverity.WARN,
+            ),
+            check_result(
+                "every_pipeline_answered_a_session",
+                every_pipeline_answered(
+                    replay_statuses(replays, request.retriever_ids), "sessions"
+                ),
+                AssetCheckSeverity.ERROR,
             ),
         ],
     )
@@ -211,7 +232,7 @@ def benchmark_session_scores(
         )
         store.write_table(benchmark_id, SESSION_SCORES, scores)
     return MaterializeResult(
-        metadata={"rows": scores.num_rows, "estimator": choice.used},
+        metadata={**benchmark_labels(request), "rows": scores.num_rows, "estimator": choice.used},
         check_results=[
             check_result("metrics_within_range", out_of_range(scores), AssetCheckSeverity.ERROR)
         ],
@@ -258,9 +279,11 @@ def benchmark_comparison(
             "warnings": sample["warnings"],
         }
         data_dir.refresh_views()
-        BENCHMARK_RECORDS.completed(paths, benchmark_id, outcome, context.run.run_id)
+        record = BENCHMARK_RECORDS.completed(paths, benchmark_id, outcome, context.run.run_id)
     return MaterializeResult(
         metadata={
+            **benchmark_labels(request),
+            "verdict_table": table_metadata(VERDICT_COLUMNS, verdict_rows(record)),
             "pipelines": MetadataValue.md(results_table(results)),
             "recommendation": comparison.get("recommendation") or "",
             "estimator": MetadataValue.json(comparison["estimator"]),

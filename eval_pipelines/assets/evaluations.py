@@ -9,6 +9,7 @@ from functools import partial
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
@@ -16,13 +17,18 @@ from dagster import (
     asset,
 )
 
+from eval_pipelines.assets.checks import check_result
 from eval_pipelines.assets.inputs import collections, ground_truth_datasets, retriever_configs
 from eval_pipelines.assets.recording import recorded_step
+from eval_pipelines.assets.tables import table_metadata
+from eval_pipelines.core.benchmarks.health import every_pipeline_answered
 from eval_pipelines.core.datasets import load_dataset
 from eval_pipelines.core.evaluations import pipeline
+from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.evaluations.submit import EVALUATION_RECORDS, load_request
 from eval_pipelines.core.markdown import metrics_by_k_table
 from eval_pipelines.core.records import with_record_id
+from eval_pipelines.core.reports.verdict_table import EVALUATION_COLUMNS, evaluation_rows
 from eval_pipelines.core.table_names import QUERIES, QUERY_METRICS, RUNS
 from eval_pipelines.partitions import evaluation_partitions
 from eval_pipelines.resources import DataDirResource
@@ -31,6 +37,12 @@ GROUP = "evaluation"
 # Every asset of the kind: one partition per request, in the kind's group.
 partition_asset = partial(asset, partitions_def=evaluation_partitions, group_name=GROUP)
 ID_COLUMN = "evaluation_id"
+
+
+def evaluation_labels(request: EvaluationRequest) -> dict[str, str]:
+    """What a person knows an evaluation by (it has no name): Dagster lists its partitions by id
+    only, so every step's materialization and the run's tags carry its retriever and dataset."""
+    return {"retriever_id": request.retriever_id, "dataset_name": request.dataset_name}
 
 
 @partition_asset(
@@ -47,6 +59,7 @@ def evaluation_queries(
     skipped = planned.column("skip_reason").drop_null().to_pylist()
     return MaterializeResult(
         metadata={
+            **evaluation_labels(request),
             "queries": planned.num_rows,
             "to_run": planned.num_rows - len(skipped),
             "skipped": MetadataValue.json({r: skipped.count(r) for r in sorted(set(skipped))}),
@@ -57,6 +70,7 @@ def evaluation_queries(
 @partition_asset(
     deps=[evaluation_queries, retriever_configs, collections],
     description="Each runnable query through the retriever; every call kept as an execution.",
+    check_specs=[AssetCheckSpec("retriever_answered_a_query", asset="evaluation_runs")],
 )
 def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -> MaterializeResult:
     with recorded_step(context, EVALUATION_RECORDS, data_dir) as (paths, evaluation_id, store):
@@ -71,7 +85,20 @@ def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -
         if runs.num_rows
         else 0
     )
-    return MaterializeResult(metadata={"runs": runs.num_rows, "failed_executions": failed})
+    return MaterializeResult(
+        metadata={
+            **evaluation_labels(request),
+            "runs": runs.num_rows,
+            "failed_executions": failed,
+        },
+        check_results=[
+            check_result(
+                "retriever_answered_a_query",
+                every_pipeline_answered({request.retriever_id: runs.column("status")}, "queries"),
+                AssetCheckSeverity.ERROR,
+            )
+        ],
+    )
 
 
 @partition_asset(
@@ -92,7 +119,7 @@ def evaluation_query_metrics(
     values = metrics.column("value")
     outside = int(pc.sum(pc.or_(pc.less(values, 0.0), pc.greater(values, 1.0 + 1e-9))).as_py() or 0)
     return MaterializeResult(
-        metadata={"rows": metrics.num_rows},
+        metadata={**evaluation_labels(request), "rows": metrics.num_rows},
         check_results=[
             AssetCheckResult(
                 check_name="metrics_within_unit_interval",
@@ -122,7 +149,7 @@ def evaluation_summary(
             store.read_table(evaluation_id, QUERY_METRICS),
         )
         data_dir.refresh_views()
-        EVALUATION_RECORDS.completed(paths, evaluation_id, summary, context.run.run_id)
+        record = EVALUATION_RECORDS.completed(paths, evaluation_id, summary, context.run.run_id)
     adds_up = (
         summary["evaluated_queries"] + summary["skipped_queries"]
         == summary["total_queries"]
@@ -130,6 +157,8 @@ def evaluation_summary(
     )
     return MaterializeResult(
         metadata={
+            **evaluation_labels(request),
+            "metrics_table": table_metadata(EVALUATION_COLUMNS, evaluation_rows(record)),
             "metrics": MetadataValue.md(
                 metrics_by_k_table(summary, pipeline.reported_metrics(request))
             ),

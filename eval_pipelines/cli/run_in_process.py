@@ -17,7 +17,7 @@ from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.processes import this_process
 from eval_pipelines.core.run_lock import AlreadyRunning, run_lock
 from eval_pipelines.instance import get_instance
-from eval_pipelines.kinds import KIND_TAG, RequestKind
+from eval_pipelines.kinds import RequestKind
 from eval_pipelines.resources import DataDirResource
 from eval_pipelines.run_failures import record_run_end, settle_record
 from eval_pipelines.run_launcher import PROCESS_TAG
@@ -53,12 +53,15 @@ def run_here(
             check(instance)
         if request is not None:
             kind.accept_with_partition(instance, paths, request, record_id)
+        labelled = (
+            request if request is not None else kind.parse(store.stored_request(record_id), None)
+        )
         result = materialize(
             kind.assets,
             partition_key=record_id,
             instance=instance,
             resources={"data_dir": DataDirResource(path=str(paths.root))},
-            tags={KIND_TAG: kind.name, PROCESS_TAG: this_process()},
+            tags={**kind.run_tags(labelled), PROCESS_TAG: this_process()},
             run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
         )

@@ -1,6 +1,8 @@
 """The request sensor every kind has: a request accepted by a door (or dropped by hand) becomes a
 partition and one run."""
 
+from typing import Any
+
 from dagster import (
     DagsterInstance,
     DefaultSensorStatus,
@@ -17,7 +19,7 @@ from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import ID_RULE, DataPaths, shown
 from eval_pipelines.core.records import FINAL_STATUSES, RecordStore, utc_timestamp
 from eval_pipelines.core.run_lock import run_lock_held
-from eval_pipelines.kinds import KIND_TAG, PARTITION_TAG, RequestKind
+from eval_pipelines.kinds import PARTITION_TAG, RequestKind
 from eval_pipelines.resources import DataDirResource
 
 SENSOR_INTERVAL_S = 5
@@ -25,8 +27,9 @@ SENSOR_INTERVAL_S = 5
 
 def runnable_requests(
     paths: DataPaths, kind: RequestKind, candidates: list[str]
-) -> tuple[list[str], list[str]]:
-    """The requests among candidates to run, and a report for each stored request that cannot run.
+) -> tuple[dict[str, Any], list[str]]:
+    """The requests among candidates to run (parsed, by id), and a report for each stored request
+    that cannot run.
 
     A malformed request never runs (nor gets a partition): one a door accepted (it has a pending
     record) must still be well-formed in itself, and its record is marked failed if it is not, so
@@ -35,7 +38,7 @@ def runnable_requests(
     reports that.
     """
     store = kind.store(paths)
-    runnable: list[str] = []
+    runnable: dict[str, Any] = {}
     reports = [
         f"{kind.name}/{shown(name)}: the folder name is not a valid id"
         f" ({ID_RULE}); its request.json is ignored"
@@ -51,7 +54,7 @@ def runnable_requests(
             request = store.request(record_id)
             if request is None:
                 continue  # removed since the listing
-            kind.parse(request, paths if record is None else None)
+            parsed = kind.parse(request, paths if record is None else None)
         except InvalidInputError as exc:
             message = f"the stored request cannot run: {exc}"
             reports.append(f"{kind.name}/{record_id}: {message}")
@@ -61,7 +64,7 @@ def runnable_requests(
         except Exception as exc:  # one entry must never hold up the others; tried again next tick
             reports.append(f"{kind.name}/{record_id}: not checked this tick: {_said(exc)}")
             continue
-        runnable.append(record_id)
+        runnable[record_id] = parsed
     return runnable, reports
 
 
@@ -130,8 +133,8 @@ def request_sensor(kind: RequestKind) -> SensorDefinition:
         unpartitioned = [record_id for record_id in new if record_id not in existing]
         return SensorResult(
             run_requests=[
-                RunRequest(run_key=record_id, partition_key=record_id, tags={KIND_TAG: kind.name})
-                for record_id in new
+                RunRequest(run_key=record_id, partition_key=record_id, tags=kind.run_tags(request))
+                for record_id, request in new.items()
             ],
             dynamic_partitions_requests=(
                 [kind.partitions.build_add_request(unpartitioned)] if unpartitioned else []

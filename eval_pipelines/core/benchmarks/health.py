@@ -2,6 +2,9 @@
 
 - Every sampled session replayed exactly once by every pipeline (else the pairing is broken and no
   statistic can be trusted: a blocking check).
+- Every pipeline answered at least one session (one that failed on every session leaves its side of
+  each comparison empty, and the failure-rate check, relative to the baseline, cannot see a failed
+  baseline: an error). Evaluations ask the same of their retriever, per query.
 - The baseline, replayed today, reproduces the ranking users saw (else the index or ranker drifted
   and interaction metrics are biased toward the logged ranking: a warning).
 - Failure rates within the tolerance, and enough queries for query-level inference (warnings that
@@ -12,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ import pyarrow.compute as pc
 
 from eval_pipelines.core.findings import Finding
 from eval_pipelines.core.metrics.agreement import top_k_overlap
+from eval_pipelines.core.retrieval.execution import COMPLETED
 
 # A production baseline replayed over its own logs should keep most of what users saw.
 MIN_BASELINE_AGREEMENT = 0.7
@@ -50,6 +54,43 @@ def replay_coverage(sessions: pa.Table, replays: pa.Table, retriever_ids: Sequen
         + "; ".join(f"{p}: {v}" for p, v in sorted(problems.items()))
     )
     return Finding(not problems, description, {"problems": problems})
+
+
+def every_pipeline_answered(
+    statuses: Mapping[str, pa.Array | pa.ChunkedArray], units: str
+) -> Finding:
+    """Each pipeline's calls (a status per session or query, `units` naming which) include a
+    completed one.
+
+    A pipeline given nothing to answer has not failed: the checks on the sample say why it is empty.
+    """
+    counts = {
+        pipeline_id: {
+            units: len(column),
+            "answered": int(pc.sum(pc.equal(column, COMPLETED)).as_py() or 0),
+        }
+        for pipeline_id, column in statuses.items()
+    }
+    failed = {p: c[units] for p, c in counts.items() if c[units] and not c["answered"]}
+    description = (
+        f"every pipeline answered at least one of its {units}"
+        if not failed
+        else f"failed on every one of its {units}, so not one of its rankings can be scored: "
+        + ", ".join(f"{p} ({n} of {n} {units} failed)" for p, n in sorted(failed.items()))
+    )
+    return Finding(
+        not failed, description, {"calls": counts, f"failed_on_every_one_of_its_{units}": failed}
+    )
+
+
+def replay_statuses(replays: pa.Table, retriever_ids: Sequence[str]) -> dict[str, pa.ChunkedArray]:
+    """Each pipeline's replay statuses, one per session it replayed."""
+    return {
+        retriever_id: replays.filter(pc.equal(replays.column("retriever_id"), retriever_id)).column(
+            "status"
+        )
+        for retriever_id in retriever_ids
+    }
 
 
 def baseline_agreement(sessions: pa.Table, replays: pa.Table, baseline_id: str) -> Finding:
