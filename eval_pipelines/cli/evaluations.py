@@ -214,14 +214,13 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
         and (args.retriever_id is None or r["retriever_id"] == args.retriever_id)
         and (args.dataset_name is None or r["dataset_name"] == args.dataset_name)
     ]
-    records = [{**r, "name": evaluation_name(r)} for r in records]
     if args.json:
-        print_json(records)
+        print_json(records)  # the records as stored: scripts read the API's shape
     elif records:
         rows = [
             [
                 r["evaluation_id"],
-                r["name"],
+                evaluation_name(r),
                 r["status"],
                 r.get("evaluated_queries") if r.get("evaluated_queries") is not None else "-",
                 _at_10(r, "ndcg"),
