@@ -102,7 +102,10 @@ class Staging:
         """A FROM clause over the staged files of a kind (an empty table when there are none)."""
         if any(self.directory.glob(f"{kind}-*.parquet")):
             return f"read_parquet('{self.directory}/{kind}-*.parquet')"
-        self.con.register(f"no_{kind}", schema.empty_table())
+        # A table, not a registered Arrow object: the second connection of _fetch sees it too.
+        self.con.register("empty_schema", schema.empty_table())
+        self.con.execute(f"CREATE OR REPLACE TABLE no_{kind} AS SELECT * FROM empty_schema")
+        self.con.unregister("empty_schema")
         return f"no_{kind}"
 
     def fast_rows(self, block: LineBlock, default_retriever_id: str | None) -> tuple[int, pa.Table]:
@@ -160,17 +163,14 @@ class Staging:
     def judge(self, stored_dir: Path, executions_dir: Path, quarantine_dir: Path) -> Outcome:
         """The cross-row checks (call under the logs lock), then the staged output files."""
         drafts = self._staged("drafts", DRAFT_SCHEMAS[self.table])
-        candidates = self.directory / "candidates.parquet"
         if self.table == "interactions":
+            candidates = self.directory / "candidates.parquet"
             self._complete_interactions(drafts, executions_dir, candidates)
-        else:
             self.con.execute(
-                f"COPY (SELECT *, 0 AS type_index, true AS agrees FROM {drafts})"
-                f" TO '{candidates}' (FORMAT parquet)"
+                f"CREATE VIEW candidates AS SELECT * FROM read_parquet('{candidates}') WHERE agrees"
             )
-        self.con.execute(
-            f"CREATE VIEW candidates AS SELECT * FROM read_parquet('{candidates}') WHERE agrees"
-        )
+        else:  # an execution's draft is already its row: no second copy
+            self.con.execute(f"CREATE VIEW candidates AS SELECT *, 0 AS type_index FROM {drafts}")
         self._deduplicate(stored_dir)
         outcome = Outcome()
         self._write_rows(outcome)
