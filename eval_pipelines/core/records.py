@@ -21,6 +21,7 @@ from typing import Any, get_args, get_origin
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.partition_tables import PartitionTables
 from eval_pipelines.core.paths import ID_RULE, DataPaths, is_valid_id, shown, validate_id
 from eval_pipelines.core.storage import directory_lock, write_text_atomic
@@ -112,15 +113,13 @@ class RecordStore:
         if not data.strip():
             raise StoredFileError(file, "empty file, expected a JSON object")
         try:
-            value = json.loads(data.decode("utf-8"))
+            value = decode_json(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise StoredFileError(file, f"not UTF-8 text ({exc.reason})") from None
-        except json.JSONDecodeError as exc:
-            raise StoredFileError(
-                file, f"not valid JSON ({exc.msg} at line {exc.lineno})"
-            ) from None
-        except RecursionError:
-            raise StoredFileError(file, "not valid JSON (nested too deeply)") from None
+        except JsonProblem as exc:
+            detail = exc.problem.removeprefix("invalid JSON (").removesuffix(")")
+            line = f" at line {exc.line}" if exc.line else ""
+            raise StoredFileError(file, f"not valid JSON ({detail}{line})") from None
         if not isinstance(value, dict):
             raise StoredFileError(file, f"expected a JSON object, got {type(value).__name__}")
         return value
