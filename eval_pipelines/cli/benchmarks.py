@@ -159,6 +159,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     export.set_defaults(handler=run_export)
 
+    history = verbs.add_parser(
+        "history",
+        help="a candidate's completed benchmarks against a baseline, oldest first",
+        description="Every completed benchmark with baseline ID and candidate ID, oldest first by"
+        " completion: the tested NDCG@10 delta, its 95% CI, Holm-adjusted p, verdict, estimator,"
+        " paired sessions, and where either pipeline hash changed since the benchmark before. A"
+        " table on a terminal; a JSON list with --json or when stdout is not a terminal. Records"
+        " left out (unreadable, not completed, incomplete) are counted on stderr with the reason."
+        " Exit 2 when no completed benchmark compares the two.",
+    )
+    history.add_argument("--baseline", required=True, metavar="ID", help="the baseline retriever")
+    history.add_argument("--candidate", required=True, metavar="ID", help="the candidate retriever")
+    history.add_argument(
+        "--plot", type=Path, metavar="FILE.svg", help="also write the history as an SVG plot"
+    )
+    history.add_argument("--json", action="store_true", help="print the points as JSON")
+    history.set_defaults(handler=run_history)
+
     listing = verbs.add_parser("list", help="list benchmarks")
     listing.add_argument(
         "--retriever-id", help="only benchmarks where this retriever is baseline or candidate"
@@ -407,6 +425,40 @@ def run_list(args: argparse.Namespace, paths: DataPaths) -> int:
     for problem in listing.problems:
         print(problem, file=sys.stderr)
     return 0
+
+
+def run_history(args: argparse.Namespace, paths: DataPaths) -> int:
+    """The table or JSON on stdout; skipped records and the plot's path on stderr. The plot is
+    written before anything is printed, so a refused or failed write leaves no partial output."""
+    from eval_pipelines.core.reports import history as reports
+    from eval_pipelines.core.storage import write_text_atomic
+
+    baseline_id = validate_id(args.baseline, "--baseline")
+    candidate_id = validate_id(args.candidate, "--candidate")
+    if args.plot is not None and args.plot.suffix.lower() != ".svg":
+        raise InvalidInputError(f"--plot: {args.plot} must name an .svg file")
+    found = reports.benchmark_history(paths, baseline_id, candidate_id)
+    if found.skipped:
+        print(
+            f"skipped {len(found.skipped)} benchmark record(s), not in the history:",
+            file=sys.stderr,
+        )
+        for reason in found.skipped:
+            print(f"  {reason}", file=sys.stderr)
+    if not found.points:
+        raise InvalidInputError(reports.no_history_message(found))
+    if args.plot is not None:
+        svg = reports.history_svg(found.points, baseline_id, candidate_id)
+        try:
+            write_text_atomic(svg, args.plot)
+        except OSError as exc:
+            raise InvalidInputError(f"--plot: cannot write {args.plot} ({exc.strerror})") from None
+        print(f"wrote the history plot to {args.plot}", file=sys.stderr)
+    if wants_json(args):
+        print_json(reports.history_json(found.points))
+    else:
+        print(reports.history_table(found.points))
+    return EXIT_OK
 
 
 def run_schema(args: argparse.Namespace, paths: DataPaths) -> int:
