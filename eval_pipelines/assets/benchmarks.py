@@ -45,6 +45,7 @@ from eval_pipelines.core.benchmarks.scoring import score_benchmark
 from eval_pipelines.core.benchmarks.submit import BENCHMARK_RECORDS, load_request
 from eval_pipelines.core.logs import find_duplicate_ids
 from eval_pipelines.core.markdown import replays_table, results_table
+from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.records import with_record_id
 from eval_pipelines.core.reports.verdict_table import VERDICT_COLUMNS, verdict_rows
 from eval_pipelines.core.retrieval.registry import load_retriever_registry
@@ -172,7 +173,7 @@ def benchmark_replays(
             sessions,
             request.retriever_ids,
             request.replay_depth,
-            context.log.info,
+            ProgressOutput.to_log(context.log.info),
             resume_dir=chunks,
             deadline_s=deadline_s,
         )

@@ -5,6 +5,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from eval_pipelines.core import demo
+from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.resources import DataDirResource, DemoWorldResource
 
 GROUP = "demo"
@@ -59,12 +60,15 @@ def demo_intents(data_dir: DataDirResource, demo_world: DemoWorldResource) -> Ma
     " impressions) and simulated user interactions, ingested like real logs; the true examination"
     " by position beside them.",
 )
-def demo_logs(data_dir: DataDirResource, demo_world: DemoWorldResource) -> MaterializeResult:
+def demo_logs(
+    context: AssetExecutionContext, data_dir: DataDirResource, demo_world: DemoWorldResource
+) -> MaterializeResult:
     summary = demo.simulate_logs(
         data_dir.paths,
         seed=demo_world.seed,
         scale=demo_world.scale,
         structure=demo_world.structure,
+        progress=ProgressOutput.to_log(context.log.info),
     )
     return _result(summary, data_dir)
 

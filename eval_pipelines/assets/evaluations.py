@@ -27,6 +27,7 @@ from eval_pipelines.core.evaluations import pipeline
 from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.evaluations.submit import EVALUATION_RECORDS, load_request
 from eval_pipelines.core.markdown import metrics_by_k_table
+from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.records import with_record_id
 from eval_pipelines.core.reports.verdict_table import EVALUATION_COLUMNS, evaluation_rows
 from eval_pipelines.core.table_names import QUERIES, QUERY_METRICS, RUNS
@@ -77,7 +78,11 @@ def evaluation_runs(context: AssetExecutionContext, data_dir: DataDirResource) -
         request = load_request(paths, evaluation_id)
         planned = store.read_table(evaluation_id, QUERIES)
         runs = pipeline.run_queries(
-            paths, evaluation_id, request.retriever_id, planned, context.log.info
+            paths,
+            evaluation_id,
+            request.retriever_id,
+            planned,
+            ProgressOutput.to_log(context.log.info),
         )
         store.write_table(evaluation_id, RUNS, with_record_id(runs, ID_COLUMN, evaluation_id))
     failed = (

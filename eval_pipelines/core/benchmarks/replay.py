@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.progress import Progress, ProgressOutput
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.execution import Execution, Retriever
 from eval_pipelines.core.retrieval.execution_store import executions_table
@@ -152,19 +153,23 @@ def discard_replay_chunks(resume_dir: Path) -> None:
     shutil.rmtree(resume_dir, ignore_errors=True)
 
 
-def _progress_message(chunk: ChunkDone, deadline: Deadline) -> str:
-    where = f"{chunk.retriever_id}: "
-    if chunk.resumed:
-        return (
-            where + f"resumed {chunk.done}/{chunk.total} sessions"
-            " (this chunk was finished by an earlier run)"
-        )
-    late = f", {chunk.late} past the {deadline.seconds:g} s deadline)" if chunk.late else ")"
-    return (
-        where
-        + f"replayed {chunk.done}/{chunk.total} sessions ({chunk.failed} failed in this chunk"
-        + late
-    )
+def _chunk_reporter(
+    tracker: Progress, deadline: Deadline, retriever_ids: list[str]
+) -> Callable[[ChunkDone], None]:
+    """Each chunk into the step's one tracker, naming the retriever at work and the calls the
+    deadline stopped so far."""
+    late = 0
+
+    def report(chunk: ChunkDone) -> None:
+        nonlocal late
+        late += chunk.late
+        position = f"{retriever_ids.index(chunk.retriever_id) + 1}/{len(retriever_ids)}"
+        detail = f"now {chunk.retriever_id} ({position})"
+        if late:
+            detail += f", {late:,} past the {deadline.seconds:g} s deadline"
+        tracker.advance(chunk.count, failed=chunk.failed, resumed=chunk.resumed, detail=detail)
+
+    return report
 
 
 def replay_sessions(
@@ -173,13 +178,15 @@ def replay_sessions(
     sessions: pa.Table,
     retriever_ids: Sequence[str],
     depth: int,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressOutput | Callable[[str], None] | None = None,
     *,
     resume_dir: Path | None = None,
     deadline_s: float | None = None,
 ) -> pa.Table:
     """Every (session, retriever) replay as one row of REPLAYS_SCHEMA, sessions in sample order.
 
+    progress: one progress line for the whole step (every retriever's replays, the current one
+    named); chunks resumed from an earlier run count as done at once and are said as resumed.
     resume_dir: where finished chunks are kept and, on a re-run, loaded (None keeps none).
     deadline_s: the whole replay's deadline (default: default_replay_deadline_s). A chunk with
     deadline failures is not kept, so a re-run calls those sessions again.
@@ -209,10 +216,11 @@ def replay_sessions(
             project=partial(replay_table, benchmark_id),
         )
 
-        def report(chunk: ChunkDone) -> None:
-            if progress is not None:
-                progress(_progress_message(chunk, deadline))
-
-        for retriever_id in retriever_ids:
-            parts.append(execute_queries(retrievers[retriever_id], run, writer, report))
+        total = len(query_inputs) * len(retriever_ids)
+        with ProgressOutput.of(progress).track(
+            f"replay {benchmark_id}", "replays", total
+        ) as tracker:
+            report = _chunk_reporter(tracker, deadline, list(retriever_ids))
+            for retriever_id in retriever_ids:
+                parts.append(execute_queries(retrievers[retriever_id], run, writer, report))
     return pa.concat_tables(parts) if parts else REPLAYS_SCHEMA.empty_table()

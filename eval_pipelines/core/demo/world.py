@@ -50,6 +50,7 @@ from eval_pipelines.core.demo.users import (
 from eval_pipelines.core.demo.vocabulary import taxonomy, taxonomy_rows
 from eval_pipelines.core.logs.ingest import IngestReport, ingest_files
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.retrieval.collections import collection_file, write_collection
 from eval_pipelines.core.retrieval.registry import open_retriever
 from eval_pipelines.core.storage import write_parquet_atomic, write_text_atomic
@@ -296,9 +297,10 @@ def simulate_logs(
     scale: DemoScale | None = None,
     *,
     structure: DemoLogStructure | None = None,
+    progress: ProgressOutput | None = None,
 ) -> dict[str, Any]:
     """Serve Zipf-distributed searches (traffic structured as `structure` says), simulate users,
-    write raw JSONL and the examination truth, ingest the JSONL."""
+    write raw JSONL and the examination truth, ingest the JSONL (its progress to `progress`)."""
     scale = scale or DemoScale()
     structure = structure or DemoLogStructure()
     intents, grades = _read_intents_and_grades(paths)
@@ -353,7 +355,8 @@ def simulate_logs(
 
     _remove_previous_demo_logs(paths)
     reports = {
-        table: ingest_files(paths, table, [raw[table]]) for table in ("executions", "interactions")
+        table: ingest_files(paths, table, [raw[table]], progress=progress)
+        for table in ("executions", "interactions")
     }
     quarantined = {t: r.quarantined for t, r in reports.items() if r.quarantined}
     if quarantined:
@@ -423,7 +426,7 @@ def build_demo_world(
     paths: DataPaths,
     seed: int = DEFAULT_SEED,
     scale: DemoScale | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressOutput | Callable[[str], None] | None = None,
     *,
     structure: DemoLogStructure | None = None,
 ) -> dict[str, Any]:
@@ -445,12 +448,12 @@ def build_demo_world(
         "seconds": {},
     }
     started = time.perf_counter()
-    for number, (name, step) in enumerate(steps, start=1):
-        if progress:
-            progress(f"[{number}/{len(steps)}] {name} ...")
-        step_started = time.perf_counter()
-        summary["steps"][name] = step()
-        summary["seconds"][name] = round(time.perf_counter() - step_started, 2)
+    with ProgressOutput.of(progress).track("demo world", "steps", len(steps)) as tracker:
+        for name, step in steps:
+            step_started = time.perf_counter()
+            summary["steps"][name] = step()
+            summary["seconds"][name] = round(time.perf_counter() - step_started, 2)
+            tracker.advance(1, detail=f"{name} built")
     summary["seconds"]["total"] = round(time.perf_counter() - started, 2)
     return summary
 

@@ -10,6 +10,7 @@ the dataset judges at any grade, so a score read against judgments says how much
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,6 +22,7 @@ from eval_pipelines.core.datasets import Dataset
 from eval_pipelines.core.evaluations.request import EvaluationRequest
 from eval_pipelines.core.metrics.ground_truth import evaluate_rankings
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.retrieval.query_runner import (
     QUERY_ROWS_SCHEMA,
     ChunkDone,
@@ -94,7 +96,11 @@ def plan_queries(dataset: Dataset) -> pa.Table:
 
 
 def run_queries(
-    paths: DataPaths, evaluation_id: str, retriever_id: str, planned: pa.Table, log: Any = None
+    paths: DataPaths,
+    evaluation_id: str,
+    retriever_id: str,
+    planned: pa.Table,
+    progress: ProgressOutput | Callable[[str], None] | None = None,
 ) -> pa.Table:
     """The retriever over every query not already skipped; every call kept as an execution."""
     runnable = planned.filter(pc.is_null(planned.column("skip_reason")))
@@ -107,12 +113,17 @@ def run_queries(
         schema=RUNS_SCHEMA,
         project=runs_table,
     )
+    label = f"evaluate {retriever_id} ({evaluation_id})"
+    with (
+        ProgressOutput.of(progress).track(label, "queries", runnable.num_rows) as tracker,
+        open_retriever(paths, retriever_id) as retriever,
+        ChunkWriter(paths) as writer,
+    ):
 
-    def report(chunk: ChunkDone) -> None:
-        log(f"{chunk.retriever_id}: ran {chunk.done}/{chunk.total} queries")
+        def report(chunk: ChunkDone) -> None:
+            tracker.advance(chunk.count, failed=chunk.failed, resumed=chunk.resumed)
 
-    with open_retriever(paths, retriever_id) as retriever, ChunkWriter(paths) as writer:
-        return execute_queries(retriever, run, writer, report if log else None)
+        return execute_queries(retriever, run, writer, report)
 
 
 def runs_table(rows: pa.Table) -> pa.Table:

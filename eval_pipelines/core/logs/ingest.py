@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,10 +41,11 @@ from eval_pipelines.core.logs.readers import (
     ReaderTally,
     resolve_format,
 )
-from eval_pipelines.core.logs.sources import iter_batches, line_records
+from eval_pipelines.core.logs.sources import RecordBatch, iter_batches, line_records
 from eval_pipelines.core.logs.staging import Outcome, Staging
 from eval_pipelines.core.logs.ubi import ReadOptions
 from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.storage import directory_lock
 
 __all__ = ["LOG_TABLES", "IngestReport", "LogParseError", "LogTable", "ingest_files"]
@@ -54,7 +55,6 @@ LOG_TABLES: tuple[str, ...] = ("executions", "interactions")
 # Generous: a waiting ingest should outwait a large one, not fail beside it.
 INGEST_LOCK_TIMEOUT_S = 3600.0
 _HINT_SAMPLE = 1000
-PROGRESS_EVERY = 1_000_000
 
 
 @dataclass
@@ -126,9 +126,12 @@ def ingest_files(
     fmt: str = "auto",
     default_retriever_id: str | None = None,
     options: ReadOptions | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressOutput | Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Stage every file (all-or-nothing on parse errors), then store new rows and new quarantine rows."""
+    """Stage every file (all-or-nothing on parse errors), then store new rows and new quarantine rows.
+
+    progress: records read, and the share of the input's bytes read (the record count is unknown
+    until the end), while the files are staged."""
     if table not in LOG_TABLES:
         raise InvalidInputError(f"table: {table!r} is not one of {', '.join(LOG_TABLES)}")
     if fmt not in FORMATS:
@@ -145,10 +148,7 @@ def ingest_files(
         with gc_paused():
             staging = Staging(directory, table)
             try:
-                for index, source in enumerate(sources):
-                    _stage_file(
-                        staging, report, index, source, fmt, default_retriever_id, options, progress
-                    )
+                _stage_files(staging, report, sources, fmt, default_retriever_id, options, progress)
                 if report.rows_read == 0:
                     return report
                 with directory_lock(paths.logs_dir, timeout_s=INGEST_LOCK_TIMEOUT_S):
@@ -165,6 +165,28 @@ def ingest_files(
     return report
 
 
+def _stage_files(
+    staging: Staging,
+    report: IngestReport,
+    sources: list[Path],
+    fmt: str,
+    default_retriever_id: str | None,
+    options: ReadOptions | None,
+    progress: ProgressOutput | Callable[[str], None] | None,
+) -> None:
+    sizes = [_size(source) for source in sources]
+    output = ProgressOutput.of(progress)
+    with output.track(f"ingest {staging.table}", "records", None, sum(sizes)) as tracker:
+        for index, source in enumerate(sources):
+            start = sum(sizes[:index])
+            for count, position in _stage_file(
+                staging, report, index, source, fmt, default_retriever_id, options
+            ):
+                tracker.advance(count, bytes_done=None if position is None else start + position)
+            tracker.advance(0, bytes_done=start + sizes[index])
+        tracker.advance(0, detail="checking across rows and storing next")
+
+
 def _stage_file(
     staging: Staging,
     report: IngestReport,
@@ -173,11 +195,13 @@ def _stage_file(
     fmt: str,
     default_retriever_id: str | None,
     options: ReadOptions | None,
-    progress: Callable[[str], None] | None,
-) -> None:
+) -> Iterator[tuple[int, int | None]]:
+    """Stage one file batch by batch, yielding each batch's records and the bytes read so far
+    when the format tells (JSON Lines), for progress."""
     tally = _FileTally()
     for batch in iter_batches(source, staging.table, fmt, options):
         fast = 0
+        position = _position(batch)
         if isinstance(batch, LineBlock):
             fast, slow_lines = staging.fast_rows(batch, default_retriever_id)
             batch = line_records(source, slow_lines)
@@ -188,12 +212,32 @@ def _stage_file(
         tally.add(exact, fast + len(exact.drafts))
         before = report.rows_read
         _count(report, exact, fast)
-        if progress is not None and report.rows_read // PROGRESS_EVERY > before // PROGRESS_EVERY:
-            progress(f"{source}: {report.rows_read:,} records read")
+        yield report.rows_read - before, position
     if tally.records and not tally.drafts:
         refuse_misread_file(
             str(source), tally.records, tally.reasons, tally.raws, staging.table, fmt
         )
+
+
+def _size(source: Path) -> int:
+    """0 for a file that cannot be read: the reader then fails it naming the file."""
+    try:
+        return source.stat().st_size
+    except OSError:
+        return 0
+
+
+def _position(batch: LineBlock | RecordBatch) -> int | None:
+    """Bytes of the file read once this batch is: a block's end, or its last line's start."""
+    if isinstance(batch, LineBlock):
+        if batch.num_rows == 0:
+            return None
+        last = batch.lines.slice(batch.num_rows - 1)
+        text = last.column("line")[0].as_py()
+        return int(last.column("offset")[0].as_py()) + len(text.encode("utf-8"))
+    if batch.offsets:
+        return max(batch.offsets.values())
+    return None
 
 
 def _count(report: IngestReport, exact: ExactBatch, fast: int) -> None:

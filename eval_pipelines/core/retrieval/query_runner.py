@@ -96,7 +96,8 @@ class QueryRun:
 
 @dataclass(frozen=True)
 class ChunkDone:
-    """One chunk's outcome, for progress messages."""
+    """One chunk's outcome, for progress: done and total count the retriever's queries so far,
+    count this chunk's."""
 
     retriever_id: str
     done: int
@@ -104,6 +105,7 @@ class ChunkDone:
     failed: int
     late: int
     resumed: bool
+    count: int = 0
 
 
 def query_rows(query_ids: Sequence[str], stored: pa.Table) -> pa.Table:
@@ -300,7 +302,7 @@ def execute_queries(
         if finished is not None and finished.is_file():
             parts.append(pq.read_table(finished, schema=run.schema))
             if on_chunk:
-                on_chunk(ChunkDone(retriever.config.id, done, total, 0, 0, resumed=True))
+                on_chunk(ChunkDone(retriever.config.id, done, total, 0, 0, True, len(ids)))
             continue
         executions = search_before(
             retriever, run.query_inputs[start : start + run.chunk_size], run.depth, run.deadline
@@ -312,7 +314,7 @@ def execute_queries(
         parts.append(rows)
         if on_chunk:
             failed = sum(e.status != COMPLETED for e in executions)
-            on_chunk(ChunkDone(retriever.config.id, done, total, failed, late, resumed=False))
+            on_chunk(ChunkDone(retriever.config.id, done, total, failed, late, False, len(ids)))
         del executions, stored
         gc.collect(generation=1)
     return pa.concat_tables(parts) if parts else run.schema.empty_table()

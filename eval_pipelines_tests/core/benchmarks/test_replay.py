@@ -86,9 +86,11 @@ def test_replay_rows_match_the_engine_and_the_stored_executions(
     for retriever_id in ("base", "cand"):
         files = sorted(p.name for p in paths.retriever_executions_dir(retriever_id).iterdir())
         assert files == [f"benchmark-bench1-{chunk:04d}.parquet" for chunk in range(3)]
-    assert messages[2] == "base: replayed 5/5 sessions (0 failed in this chunk)"
-    assert messages[1] == "base: replayed 4/5 sessions (1 failed in this chunk)"
-    assert len(messages) == 6
+    assert messages[0] == "replay bench1: 0/10 replays (0%)"
+    assert messages[2].startswith("replay bench1: 4/10 replays (40%), 1 failed, now base (1/2), ")
+    assert messages[3].startswith("replay bench1: 5/10 replays (50%), 1 failed, now base (1/2), ")
+    assert messages[-1].startswith("replay bench1: 10/10 replays (100%), 2 failed, now cand (2/2)")
+    assert len(messages) == 8
 
 
 def test_replay_of_no_sessions_is_an_empty_table(tmp_path: Path) -> None:

@@ -142,7 +142,13 @@ def test_evaluation_and_replay_run_through_the_same_runner(
     runs = pipeline.run_queries(paths, "eval1", "remote", planned, messages.append)
     assert runs.schema == pipeline.RUNS_SCHEMA
     assert runs.column("query_id").to_pylist() == ["q0", "q1", "q2", "q4"]
-    assert messages == ["remote: ran 2/4 queries", "remote: ran 4/4 queries"]
+    assert [m.split(", ")[0] for m in messages] == [
+        "evaluate remote (eval1): 0/4 queries (0%)",
+        "evaluate remote (eval1): 2/4 queries (50%)",
+        "evaluate remote (eval1): 4/4 queries (100%)",
+        "evaluate remote (eval1): 4/4 queries (100%)",
+    ]
+    assert "done in" in messages[-1]
 
     sessions = pa.table(
         {
