@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from datetime import UTC, datetime
 
 import numpy as np
 
-from eval_pipelines.cli.output import format_table, progress
+from eval_pipelines.cli.output import format_table, progress, stderr_progress
 from eval_pipelines.core import demo
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
 from eval_pipelines.core.benchmarks.submit import new_benchmark_id
@@ -56,18 +55,17 @@ def build_world(paths: DataPaths, seed: int, small: bool) -> None:
         "data_dir": DataDirResource(path=str(paths.root)),
         "demo_world": DemoWorldResource(seed=seed, size="small" if small else "full"),
     }
-    for step, asset_def in enumerate(demo_assets, start=1):
-        started = time.perf_counter()
-        progress(f"[{step}/{len(demo_assets)}] {asset_def.key.to_user_string()} ...")
-        materialize(
-            demo_assets,
-            selection=[asset_def.key],
-            instance=instance,
-            resources=resources,
-            run_config=QUIET_RUN_CONFIG,
-            tags={"eval_pipelines/source": "cli demo"},
-        )
-        progress(f"      done in {time.perf_counter() - started:.1f} s")
+    with stderr_progress().track("demo world", "steps", len(demo_assets)) as tracker:
+        for asset_def in demo_assets:
+            materialize(
+                demo_assets,
+                selection=[asset_def.key],
+                instance=instance,
+                resources=resources,
+                run_config=QUIET_RUN_CONFIG,
+                tags={"eval_pipelines/source": "cli demo"},
+            )
+            tracker.advance(1, detail=f"{asset_def.key.to_user_string()} built")
 
 
 def tour(paths: DataPaths) -> list[list[object]]:
@@ -80,10 +78,16 @@ def tour(paths: DataPaths) -> list[list[object]]:
     query_inputs = [json.loads(q) for q in sample.column("query_input").to_pylist()]
     batch_id = "demo-tour-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     rows = []
-    with open_retrievers(paths, list(DEMO_RETRIEVERS)) as retrievers:
+    total = len(query_inputs) * len(DEMO_RETRIEVERS)
+    with (
+        stderr_progress().track("demo tour", "queries", total) as tracker,
+        open_retrievers(paths, list(DEMO_RETRIEVERS)) as retrievers,
+    ):
         for retriever_id, retriever in retrievers.items():
             executions = retriever.search_many(query_inputs)
             write_executions(paths, executions, batch_id=batch_id)
+            failed = sum(e.status != "completed" for e in executions)
+            tracker.advance(len(executions), failed=failed, detail=f"{retriever_id} done")
             latencies = np.array([e.total_time_ms for e in executions])
             completed = [e for e in executions if e.status == "completed"]
             rows.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from eval_pipelines.cli.output import print_json, progress
+from eval_pipelines.cli.output import print_json, progress, stderr_progress
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.ingest import LogParseError, ingest_files
 from eval_pipelines.core.logs.ubi import (
@@ -77,7 +77,7 @@ def run_ingest(args: argparse.Namespace, paths: DataPaths) -> int:
             fmt=args.format,
             default_retriever_id=args.retriever_id,
             options=options,
-            progress=progress,
+            progress=stderr_progress(),
         )
     except LogParseError as exc:
         raise InvalidInputError(f"{exc} (nothing was written)") from exc

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from eval_pipelines.core.progress import ProgressOutput, interval_from_env, lines_to
+
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_NO_VERDICT = 0, 1, 2, 3
 
 
@@ -28,6 +30,12 @@ def wants_json(args: Any) -> bool:
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def stderr_progress() -> ProgressOutput:
+    """Progress lines of long work on stderr (never stdout, which stays JSON or the summary), at
+    most one per EVAL_PIPELINES_PROGRESS_INTERVAL seconds."""
+    return ProgressOutput(lines_to(progress), interval_from_env(sys.stderr.isatty()))
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -2,12 +2,15 @@
 daemon; and `get`/`list` settling records whose run ended without writing its end.
 
 A run started here is tagged with this process, so when the process is killed or crashes, its
-run (which no daemon watches) can be marked failed instead of showing progress forever.
+run (which no daemon watches) can be marked failed instead of showing progress forever. Its steps'
+progress lines (replay, evaluation runs) reach this process's stderr through core.progress's echo,
+while Dagster's own console log stays at warnings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from dagster import DagsterInstance, materialize
@@ -15,6 +18,7 @@ from dagster import DagsterInstance, materialize
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.processes import this_process
+from eval_pipelines.core.progress import echoing_to, interval_from_env, lines_to
 from eval_pipelines.core.run_lock import AlreadyRunning, run_lock
 from eval_pipelines.instance import get_instance
 from eval_pipelines.kinds import RequestKind
@@ -39,16 +43,20 @@ def run_here(
     request: Any | None,
     instance: DagsterInstance | None = None,
     check: Callable[[DagsterInstance], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Under the request's run lock: check it may run (re-runs), accept it with its partition
-    (new requests, when given), materialize it here; the run writes its record.
+    (new requests, when given), materialize it here, its steps' progress lines to `progress`;
+    the run writes its record.
 
     The lock is held until the record is final, so a second rerun is refused instead of replaying
     everything again, and the request sensor never starts a run of a request running here.
     """
+    interval_from_env(terminal=True)  # a bad interval is refused before anything is accepted
     instance = instance or get_instance(paths)
     store = kind.store(paths)
-    with run_lock(store.folder(record_id), f"{kind.singular} {record_id}"):
+    echo = echoing_to(lines_to(progress)) if progress is not None else nullcontext()
+    with echo, run_lock(store.folder(record_id), f"{kind.singular} {record_id}"):
         if check is not None:
             check(instance)
         if request is not None:
@@ -86,7 +94,11 @@ def refresh_records(
 
 
 def rerun_here(
-    paths: DataPaths, kind: RequestKind, record_id: str, instance: DagsterInstance | None = None
+    paths: DataPaths,
+    kind: RequestKind,
+    record_id: str,
+    instance: DagsterInstance | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run an accepted, unfinished request's partition again here, with its stored request.
 
@@ -111,7 +123,7 @@ def rerun_here(
                 " replay again"
             )
 
-    return run_here(paths, kind, record_id, None, instance, may_run_again)
+    return run_here(paths, kind, record_id, None, instance, may_run_again, progress)
 
 
 def run_benchmark_here(
@@ -124,7 +136,7 @@ def run_benchmark_here(
     from eval_pipelines.kinds import BENCHMARKS
 
     progress(f"benchmark {benchmark_id}: running {len(request.retriever_ids)} pipelines here ...")
-    return run_here(paths, BENCHMARKS, benchmark_id, request, instance)
+    return run_here(paths, BENCHMARKS, benchmark_id, request, instance, progress=progress)
 
 
 def rerun_benchmark_here(
@@ -136,7 +148,7 @@ def rerun_benchmark_here(
     from eval_pipelines.kinds import BENCHMARKS
 
     progress(f"benchmark {benchmark_id}: running again here, resuming finished replay chunks ...")
-    return rerun_here(paths, BENCHMARKS, benchmark_id, instance)
+    return rerun_here(paths, BENCHMARKS, benchmark_id, instance, progress)
 
 
 def run_evaluation_here(
@@ -151,4 +163,4 @@ def run_evaluation_here(
     progress(
         f"evaluation {evaluation_id}: {request.retriever_id} on {request.dataset_name}, running here ..."
     )
-    return run_here(paths, EVALUATIONS, evaluation_id, request, instance)
+    return run_here(paths, EVALUATIONS, evaluation_id, request, instance, progress=progress)
