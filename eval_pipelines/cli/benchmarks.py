@@ -27,6 +27,7 @@ from eval_pipelines.core.benchmarks.submit import (
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.reports.summary import benchmark_summary
 
 STATUSES = [status.value for status in BENCHMARK_RECORDS.statuses]
 
@@ -74,6 +75,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     create.add_argument(
         "--wait", action="store_true", help="run in this process and print the final record"
+    )
+    create.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final record as JSON (the default when stdout is not a terminal)",
     )
     create.set_defaults(handler=run_create)
 
@@ -133,6 +139,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(exit 2) while the benchmark is still running, and once it has completed.",
     )
     rerun.add_argument("benchmark_id", metavar="BENCHMARK_ID")
+    rerun.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final record as JSON (the default when stdout is not a terminal)",
+    )
     rerun.set_defaults(handler=run_rerun)
 
     schema = verbs.add_parser(
@@ -301,7 +312,7 @@ def run_create(args: argparse.Namespace, paths: DataPaths) -> int:
     from eval_pipelines.cli.run_in_process import run_benchmark_here
 
     record = run_benchmark_here(paths, request, benchmark_id, progress)
-    return finish_record(record, has_verdict)
+    return finish_record(record, has_verdict, args, benchmark_summary)
 
 
 def run_plan(args: argparse.Namespace, paths: DataPaths) -> int:
@@ -326,7 +337,7 @@ def run_rerun(args: argparse.Namespace, paths: DataPaths) -> int:
 
     benchmark_id = validate_id(args.benchmark_id, "benchmark_id")
     record = rerun_benchmark_here(paths, benchmark_id, progress)
-    return finish_record(record, has_verdict)
+    return finish_record(record, has_verdict, args, benchmark_summary)
 
 
 def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
@@ -340,8 +351,6 @@ def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     if wants_json(args):
         print_json(record)
     else:
-        from eval_pipelines.core.reports.summary import benchmark_summary
-
         print(benchmark_summary(record))
     return 0
 

@@ -23,7 +23,7 @@ from eval_pipelines.core.evaluations.submit import (
     new_evaluation_id,
 )
 from eval_pipelines.core.paths import DataPaths, validate_id
-from eval_pipelines.core.reports.summary import evaluation_name
+from eval_pipelines.core.reports.summary import evaluation_name, evaluation_summary
 from eval_pipelines.core.trec_eval import trec_eval
 
 STATUSES = [status.value for status in EVALUATION_RECORDS.statuses]
@@ -76,6 +76,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--wait", action="store_true", help="run in this process and print the final record"
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final record as JSON (the default when stdout is not a terminal)",
     )
     run.set_defaults(handler=run_evaluation)
 
@@ -155,7 +160,7 @@ def run_evaluation(args: argparse.Namespace, paths: DataPaths) -> int:
     from eval_pipelines.cli.run_in_process import run_evaluation_here
 
     record = run_evaluation_here(paths, request, evaluation_id, progress)
-    return finish_record(record, has_verdict)
+    return finish_record(record, has_verdict, args, evaluation_summary)
 
 
 def _record(paths: DataPaths, evaluation_id: str) -> dict:
@@ -175,8 +180,6 @@ def run_get(args: argparse.Namespace, paths: DataPaths) -> int:
     if wants_json(args):
         print_json(record)
     else:
-        from eval_pipelines.core.reports.summary import evaluation_summary
-
         print(evaluation_summary(record))
     return 0
 

@@ -48,9 +48,18 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def finish_record(record: dict[str, Any], has_verdict: Callable[[dict[str, Any]], bool]) -> int:
-    """Print a final record (JSON on stdout, each warning on stderr); its exit code."""
-    print_json(record)
+def finish_record(
+    record: dict[str, Any],
+    has_verdict: Callable[[dict[str, Any]], bool],
+    args: Any,
+    summarize: Callable[[dict[str, Any]], str],
+) -> int:
+    """Print a final record (its summary on a terminal, JSON with --json or to a pipe; each warning
+    on stderr); its exit code."""
+    if wants_json(args):
+        print_json(record)
+    else:
+        print(summarize(record))
     for warning in record.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
     if record["status"] != "completed":

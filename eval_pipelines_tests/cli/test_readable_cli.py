@@ -276,3 +276,26 @@ def test_export_refuses_an_unknown_id_and_a_record_with_no_scores(
     refused = run_cli(data_dir, "evaluation", "export", evaluation_id, "--format", "csv")
     assert refused.returncode == 2
     assert f"evaluation_id: {evaluation_id} is pending, not completed" in refused.stderr
+
+
+def test_a_run_waited_for_on_a_terminal_ends_with_the_summary_get_prints(
+    demo_records: tuple[Path, dict, list[dict]],
+) -> None:
+    data_dir, _, _ = demo_records
+    ran = run_on_terminal(
+        data_dir,
+        "evaluation",
+        "run",
+        "demo_prod",
+        "--dataset",
+        "demo-judgments",
+        "--k",
+        "10",
+        "--wait",
+    )
+    assert ran.returncode == 0, ran.stderr
+    first = ran.stdout.splitlines()[0]
+    assert re.fullmatch(r"Evaluation 'demo_prod on demo-judgments' \(eval_\w+\): completed", first)
+    evaluation_id = first.split("(")[1].split(")")[0]
+    shown = run_on_terminal(data_dir, "evaluation", "get", evaluation_id)
+    assert ran.stdout == shown.stdout
