@@ -23,6 +23,7 @@ from eval_pipelines.assets.benchmarks import GROUP as BENCHMARK_GROUP
 from eval_pipelines.assets.benchmarks import benchmark_assets, benchmark_labels
 from eval_pipelines.assets.evaluations import GROUP as EVALUATION_GROUP
 from eval_pipelines.assets.evaluations import evaluation_assets, evaluation_labels
+from eval_pipelines.assets.reports import benchmark_report, evaluation_report
 from eval_pipelines.core.benchmarks import submit as benchmark_submit
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
 from eval_pipelines.core.evaluations import submit as evaluation_submit
@@ -94,7 +95,7 @@ BENCHMARKS = RequestKind(
     parse=parse_request,
     accept=benchmark_submit.accept_request,
     partitions=benchmark_partitions,
-    assets=benchmark_assets,
+    assets=[*benchmark_assets, benchmark_report],
     job=run_job(
         "run_benchmark", BENCHMARK_GROUP, "Sample, replay, score and compare one partition."
     ),
@@ -107,7 +108,7 @@ EVALUATIONS = RequestKind(
     parse=parse_evaluation_request,
     accept=evaluation_submit.accept_request,
     partitions=evaluation_partitions,
-    assets=evaluation_assets,
+    assets=[*evaluation_assets, evaluation_report],
     job=run_job("run_evaluation", EVALUATION_GROUP, "Run, score and summarize one partition."),
     labels=evaluation_labels,
 )

@@ -47,6 +47,7 @@ from eval_pipelines.core.logs import find_duplicate_ids
 from eval_pipelines.core.markdown import replays_table, results_table
 from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.records import with_record_id
+from eval_pipelines.core.reports.html.sources import REPORT_FILE
 from eval_pipelines.core.reports.verdict_table import VERDICT_COLUMNS, verdict_rows
 from eval_pipelines.core.retrieval.registry import load_retriever_registry
 from eval_pipelines.core.table_names import (
@@ -285,6 +286,7 @@ def benchmark_comparison(
         metadata={
             **benchmark_labels(request),
             "verdict_table": table_metadata(VERDICT_COLUMNS, verdict_rows(record)),
+            "report": MetadataValue.path(str(store.folder(benchmark_id) / REPORT_FILE)),
             "pipelines": MetadataValue.md(results_table(results)),
             "recommendation": comparison.get("recommendation") or "",
             "estimator": MetadataValue.json(comparison["estimator"]),

@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, str] = {
     "evaluation": "evaluations",
     "trec-eval": "evaluations",
     "click-model": "click_model",
+    "report": "report",
 }
 MAX_ERROR_LINE = 2000
 

@@ -141,7 +141,11 @@ def test_the_comparison_shows_every_candidates_verdict_row_as_a_typed_table(
     record = benchmark_store(world_copy).get(benchmark_id)
     assert record["status"] == "completed"
 
-    table = materialized_metadata(instance, "benchmark_comparison", benchmark_id)["verdict_table"]
+    comparison = materialized_metadata(instance, "benchmark_comparison", benchmark_id)
+    report = materialized_metadata(instance, "benchmark_report", benchmark_id)
+    assert comparison["report"].value == report["path"].value
+    assert Path(report["path"].value).read_text().startswith("<!DOCTYPE html>")
+    table = comparison["verdict_table"]
     assert table_columns(table) == [
         (c.name, DAGSTER_TYPES[c.type], c.description) for c in VERDICT_COLUMNS
     ]
