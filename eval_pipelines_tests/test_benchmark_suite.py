@@ -227,6 +227,7 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
         "derived_agreement",
         "trec_eval_files",
         "ingest",
+        "report",
     }
 
 

@@ -18,6 +18,7 @@ from perf import (
     ingest,
     replay_http,
     replay_in_process,
+    report,
     sampling,
     session_scoring,
     trec_eval_files,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     derived_agreement.NAME: derived_agreement.run,
     ingest.NAME: ingest.run,
     trec_eval_files.NAME: trec_eval_files.run,
+    report.NAME: report.run,
 }
 SCALES: tuple[str, ...] = ("tiny", "small", "full")
 
