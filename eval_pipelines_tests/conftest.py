@@ -11,6 +11,7 @@ from dagster import DagsterInstance
 
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths
+from eval_pipelines_tests.cli.conftest import CliResult, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,15 @@ def full_demo_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths
     paths = DataPaths(tmp_path_factory.mktemp("full-demo") / "data")
     summary = build_demo_world(paths)
     return paths, summary
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult]:
+    """A small demo world built once by `eval-pipelines demo --small`, and that run's output."""
+    data_dir = tmp_path_factory.mktemp("small-demo") / "data"
+    result = run_cli(data_dir, "demo", "--small")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return data_dir, result
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 CLI = Path(sys.executable).parent / "eval-pipelines"
 
 
@@ -24,12 +22,3 @@ def run_cli(data_dir: Path, *args: str, timeout: float = 300) -> CliResult:
         [str(CLI), *args], env=env, capture_output=True, text=True, timeout=timeout
     )
     return CliResult(result.returncode, result.stdout, result.stderr)
-
-
-@pytest.fixture(scope="session")
-def small_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult]:
-    """A small demo world built once by `eval-pipelines demo --small`, and that run's output."""
-    data_dir = tmp_path_factory.mktemp("small-demo") / "data"
-    result = run_cli(data_dir, "demo", "--small")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return data_dir, result
