@@ -37,6 +37,8 @@ from eval_pipelines.core.table_names import (
 
 DRILL_QUERIES = 10
 VERDICT_KEY = ("candidate_retriever_id", "metric", "k")
+# The headline: the tested row of each candidate, without the columns every tested row shares.
+TESTED_COLUMNS = tuple(c for c in VERDICT_COLUMNS if c.name not in ("metric", "k", "tested"))
 
 
 def _snapshot_of(paths: DataPaths, model_id: str | None) -> str | None:
@@ -213,8 +215,14 @@ def benchmark_page(paths: DataPaths, partition: Partition) -> Page:
             ],
         ),
     )
+    tested = [row for row in rows if row["tested"]]
     page.section(
-        "verdict", "Verdicts", data_table("verdict-table", VERDICT_COLUMNS, rows, VERDICT_KEY)
+        "verdict",
+        "Verdicts",
+        note("Each candidate is tested once, on NDCG@10: its verdict, interval and p-values."),
+        data_table("tested-table", TESTED_COLUMNS, tested, VERDICT_KEY),
+        note("Every metric at every k (the tested row included): the mean paired deltas."),
+        data_table("verdict-table", VERDICT_COLUMNS, rows, VERDICT_KEY),
     )
     scores = partition.table(SESSION_SCORES)
     deltas = {

@@ -18,7 +18,7 @@ from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.reports.html import benchmark_plots
 from eval_pipelines.core.reports.html.common import closing_sections, title_facts
 from eval_pipelines.core.reports.html.figures import draw
-from eval_pipelines.core.reports.html.page import Page, data_table, note, text
+from eval_pipelines.core.reports.html.page import Page, data_table, note, pivot_table, text
 from eval_pipelines.core.reports.html.rankings import pair, ranking_list
 from eval_pipelines.core.reports.html.sources import Partition
 from eval_pipelines.core.reports.verdict_table import EVALUATION_COLUMNS, evaluation_rows
@@ -252,8 +252,18 @@ def evaluation_page(paths: DataPaths, partition: Partition, baseline: Partition 
         ),
     )
     rows = evaluation_rows(record) + (evaluation_rows(baseline.record) if baseline else [])
+    shown = [partition] + ([baseline] if baseline else [])
+    glance = [
+        f"<h3>{text(source.record.get('retriever_id'))} ({text(source.record_id)})</h3>"
+        + pivot_table(evaluation_rows(source.record), "measure", "k", "value")
+        for source in shown
+    ]
     page.section(
-        "metrics", "Metrics", data_table("metrics-table", EVALUATION_COLUMNS, rows, METRICS_KEY)
+        "metrics",
+        "Metrics",
+        *glance,
+        note("The same values, one row each:"),
+        data_table("metrics-table", EVALUATION_COLUMNS, rows, METRICS_KEY),
     )
     scores = ndcg_at_10(partition)
     theirs = ndcg_at_10(baseline) if baseline else {}

@@ -70,6 +70,22 @@ def data_table(
     )
 
 
+def pivot_table(
+    rows: Sequence[dict[str, Any]], row_field: str, column_field: str, value_field: str
+) -> str:
+    """A long table read at a glance: one row per `row_field`, one column per `column_field`."""
+    row_names = list(dict.fromkeys(row[row_field] for row in rows))
+    column_names = sorted({row[column_field] for row in rows})
+    values = {(row[row_field], row[column_field]): row[value_field] for row in rows}
+    return simple_table(
+        [row_field, *(f"@{name}" for name in column_names)],
+        (
+            [name, *(shown_value(values.get((name, column)), "float") for column in column_names)]
+            for name in row_names
+        ),
+    )
+
+
 def simple_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     head = "".join(f"<th>{text(name)}</th>" for name in header)
     body = "".join(
