@@ -2,15 +2,18 @@
 """Set-up and entry points that need nothing but Python 3.11+ and pip.
 
 python3 tasks.py demo   # create .venv, install, build the demo world and run the demo
-python3 tasks.py test   # create .venv, install, lint and run the whole test suite
+python3 tasks.py test   # create .venv, install, make sure Chromium is there (the report tests open the
+                        # reports in it), lint and run the whole test suite
 python3 tasks.py ui     # create .venv, install, open the Dagster UI (dagster dev) on 127.0.0.1:3000
                         # (--port N for another port)
 python3 tasks.py bench  # also install the peers (ranx), then run the benchmark suite (args: see --help)
+python3 tasks.py screenshots  # the demo's benchmark and evaluation reports as PNGs under docs/screenshots/
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -40,7 +43,7 @@ def setup() -> None:
     if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
         return
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,scale]")
     STAMP.touch()
     BENCH_STAMP.unlink(missing_ok=True)
 
@@ -49,14 +52,83 @@ def setup_bench() -> None:
     """The peers the benchmark suite measures against (ranx), installed once beside the test set."""
     if BENCH_STAMP.exists():
         return
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,bench]")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,scale,bench]")
     BENCH_STAMP.touch()
 
 
+CHROMIUM_ENV = "EVAL_PIPELINES_CHROMIUM"
+CHROMIUM_MISSING_ENV = "EVAL_PIPELINES_CHROMIUM_MISSING"
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+APT_INSTALL = ("apt-get", "install", "-y", "--no-install-recommends", "chromium")
+
+
+def _apt(*command: str) -> str | None:
+    """Run one apt-get command, its output shown; None on success, else the reason it failed."""
+    print("+", " ".join(command), flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL)
+    except OSError as error:
+        return f"{command[0]} could not start: {error}"
+    return f"`{' '.join(command)}` exited {result.returncode}" if result.returncode else None
+
+
+def ensure_chromium() -> str | None:
+    """Chromium for the tests that open reports in a real browser, installed from Debian's packages
+    like any other dependency when missing and we may (root with apt-get). Returns why it is missing,
+    or None when it is there: the browser tests then skip with that reason instead of failing.
+    EVAL_PIPELINES_CHROMIUM names the executable to use, or `none` to install nothing and skip them."""
+    override = os.environ.get(CHROMIUM_ENV)
+    if override == "none":
+        return f"{CHROMIUM_ENV}=none: no browser, on request"
+    if override:
+        if Path(override).is_file():
+            print(f"chromium: {override} (from {CHROMIUM_ENV})", flush=True)
+            return None
+        return f"{CHROMIUM_ENV}={override} is not a file"
+    found = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    if found:
+        print(f"chromium: {found}", flush=True)
+        return None
+    if shutil.which("apt-get") is None:
+        return "chromium is not on PATH and there is no apt-get to install it"
+    if os.name != "posix" or os.geteuid() != 0:
+        return f"chromium is not on PATH; install it with `{' '.join(APT_INSTALL)}` as root"
+    print("chromium: not on PATH, installing Debian's chromium package", flush=True)
+    failure = _apt(*APT_INSTALL)
+    if failure:
+        print(f"chromium: {failure}; updating the package lists and trying once more", flush=True)
+        failure = _apt("apt-get", "update") or _apt(*APT_INSTALL)
+    found = shutil.which("chromium")
+    if failure or found is None:
+        return f"chromium could not be installed: {failure or 'apt-get put no chromium on PATH'}"
+    print(f"chromium: installed {found}", flush=True)
+    return None
+
+
+def browser_env() -> dict[str, str]:
+    """The environment for a command that needs Chromium, saying why it is missing when it is."""
+    env = dict(os.environ)
+    missing = ensure_chromium()
+    if missing:
+        print(f"chromium: {missing}; the browser tests will skip", flush=True)
+        env[CHROMIUM_MISSING_ENV] = missing
+    return env
+
+
 def test(args: list[str]) -> None:
+    env = browser_env()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
-    run(BIN / "python", "-m", "pytest", *args)
+    run(BIN / "python", "-m", "pytest", *args, env=env)
+
+
+def screenshots(args: list[str]) -> None:
+    """Screenshots of the demo's reports (eval_pipelines_tests/reports/screenshots.py) for the docs."""
+    env = browser_env()
+    if CHROMIUM_MISSING_ENV in env:
+        sys.exit(f"screenshots need Chromium: {env[CHROMIUM_MISSING_ENV]}")
+    run(BIN / "python", "-m", "eval_pipelines_tests.reports.screenshots", *args, env=env)
 
 
 def bench(args: list[str]) -> None:
@@ -109,7 +181,14 @@ def ui(args: list[str]) -> None:
     )
 
 
-COMMANDS = {"test": test, "demo": demo, "ui": ui, "bench": bench, "setup": lambda args: None}
+COMMANDS = {
+    "test": test,
+    "demo": demo,
+    "ui": ui,
+    "bench": bench,
+    "screenshots": screenshots,
+    "setup": lambda args: None,
+}
 
 
 def main() -> None:
