@@ -38,7 +38,13 @@ from eval_pipelines.core.table_names import (
 DRILL_QUERIES = 10
 VERDICT_KEY = ("candidate_retriever_id", "metric", "k")
 # The headline: the tested row of each candidate, without the columns every tested row shares.
-TESTED_COLUMNS = tuple(c for c in VERDICT_COLUMNS if c.name not in ("metric", "k", "tested"))
+# Read left to right: who, the verdict, the numbers behind it, and the reasons last (the widest).
+_TESTED_ORDER = (
+    "candidate_retriever_id", "verdict", "delta", "ci_low", "ci_high", "p_value", "p_value_holm",
+    "effect_size", "mde", "baseline_value", "candidate_value", "failure_rate", "latency_p50_ms",
+    "reasons",
+)  # fmt: skip
+TESTED_COLUMNS = tuple(next(c for c in VERDICT_COLUMNS if c.name == name) for name in _TESTED_ORDER)
 
 
 def _snapshot_of(paths: DataPaths, model_id: str | None) -> str | None:
@@ -281,7 +287,9 @@ def benchmark_page(paths: DataPaths, partition: Partition) -> Page:
         "Queries moved most",
         note(
             f"Per candidate, up to {DRILL_QUERIES} queries improved and degraded most by mean NDCG@10"
-            " delta (the estimator's column); interacted documents are highlighted."
+            " delta (the estimator's column); interacted documents are highlighted. Under the"
+            " counterfactual estimator a session's NDCG is position-corrected and can pass 1, so a"
+            " delta can pass 1 too."
         ),
         drill,
     )

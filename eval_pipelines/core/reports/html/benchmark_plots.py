@@ -148,7 +148,8 @@ def latency(latencies: Mapping[str, np.ndarray]) -> str | None:
         positive = values[values > 0]
         if positive.size and positive.max() > 20 * positive.min():
             axes.set_xscale("log")
-        axes.set_xlabel("latency per query, ms (box: quartiles, whiskers: 5th-95th percentile)")
+        axes.invert_yaxis()
+        axes.set_xlabel("latency per query, ms\n(box: quartiles, whiskers: 5th-95th percentile)")
 
     return draw("latency", plot, height_in=max(1.6, 0.45 * len(present) + 1))
 
@@ -176,8 +177,9 @@ def coverage(record: dict[str, Any]) -> str | None:
         axes.set_yticks(y)
         axes.set_yticklabels([name for name, _ in bars])
         axes.set_xlim(0, 1)
+        axes.invert_yaxis()
         axes.set_xlabel("share of the candidate's top 10 with logged evidence")
-        axes.legend(fontsize=7)
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
     return draw("coverage", plot, height_in=max(1.6, 0.5 * len(bars) + 1))
 

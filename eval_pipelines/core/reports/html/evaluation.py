@@ -95,7 +95,10 @@ def metrics_by_k(record: dict[str, Any], baseline: dict[str, Any] | None) -> str
             axes.plot(*zip(*points, strict=True), "o-", color=colour, label=measure)
             if measure in theirs:
                 axes.plot(*zip(*theirs[measure], strict=True), "s--", color=colour, alpha=0.6)
+        ks = sorted({k for points in mine.values() for k, _ in points})
         axes.set_xscale("log")
+        axes.set_xticks(ks, [str(k) for k in ks])
+        axes.minorticks_off()
         axes.set_xlabel("k")
         axes.set_ylabel("mean over queries")
         axes.legend(
