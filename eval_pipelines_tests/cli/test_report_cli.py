@@ -5,9 +5,7 @@ the in-process build, and exit 2 with nothing written for every id it cannot rep
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.reports.html.build import build_report
-from eval_pipelines_tests.cli.conftest import CLI, CliResult, run_cli
+from eval_pipelines_tests.cli.conftest import CliResult, run_cli, run_cli_at_once
 
 
 def _records(data_dir: Path, kind: str) -> dict[str, dict[str, Any]]:
@@ -84,24 +82,8 @@ def test_an_evaluation_report_against_a_baseline_goes_to_output(
 
 
 def _run_all(data_dir: Path, cases: dict[str, list[str]]) -> dict[str, CliResult]:
-    """`eval-pipelines report` for every case at once (each mostly waits on its imports)."""
-    env = {**os.environ, "EVAL_PIPELINES_DATA": str(data_dir)}
-    env.pop("DAGSTER_HOME", None)
-    running = {
-        name: subprocess.Popen(
-            [str(CLI), "report", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, args in cases.items()
-    }
-    results = {}
-    for name, process in running.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[name] = CliResult(process.returncode, stdout, stderr)
-    return results
+    """`eval-pipelines report` for every case at once."""
+    return run_cli_at_once(data_dir, {name: ["report", *args] for name, args in cases.items()})
 
 
 def _pending_benchmark(data_dir: Path) -> str:

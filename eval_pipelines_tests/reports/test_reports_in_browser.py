@@ -7,8 +7,6 @@ the demo's benchmark, an evaluation against a baseline evaluation, and one alone
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from eval_pipelines.core.reports.verdict_table import (
     verdict_rows,
 )
 from eval_pipelines_tests.browser import OpenedPage, ReportBrowser, report_browser  # noqa: F401
-from eval_pipelines_tests.cli.conftest import CLI, CliResult
+from eval_pipelines_tests.cli.conftest import CliResult, run_cli_at_once
 from eval_pipelines_tests.reports.page_reading import (
     DRILL_JS,
     SECTION_TEXT_JS,
@@ -100,25 +98,9 @@ def _candidates_with_history(data_dir: Path, record: dict[str, Any]) -> set[str]
     return {c for c in record["candidate_retriever_ids"] if counts.get(c, 0) >= 2}
 
 
-def _make_reports(data_dir: Path, jobs: dict[str, list[str]]) -> dict[str, CliResult]:
-    """Every `eval-pipelines report` at once (two cores: the runs mostly wait on imports)."""
-    env = {**os.environ, "EVAL_PIPELINES_DATA": str(data_dir)}
-    env.pop("DAGSTER_HOME", None)
-    running = {
-        name: subprocess.Popen(
-            [str(CLI), "report", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, args in jobs.items()
-    }
-    results = {}
-    for name, process in running.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[name] = CliResult(process.returncode, stdout, stderr)
-    return results
+def _make_reports(data_dir: Path, cases: dict[str, list[str]]) -> dict[str, CliResult]:
+    """`eval-pipelines report` for every case at once."""
+    return run_cli_at_once(data_dir, {name: ["report", *args] for name, args in cases.items()})
 
 
 @pytest.fixture(scope="module")
