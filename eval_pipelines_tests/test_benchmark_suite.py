@@ -174,6 +174,7 @@ def test_end_to_end_runs_benchmarks_through_dagster_and_splits_their_time(tmp_pa
         "benchmark_replays",
         "benchmark_session_scores",
         "benchmark_comparison",
+        "benchmark_report",
         end_to_end.OUTSIDE_STEPS,
     ]
     assert all(seconds > 0 for seconds in split.values())
