@@ -273,7 +273,8 @@ def open_retrievers(
 
         def pipeline(retriever_id: str) -> PipelineRetriever:
             if retriever_id not in pipelines:
-                config = configs[retriever_id]
+                # A local server's backend need not be among the ids opened.
+                config = configs.get(retriever_id) or registry.configs[retriever_id]
                 assert config.collection is not None
                 pipelines[retriever_id] = PipelineRetriever(
                     config, load_collection(paths, config.collection)
