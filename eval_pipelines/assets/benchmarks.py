@@ -4,13 +4,16 @@ Each step records its stage in the benchmark's record as it starts; the comparis
 completed record.
 """
 
+import warnings
 from functools import partial
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    BetaWarning,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -33,10 +36,11 @@ from eval_pipelines.core.benchmarks.health import (
     replay_coverage,
     replay_statuses,
 )
+from eval_pipelines.core.benchmarks.record import REPLAY_ENGINE
 from eval_pipelines.core.benchmarks.replay import (
     default_replay_deadline_s,
     discard_replay_chunks,
-    replay_sessions,
+    replay,
 )
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest
 from eval_pipelines.core.benchmarks.sampling import sample_sessions
@@ -60,10 +64,20 @@ from eval_pipelines.core.table_names import (
 )
 from eval_pipelines.partitions import benchmark_partitions
 from eval_pipelines.resources import DataDirResource
+from eval_pipelines.resources.replay_engine import ReplayEngineResource
 
 GROUP = "benchmark"
 # Every asset of the kind: one partition per request, in the kind's group.
 partition_asset = partial(asset, partitions_def=benchmark_partitions, group_name=GROUP)
+
+
+def with_replay_engine(**kwargs: Any) -> Any:
+    """partition_asset with ReplayEngineResource bound to the asset, not in definitions.py, so
+    every door that materializes with data_dir alone (--wait, rerun, tests) still replays, and a
+    run's config may set it (resources.replay_engine). Dagster calls resource_defs beta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return partition_asset(resource_defs={"replay_engine": ReplayEngineResource()}, **kwargs)
 
 
 def benchmark_labels(request: BenchmarkRequest) -> dict[str, str]:
@@ -146,7 +160,7 @@ def benchmark_sessions(
     )
 
 
-@partition_asset(
+@with_replay_engine(
     deps=[benchmark_sessions, retriever_configs, collections],
     description="Each session's query replayed through the baseline and every candidate.",
     check_specs=[
@@ -158,7 +172,9 @@ def benchmark_sessions(
     ],
 )
 def benchmark_replays(
-    context: AssetExecutionContext, data_dir: DataDirResource
+    context: AssetExecutionContext,
+    data_dir: DataDirResource,
+    replay_engine: ReplayEngineResource,
 ) -> MaterializeResult:
     with recorded_step(context, BENCHMARK_RECORDS, data_dir) as (paths, benchmark_id, store):
         request = load_request(paths, benchmark_id)
@@ -168,7 +184,7 @@ def benchmark_replays(
             sessions.num_rows, [configs[pid] for pid in request.retriever_ids]
         )
         chunks = paths.benchmark_replay_chunks_dir(benchmark_id)
-        replays = replay_sessions(
+        replayed = replay(
             paths,
             benchmark_id,
             sessions,
@@ -177,8 +193,10 @@ def benchmark_replays(
             ProgressOutput.to_log(context.log.info),
             resume_dir=chunks,
             deadline_s=deadline_s,
+            engine=replay_engine.choice(),
         )
-        store.write_table(benchmark_id, REPLAYS, replays)
+        replays = replayed.table
+        store.write_table(benchmark_id, REPLAYS, replays, facts={REPLAY_ENGINE: replayed.engine})
         # Chunks only serve to resume an unfinished replay: a later materialization replays afresh.
         discard_replay_chunks(chunks)
         data_dir.refresh_views()
@@ -187,6 +205,7 @@ def benchmark_replays(
             **benchmark_labels(request),
             "rows": replays.num_rows,
             "replay_deadline_s": deadline_s,
+            "replay_engine": MetadataValue.json(replayed.engine),
             "replays": MetadataValue.md(replays_table(replays)),
         },
         check_results=[
@@ -279,6 +298,7 @@ def benchmark_comparison(
             "sessions_sampled": sample["sampled"],
             "sessions_matched": sample["matched"],
             "warnings": sample["warnings"],
+            REPLAY_ENGINE: store.read_facts(benchmark_id, REPLAYS).get(REPLAY_ENGINE),
         }
         data_dir.refresh_views()
         record = BENCHMARK_RECORDS.completed(paths, benchmark_id, outcome, context.run.run_id)

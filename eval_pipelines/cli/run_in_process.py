@@ -19,6 +19,7 @@ from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.processes import this_process
 from eval_pipelines.core.progress import echoing_to, interval_from_env, lines_to
+from eval_pipelines.core.retrieval.engines import checked_engine_from_env
 from eval_pipelines.core.run_lock import AlreadyRunning, run_lock
 from eval_pipelines.instance import get_instance
 from eval_pipelines.kinds import RequestKind
@@ -135,6 +136,7 @@ def run_benchmark_here(
 ) -> dict[str, Any]:
     from eval_pipelines.kinds import BENCHMARKS
 
+    checked_engine_from_env()  # a bad replay engine or dead scheduler: refused, nothing accepted
     progress(f"benchmark {benchmark_id}: running {len(request.retriever_ids)} pipelines here ...")
     return run_here(paths, BENCHMARKS, benchmark_id, request, instance, progress=progress)
 
@@ -147,6 +149,7 @@ def rerun_benchmark_here(
 ) -> dict[str, Any]:
     from eval_pipelines.kinds import BENCHMARKS
 
+    checked_engine_from_env()
     progress(f"benchmark {benchmark_id}: running again here, resuming finished replay chunks ...")
     return rerun_here(paths, BENCHMARKS, benchmark_id, instance, progress)
 

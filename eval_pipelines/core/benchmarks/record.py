@@ -31,6 +31,15 @@ def statistics_settings(settings: InferenceSettings, query_key: str) -> dict[str
     }
 
 
+REPLAY_ENGINE = "replay_engine"
+
+
+def replay_engine_setting(engine: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the replay ran, as settings.replay_engine; nothing for replays stored before it was
+    kept (their record stays as it was)."""
+    return {} if engine is None else {REPLAY_ENGINE: engine}
+
+
 PROGRESS_STATUSES = (
     Status.PENDING,
     Status.BUILDING_SESSIONS,
@@ -88,7 +97,8 @@ def completed_record(
     started_at: str | None,
     completed_at: str,
 ) -> dict[str, Any]:
-    """outcome: the benchmark_comparison asset's output (results, comparison, sampling facts)."""
+    """outcome: the benchmark_comparison asset's output (results, comparison, sampling facts, and
+    where the replay ran)."""
     results = outcome["results"]
     comparison = outcome["comparison"]
     return {
@@ -100,7 +110,11 @@ def completed_record(
         "started_at": record["started_at"] or started_at or completed_at,
         "completed_at": completed_at,
         "error_message": None,
-        "settings": {**record["settings"], "sessions_matched": outcome["sessions_matched"]},
+        "settings": {
+            **record["settings"],
+            "sessions_matched": outcome["sessions_matched"],
+            **replay_engine_setting(outcome.get(REPLAY_ENGINE)),
+        },
         "warnings": [
             *outcome["warnings"],
             *_statistics_warnings(results, comparison, outcome["sessions_sampled"]),

@@ -13,8 +13,10 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -22,6 +24,8 @@ from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.progress import Progress, ProgressOutput
 from eval_pipelines.core.retrieval.config import RetrieverConfig
+from eval_pipelines.core.retrieval.dask_engine import run_on_dask
+from eval_pipelines.core.retrieval.engines import LOCAL_ENGINE, ReplayEngine
 from eval_pipelines.core.retrieval.execution import Execution, Retriever
 from eval_pipelines.core.retrieval.execution_store import executions_table
 from eval_pipelines.core.retrieval.query_runner import (
@@ -37,18 +41,20 @@ from eval_pipelines.core.retrieval.query_runner import (
     worst_call_s,
 )
 from eval_pipelines.core.retrieval.query_runner import chunk_file as _chunk_file
-from eval_pipelines.core.retrieval.registry import open_retrievers
+from eval_pipelines.core.retrieval.registry import load_retriever_registry, open_retrievers
 
 __all__ = [
     "CHUNK_SIZE",
     "CHUNK_SIZE_ENV",
     "ERROR_DEADLINE",
     "REPLAYS_SCHEMA",
+    "Replayed",
     "chunk_file",
     "chunk_size",
     "default_replay_deadline_s",
     "discard_replay_chunks",
     "ranking_inputs",
+    "replay",
     "replay_rows",
     "replay_sessions",
     "worst_call_s",
@@ -154,7 +160,7 @@ def discard_replay_chunks(resume_dir: Path) -> None:
 
 
 def _chunk_reporter(
-    tracker: Progress, deadline: Deadline, retriever_ids: list[str]
+    tracker: Progress, deadline_s: float, retriever_ids: list[str]
 ) -> Callable[[ChunkDone], None]:
     """Each chunk into the step's one tracker, naming the retriever at work and the calls the
     deadline stopped so far."""
@@ -166,10 +172,94 @@ def _chunk_reporter(
         position = f"{retriever_ids.index(chunk.retriever_id) + 1}/{len(retriever_ids)}"
         detail = f"now {chunk.retriever_id} ({position})"
         if late:
-            detail += f", {late:,} past the {deadline.seconds:g} s deadline"
+            detail += f", {late:,} past the {deadline_s:g} s deadline"
         tracker.advance(chunk.count, failed=chunk.failed, resumed=chunk.resumed, detail=detail)
 
     return report
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A replay's rows, and where it ran (the record's settings.replay_engine)."""
+
+    table: pa.Table
+    engine: dict[str, Any]
+
+
+def replay(
+    paths: DataPaths,
+    benchmark_id: str,
+    sessions: pa.Table,
+    retriever_ids: Sequence[str],
+    depth: int,
+    progress: ProgressOutput | Callable[[str], None] | None = None,
+    *,
+    resume_dir: Path | None = None,
+    deadline_s: float | None = None,
+    engine: ReplayEngine = LOCAL_ENGINE,
+) -> Replayed:
+    """Every (session, retriever) replay as one row of REPLAYS_SCHEMA, sessions in sample order.
+
+    progress: one progress line for the whole step (every retriever's replays, the current one
+    named); chunks resumed from an earlier run count as done at once and are said as resumed.
+    resume_dir: where finished chunks are kept and, on a re-run, loaded (None keeps none).
+    deadline_s: the whole replay's deadline (default: default_replay_deadline_s). A chunk with
+    deadline failures is not kept, so a re-run calls those sessions again.
+    engine: where the chunks run; a Dask engine's rows equal the local engine's.
+    """
+    session_execution_ids = sessions.column("execution_id").to_pylist()
+    query_inputs = [json.loads(q) for q in sessions.column("query_input").to_pylist()]
+    configs = load_retriever_registry(paths).require(list(retriever_ids))
+    if deadline_s is None:
+        deadline_s = default_replay_deadline_s(
+            len(query_inputs), [configs[r] for r in retriever_ids]
+        )
+    run = QueryRun(
+        owner_id=benchmark_id,
+        batch_prefix=f"benchmark-{benchmark_id}",
+        query_ids=session_execution_ids,
+        query_inputs=query_inputs,
+        chunk_size=chunk_size(),
+        depth=depth,
+        resume_dir=resume_dir,
+        schema=REPLAYS_SCHEMA,
+        project=partial(replay_table, benchmark_id),
+    )
+    output = ProgressOutput.of(progress)
+    if engine.is_local:
+        table = _replay_here(paths, run, retriever_ids, deadline_s, output)
+        return Replayed(table, engine.describe())
+    total = len(query_inputs) * len(retriever_ids)
+    with output.track(f"replay {benchmark_id}", "replays", total) as tracker:
+        report = _chunk_reporter(tracker, deadline_s, list(retriever_ids))
+        run = replace(run, deadline=Deadline.after(deadline_s))
+        fanned = run_on_dask(paths, run, {r: configs[r] for r in retriever_ids}, engine, report)
+    parts = [fanned.tables[r] for r in retriever_ids]
+    table = pa.concat_tables(parts) if parts else REPLAYS_SCHEMA.empty_table()
+    return Replayed(table, fanned.engine)
+
+
+def _replay_here(
+    paths: DataPaths,
+    run: QueryRun,
+    retriever_ids: Sequence[str],
+    deadline_s: float,
+    output: ProgressOutput,
+) -> pa.Table:
+    """The local engine: retrievers opened in this process (the deadline starts once they are),
+    chunks stored on a writer thread."""
+    parts: list[pa.Table] = []
+    total = len(run.query_ids) * len(retriever_ids)
+    with (
+        open_retrievers(paths, list(retriever_ids)) as retrievers,
+        ChunkWriter(paths) as writer,
+    ):
+        run = replace(run, deadline=Deadline.after(deadline_s))
+        with output.track(f"replay {run.owner_id}", "replays", total) as tracker:
+            report = _chunk_reporter(tracker, deadline_s, list(retriever_ids))
+            for retriever_id in retriever_ids:
+                parts.append(execute_queries(retrievers[retriever_id], run, writer, report))
+    return pa.concat_tables(parts) if parts else REPLAYS_SCHEMA.empty_table()
 
 
 def replay_sessions(
@@ -182,45 +272,17 @@ def replay_sessions(
     *,
     resume_dir: Path | None = None,
     deadline_s: float | None = None,
+    engine: ReplayEngine = LOCAL_ENGINE,
 ) -> pa.Table:
-    """Every (session, retriever) replay as one row of REPLAYS_SCHEMA, sessions in sample order.
-
-    progress: one progress line for the whole step (every retriever's replays, the current one
-    named); chunks resumed from an earlier run count as done at once and are said as resumed.
-    resume_dir: where finished chunks are kept and, on a re-run, loaded (None keeps none).
-    deadline_s: the whole replay's deadline (default: default_replay_deadline_s). A chunk with
-    deadline failures is not kept, so a re-run calls those sessions again.
-    """
-    session_execution_ids = sessions.column("execution_id").to_pylist()
-    query_inputs = [json.loads(q) for q in sessions.column("query_input").to_pylist()]
-    size = chunk_size()
-    parts: list[pa.Table] = []
-    with (
-        open_retrievers(paths, list(retriever_ids)) as retrievers,
-        ChunkWriter(paths) as writer,
-    ):
-        if deadline_s is None:
-            configs = [retrievers[r].config for r in retriever_ids]
-            deadline_s = default_replay_deadline_s(len(query_inputs), configs)
-        deadline = Deadline.after(deadline_s)
-        run = QueryRun(
-            owner_id=benchmark_id,
-            batch_prefix=f"benchmark-{benchmark_id}",
-            query_ids=session_execution_ids,
-            query_inputs=query_inputs,
-            chunk_size=size,
-            depth=depth,
-            deadline=deadline,
-            resume_dir=resume_dir,
-            schema=REPLAYS_SCHEMA,
-            project=partial(replay_table, benchmark_id),
-        )
-
-        total = len(query_inputs) * len(retriever_ids)
-        with ProgressOutput.of(progress).track(
-            f"replay {benchmark_id}", "replays", total
-        ) as tracker:
-            report = _chunk_reporter(tracker, deadline, list(retriever_ids))
-            for retriever_id in retriever_ids:
-                parts.append(execute_queries(retrievers[retriever_id], run, writer, report))
-    return pa.concat_tables(parts) if parts else REPLAYS_SCHEMA.empty_table()
+    """replay's rows alone, for callers that do not record where it ran."""
+    return replay(
+        paths,
+        benchmark_id,
+        sessions,
+        retriever_ids,
+        depth,
+        progress,
+        resume_dir=resume_dir,
+        deadline_s=deadline_s,
+        engine=engine,
+    ).table

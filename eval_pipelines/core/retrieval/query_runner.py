@@ -206,13 +206,24 @@ def search_before(
     return executions
 
 
-def _store_chunk(
+def store_chunk(
     paths: DataPaths, stored: pa.Table, batch_id: str, rows: pa.Table, finished: Path | None
 ) -> None:
-    """The executions first, so a kept chunk never names an execution that was not stored."""
+    """The one way a chunk is written to the data root (read back by load_chunk): the seam an
+    object-store root would replace.
+
+    The executions first, so a kept chunk never names an execution that was not stored. Both names
+    depend only on the chunk, and each write replaces its file whole, so a chunk run twice (a
+    worker lost after writing) leaves one batch and one chunk file, never two.
+    """
     write_executions_table(paths, stored, batch_id)
     if finished is not None:
         write_parquet_atomic(rows, finished)
+
+
+def load_chunk(finished: Path, schema: pa.Schema) -> pa.Table:
+    """A finished chunk's rows, as store_chunk kept them."""
+    return pq.read_table(finished, schema=schema)
 
 
 class ChunkWriter:
@@ -256,34 +267,99 @@ class ChunkWriter:
         if self._pool is None:
             raise RuntimeError("ChunkWriter used outside its with block")
         self.wait()
-        self._last = self._pool.submit(_store_chunk, self.paths, stored, batch_id, rows, finished)
+        self._last = self._pool.submit(store_chunk, self.paths, stored, batch_id, rows, finished)
 
     def wait(self) -> None:
         if self._last is not None:
             self._last.result()
 
 
-def _chunk_files(run: QueryRun, retriever: Retriever) -> list[Path | None]:
-    """Each chunk's resume file (None without a resume directory); files no chunk uses are removed."""
-    if run.resume_dir is None:
-        return [None] * len(range(0, len(run.query_ids), run.chunk_size))
-    files = [
-        chunk_file(
-            run.resume_dir,
-            run.owner_id,
-            retriever,
-            run.depth,
-            chunk,
+@dataclass(frozen=True)
+class Chunk:
+    """One resume unit of a run: its index and its slice of the queries."""
+
+    index: int
+    query_ids: Sequence[str]
+    query_inputs: Sequence[Any]
+
+    @property
+    def batch_suffix(self) -> str:
+        return f"{self.index:04d}"
+
+
+def run_chunks(run: QueryRun) -> list[Chunk]:
+    """The run's queries cut into chunks of run.chunk_size, in query order."""
+    return [
+        Chunk(
+            index,
             run.query_ids[start : start + run.chunk_size],
-            run.schema,
+            run.query_inputs[start : start + run.chunk_size],
         )
-        for chunk, start in enumerate(range(0, len(run.query_ids), run.chunk_size))
+        for index, start in enumerate(range(0, len(run.query_ids), run.chunk_size))
     ]
-    wanted = set(files)
-    for file in parquet_files(run.resume_dir / retriever.config.id):
+
+
+def chunk_path(run: QueryRun, retriever: Retriever, chunk: Chunk) -> Path | None:
+    """Where the chunk's rows are kept (None without a resume directory)."""
+    if run.resume_dir is None:
+        return None
+    return chunk_file(
+        run.resume_dir,
+        run.owner_id,
+        retriever,
+        run.depth,
+        chunk.index,
+        chunk.query_ids,
+        run.schema,
+    )
+
+
+def remove_unused_chunks(directory: Path, wanted: set[Path]) -> None:
+    """Chunk files of another run's queries or retriever definition would never be read again."""
+    for file in parquet_files(directory):
         if file not in wanted:
             file.unlink(missing_ok=True)
-    return list(files)
+
+
+def _chunk_files(run: QueryRun, retriever: Retriever, chunks: list[Chunk]) -> list[Path | None]:
+    """Each chunk's resume file (None without a resume directory); files no chunk uses are removed."""
+    files = [chunk_path(run, retriever, chunk) for chunk in chunks]
+    if run.resume_dir is not None:
+        remove_unused_chunks(
+            run.resume_dir / retriever.config.id, {f for f in files if f is not None}
+        )
+    return files
+
+
+StoreChunk = Callable[[pa.Table, str, pa.Table, Path | None], None]
+
+
+@dataclass(frozen=True)
+class ChunkRun:
+    """A chunk just run: its rows, its failures, and the calls the deadline stopped."""
+
+    rows: pa.Table
+    failed: int
+    late: int
+
+
+def run_chunk(
+    retriever: Retriever,
+    run: QueryRun,
+    chunk: Chunk,
+    store: StoreChunk,
+    finished: Path | None,
+) -> ChunkRun:
+    """The chunk's queries through the retriever, handed to store (kept at finished unless late)."""
+    executions = search_before(retriever, chunk.query_inputs, run.depth, run.deadline)
+    stored = executions_table(executions)
+    rows = run.project(query_rows(chunk.query_ids, stored))
+    late = sum(e.error_type == ERROR_DEADLINE for e in executions)
+    failed = sum(e.status != COMPLETED for e in executions)
+    store(stored, f"{run.batch_prefix}-{chunk.batch_suffix}", rows, None if late else finished)
+    del executions, stored
+    gc.collect(generation=1)
+    return ChunkRun(rows, failed, late)
 
 
 def execute_queries(
@@ -295,26 +371,19 @@ def execute_queries(
     """Every query through the retriever, as rows of run.schema in query order."""
     total = len(run.query_ids)
     parts: list[pa.Table] = []
-    for chunk, finished in enumerate(_chunk_files(run, retriever)):
-        start = chunk * run.chunk_size
-        ids = run.query_ids[start : start + run.chunk_size]
-        done = min(start + run.chunk_size, total)
+    chunks = run_chunks(run)
+    for chunk, finished in zip(chunks, _chunk_files(run, retriever, chunks), strict=True):
+        done = min((chunk.index + 1) * run.chunk_size, total)
+        count = len(chunk.query_ids)
         if finished is not None and finished.is_file():
-            parts.append(pq.read_table(finished, schema=run.schema))
+            parts.append(load_chunk(finished, run.schema))
             if on_chunk:
-                on_chunk(ChunkDone(retriever.config.id, done, total, 0, 0, True, len(ids)))
+                on_chunk(ChunkDone(retriever.config.id, done, total, 0, 0, True, count))
             continue
-        executions = search_before(
-            retriever, run.query_inputs[start : start + run.chunk_size], run.depth, run.deadline
-        )
-        stored = executions_table(executions)
-        rows = run.project(query_rows(ids, stored))
-        late = sum(e.error_type == ERROR_DEADLINE for e in executions)
-        writer.submit(stored, f"{run.batch_prefix}-{chunk:04d}", rows, None if late else finished)
-        parts.append(rows)
+        ran = run_chunk(retriever, run, chunk, writer.submit, finished)
+        parts.append(ran.rows)
         if on_chunk:
-            failed = sum(e.status != COMPLETED for e in executions)
-            on_chunk(ChunkDone(retriever.config.id, done, total, failed, late, False, len(ids)))
-        del executions, stored
-        gc.collect(generation=1)
+            on_chunk(
+                ChunkDone(retriever.config.id, done, total, ran.failed, ran.late, False, count)
+            )
     return pa.concat_tables(parts) if parts else run.schema.empty_table()
