@@ -22,6 +22,7 @@ from perf import (
     end_to_end,
     ground_truth,
     ingest,
+    replay_fanout,
     replay_http,
     replay_in_process,
     sampling,
@@ -141,6 +142,20 @@ def test_replay_http_completes_every_call_against_the_latency_server(tmp_path: P
     assert target.measured == pytest.approx(result.parameters["share_of_bound"])
 
 
+def test_replay_fanout_matches_the_local_engine_on_1_and_2_dask_workers(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "distributed", reason="dask distributed is not installed (the `scale` extra)"
+    )
+    result = replay_fanout.run("tiny", 1, tmp_path)
+    assert [c.name for c in result.contenders] == ["local", "dask 1 worker", "dask 2 workers"]
+    assert all(c.items == replay_fanout.SESSIONS["tiny"] for c in result.contenders)
+    assert result.checks["all_completed"] is True
+    assert result.checks["rows_equal_local"] is True
+    assert result.checks["dask 2 workers engine"]["tasks"] == 2 * 4
+    assert len(result.checks["dask 2 workers engine"]["workers"]) == 2
+    assert set(result.parameters["sessions_per_second"]) == {c.name for c in result.contenders}
+
+
 def test_replay_http_check_rejects_a_wrong_ranking(tmp_path: Path) -> None:
     paths = DataPaths(tmp_path / "data")
     sessions = replay_http.make_sessions(20, seed=3)
@@ -221,6 +236,7 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
         "sampling",
         "replay_in_process",
         "replay_http",
+        "replay_fanout",
         "end_to_end",
         "click_model",
         "counterfactual_scoring",
