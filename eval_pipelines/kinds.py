@@ -13,7 +13,10 @@ from dagster import (
     AssetSelection,
     DagsterInstance,
     DynamicPartitionsDefinition,
+    ExecutorDefinition,
     define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
@@ -26,6 +29,8 @@ from eval_pipelines.assets.evaluations import evaluation_assets, evaluation_labe
 from eval_pipelines.assets.reports import benchmark_report, evaluation_report
 from eval_pipelines.core.benchmarks import submit as benchmark_submit
 from eval_pipelines.core.benchmarks.request import BenchmarkRequest, parse_request
+from eval_pipelines.core.deployment import executor_from_env
+from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.evaluations import submit as evaluation_submit
 from eval_pipelines.core.evaluations.request import EvaluationRequest, parse_evaluation_request
 from eval_pipelines.core.paths import DataPaths
@@ -84,9 +89,42 @@ class RequestKind:
         return self.accept(paths, request, record_id)
 
 
+def run_executor() -> ExecutorDefinition | None:
+    """The run jobs' executor, named by EVAL_PIPELINES_EXECUTOR on every machine of a deployment;
+    None (unset) keeps Dagster's default. Celery reads its broker and backend URLs from the
+    environment when a run starts, so no URL is part of the job."""
+    choice = executor_from_env()
+    if choice.name is None:
+        return None
+    if choice.name == "in_process":
+        return in_process_executor
+    if choice.name == "multiprocess":
+        return multiprocess_executor
+    try:
+        if choice.name == "k8s":
+            from dagster_k8s import k8s_job_executor
+
+            return k8s_job_executor
+        from dagster_celery import celery_executor
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"EVAL_PIPELINES_EXECUTOR: {choice.name} needs {exc.name} (README: Deploying beyond"
+            " one machine)"
+        ) from exc
+    return celery_executor.configured(
+        {"broker": {"env": choice.broker_env}, "backend": {"env": choice.broker_env}},
+        name="celery",
+    )
+
+
 def run_job(name: str, group: str, description: str) -> UnresolvedAssetJobDefinition:
-    """The job that materializes a kind's assets (group) for one partition."""
-    return define_asset_job(name, selection=AssetSelection.groups(group), description=description)
+    """The job that materializes a kind's assets (group) for one partition, on run_executor()."""
+    return define_asset_job(
+        name,
+        selection=AssetSelection.groups(group),
+        description=description,
+        executor_def=run_executor(),
+    )
 
 
 BENCHMARKS = RequestKind(

@@ -27,6 +27,7 @@ COMMAND_MODULES: dict[str, str] = {
     "trec-eval": "evaluations",
     "click-model": "click_model",
     "report": "report",
+    "instance": "instance",
 }
 MAX_ERROR_LINE = 2000
 
