@@ -1,0 +1,266 @@
+"""Real Postgres and Redis servers for the deployment tests: loopback only, free ports, data under a
+temporary directory, bounded waits, always stopped. A test skips, saying why, when a server's
+binaries are missing (`python3 tasks.py test` installs Debian's postgresql and redis-server).
+
+Postgres refuses to run as root, so as root its commands run as the `postgres` user (`runuser`),
+with its data directory in a private temporary directory that user owns.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from eval_pipelines_tests.cli.conftest import CLI, CliResult
+from eval_pipelines_tests.conftest import free_port
+
+START_DEADLINE_S = 30
+POSTGRES_USER = "eval"
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running server: a database URL carries no password (it is `password`, for the env var)."""
+
+    port: int
+    password: str
+    bin_dir: Path
+    run_as: list[str]
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{POSTGRES_USER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh database, its URL returned."""
+        subprocess.run(
+            [
+                str(self.bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                POSTGRES_USER,
+                name,
+            ],
+            env={**os.environ, "PGPASSWORD": self.password},
+            check=True,
+            capture_output=True,
+            timeout=START_DEADLINE_S,
+        )
+        return self.url(name)
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(versions[-1]).parent if versions else None
+
+
+def _run_as() -> list[str]:
+    """Postgres will not run as root: as root, its commands run as the `postgres` user."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("runuser") is None:
+        pytest.skip("postgres: running as root without runuser to start Postgres as another user")
+    try:
+        import pwd
+
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("postgres: running as root and there is no `postgres` user to start it as")
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """initdb + pg_ctl start on 127.0.0.1:<free port> (scram passwords over TCP), stopped after."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("postgres: no pg_ctl on PATH or under /usr/lib/postgresql (apt: postgresql)")
+    run_as = _run_as()
+    root = Path(tempfile.mkdtemp(prefix="eval-pipelines-postgres-"))
+    if run_as:
+        shutil.chown(root, "postgres", "postgres")
+    data, password = root / "data", secrets.token_hex(12)
+    pwfile = root / "pwfile"
+    pwfile.write_text(password)
+    if run_as:
+        shutil.chown(pwfile, "postgres", "postgres")
+    port = free_port()
+    quiet = {"capture_output": True, "text": True, "timeout": START_DEADLINE_S * 2}
+    try:
+        subprocess.run(
+            [
+                *run_as,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                POSTGRES_USER,
+                "-E",
+                "UTF8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+            ],
+            check=True,
+            **quiet,
+        )
+        options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off"
+        subprocess.run(
+            [
+                *run_as,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                str(START_DEADLINE_S),
+                "start",
+            ],
+            check=True,
+            **quiet,
+        )
+        try:
+            yield Postgres(port, password, bin_dir, run_as)
+        finally:
+            subprocess.run(
+                [
+                    *run_as,
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-t",
+                    str(START_DEADLINE_S),
+                    "stop",
+                ],
+                **quiet,
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Redis:
+    port: int
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[Redis]:
+    """redis-server on 127.0.0.1:<free port>, nothing persisted, stopped after."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis: no redis-server on PATH (apt: redis-server)")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while not _answers_ping(port):
+            assert process.poll() is None, "redis-server exited while starting"
+            assert time.monotonic() < deadline, (
+                f"redis-server did not answer in {START_DEADLINE_S} s"
+            )
+            time.sleep(0.1)
+        yield Redis(port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+VARYING_KEYS = {
+    "run_id",
+    "benchmark_id",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "latency",
+    "latency_delta_ms",
+}
+
+
+def comparable(record: object) -> object:
+    """A record without what differs between two runs of the same request on any deployment: ids,
+    timestamps and latencies (also inside the recommendation sentence)."""
+    if isinstance(record, dict):
+        return {
+            key: value.split(", latency")[0] if key == "recommendation" else comparable(value)
+            for key, value in record.items()
+            if key not in VARYING_KEYS
+        }
+    if isinstance(record, list):
+        return [comparable(value) for value in record]
+    return record
+
+
+def run_cli_env(data_dir: Path, env: dict[str, str], *args: str, timeout: float = 180) -> CliResult:
+    """The real console script with extra environment (DAGSTER_HOME, passwords, executor)."""
+    full = {**os.environ, "EVAL_PIPELINES_DATA": str(data_dir), **env}
+    full["PATH"] = f"{CLI.parent}{os.pathsep}{full.get('PATH', '')}"
+    result = subprocess.run(
+        [str(CLI), *args], env=full, capture_output=True, text=True, timeout=timeout
+    )
+    return CliResult(result.returncode, result.stdout, result.stderr)
+
+
+def configure_instance(data_dir: Path, env: dict[str, str], *flags: str) -> None:
+    """`instance config FLAGS`, then `instance migrate`: a deployment's instance set up once."""
+    for args in (("instance", "config", *flags), ("instance", "migrate")):
+        result = run_cli_env(data_dir, env, *args)
+        assert result.returncode == 0, f"{args[:2]}: {result.stderr[-3000:]}"
