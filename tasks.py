@@ -12,11 +12,13 @@ python3 tasks.py screenshots  # the demo's benchmark and evaluation reports as P
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -43,7 +45,7 @@ def setup() -> None:
     if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
         return
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,scale]")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,scale,k8s]")
     STAMP.touch()
     BENCH_STAMP.unlink(missing_ok=True)
 
@@ -52,14 +54,14 @@ def setup_bench() -> None:
     """The peers the benchmark suite measures against (ranx), installed once beside the test set."""
     if BENCH_STAMP.exists():
         return
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,scale,bench]")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,scale,k8s,bench]")
     BENCH_STAMP.touch()
 
 
 CHROMIUM_ENV = "EVAL_PIPELINES_CHROMIUM"
 CHROMIUM_MISSING_ENV = "EVAL_PIPELINES_CHROMIUM_MISSING"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
-APT_INSTALL = ("apt-get", "install", "-y", "--no-install-recommends", "chromium")
+APT_INSTALL = ("apt-get", "install", "-y", "--no-install-recommends")
 
 
 def _apt(*command: str) -> str | None:
@@ -73,10 +75,35 @@ def _apt(*command: str) -> str | None:
     return f"`{' '.join(command)}` exited {result.returncode}" if result.returncode else None
 
 
+def ensure_debian_packages(
+    what: str, packages: tuple[str, ...], present: Callable[[], str | None]
+) -> str | None:
+    """Install Debian packages a test needs like any other dependency, when `present()` finds
+    nothing and we may (root with apt-get). None once present, else why not: the tests that need
+    them skip with that reason instead of failing."""
+    found = present()
+    if found:
+        print(f"{what}: {found}", flush=True)
+        return None
+    command = (*APT_INSTALL, *packages)
+    if shutil.which("apt-get") is None:
+        return f"{what} is not on PATH and there is no apt-get to install it"
+    if os.name != "posix" or os.geteuid() != 0:
+        return f"{what} is not on PATH; install it with `{' '.join(command)}` as root"
+    print(f"{what}: not on PATH, installing Debian's {' '.join(packages)}", flush=True)
+    failure = _apt(*command)
+    if failure:
+        print(f"{what}: {failure}; updating the package lists and trying once more", flush=True)
+        failure = _apt("apt-get", "update") or _apt(*command)
+    found = present()
+    if failure or found is None:
+        return f"{what} could not be installed: {failure or 'apt-get put nothing usable on PATH'}"
+    print(f"{what}: installed {found}", flush=True)
+    return None
+
+
 def ensure_chromium() -> str | None:
-    """Chromium for the tests that open reports in a real browser, installed from Debian's packages
-    like any other dependency when missing and we may (root with apt-get). Returns why it is missing,
-    or None when it is there: the browser tests then skip with that reason instead of failing.
+    """Chromium for the tests that open reports in a real browser (Debian's package).
     EVAL_PIPELINES_CHROMIUM names the executable to use, or `none` to install nothing and skip them."""
     override = os.environ.get(CHROMIUM_ENV)
     if override == "none":
@@ -86,24 +113,29 @@ def ensure_chromium() -> str | None:
             print(f"chromium: {override} (from {CHROMIUM_ENV})", flush=True)
             return None
         return f"{CHROMIUM_ENV}={override} is not a file"
-    found = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
-    if found:
-        print(f"chromium: {found}", flush=True)
-        return None
-    if shutil.which("apt-get") is None:
-        return "chromium is not on PATH and there is no apt-get to install it"
-    if os.name != "posix" or os.geteuid() != 0:
-        return f"chromium is not on PATH; install it with `{' '.join(APT_INSTALL)}` as root"
-    print("chromium: not on PATH, installing Debian's chromium package", flush=True)
-    failure = _apt(*APT_INSTALL)
-    if failure:
-        print(f"chromium: {failure}; updating the package lists and trying once more", flush=True)
-        failure = _apt("apt-get", "update") or _apt(*APT_INSTALL)
-    found = shutil.which("chromium")
-    if failure or found is None:
-        return f"chromium could not be installed: {failure or 'apt-get put no chromium on PATH'}"
-    print(f"chromium: installed {found}", flush=True)
-    return None
+    return ensure_debian_packages(
+        "chromium",
+        ("chromium",),
+        lambda: next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None),
+    )
+
+
+def _services_present() -> str | None:
+    """Postgres (pg_ctl, off PATH under /usr/lib/postgresql on Debian) and redis-server, or None."""
+    pg_ctl = shutil.which("pg_ctl") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))), None
+    )
+    redis = shutil.which("redis-server")
+    return f"{pg_ctl}, {redis}" if pg_ctl and redis else None
+
+
+def ensure_services() -> None:
+    """Postgres and Redis for the deployment tests (services.py starts them on 127.0.0.1)."""
+    missing = ensure_debian_packages(
+        "postgres and redis", ("postgresql", "redis-server"), _services_present
+    )
+    if missing:
+        print(f"postgres and redis: {missing}; the deployment tests will skip", flush=True)
 
 
 def browser_env() -> dict[str, str]:
@@ -118,6 +150,7 @@ def browser_env() -> dict[str, str]:
 
 def test(args: list[str]) -> None:
     env = browser_env()
+    ensure_services()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "python", "-m", "pytest", *args, env=env)
