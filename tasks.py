@@ -58,6 +58,7 @@ def setup_bench() -> None:
     BENCH_STAMP.touch()
 
 
+PARALLEL = ["-n", "2", "--dist", "loadfile"]
 CHROMIUM_ENV = "EVAL_PIPELINES_CHROMIUM"
 CHROMIUM_MISSING_ENV = "EVAL_PIPELINES_CHROMIUM_MISSING"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
@@ -153,7 +154,10 @@ def test(args: list[str]) -> None:
     ensure_services()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
-    run(BIN / "python", "-m", "pytest", *args, env=env)
+    # Two workers, one test file each at a time (module fixtures stay in one process): most tests
+    # wait on subprocesses and servers, so this halves the suite's time on CI's 2 cores.
+    parallel = [] if any(a.startswith("-n") for a in args) else PARALLEL
+    run(BIN / "python", "-m", "pytest", *parallel, *args, env=env)
 
 
 def screenshots(args: list[str]) -> None:
