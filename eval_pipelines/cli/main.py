@@ -8,11 +8,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from eval_pipelines.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPaths, local_data_root
 
 # Each verb's module under eval_pipelines.cli, in help order. Only the module of the verb asked is
 # imported (the others pull in scipy, Dagster, bm25s: about a second a call); --help imports them all.
@@ -61,7 +60,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        type=Path,
         help="data directory (default: $EVAL_PIPELINES_DATA, else data/ in the project root)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,8 +73,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    paths = DataPaths(args.data_dir.resolve()) if args.data_dir else DataPaths.from_env()
     try:
+        paths = (
+            DataPaths(local_data_root(args.data_dir, "--data-dir"))
+            if args.data_dir
+            else DataPaths.from_env()
+        )
         return int(args.handler(args, paths) or EXIT_OK)
     except InvalidInputError as exc:
         print(bounded(f"error: {exc}"), file=sys.stderr)

@@ -49,9 +49,23 @@ def validate_id(value: object, field: str) -> str:
     return value
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def local_data_root(value: str, source: str) -> Path:
+    """A data root as a local (or shared file-system) path. A URL such as s3://bucket/prefix would
+    otherwise become a local folder named 's3:' and everything would be written there silently."""
+    if _URL.match(value):
+        raise InvalidInputError(
+            f"{source}: {shown(value)} is a URL; data roots on object storage are not supported yet"
+            " (README: Deploying beyond one machine): give a local or shared file-system path"
+        )
+    return Path(value).expanduser().resolve()
+
+
 def default_data_dir() -> Path:
     configured = os.environ.get(DATA_ENV_VAR)
-    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+    return local_data_root(configured, DATA_ENV_VAR) if configured else PROJECT_ROOT / "data"
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dagster import ConfigurableResource, get_dagster_logger
 
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPaths, local_data_root
 from eval_pipelines.core.warehouse import refresh_views
 
 
@@ -17,7 +15,11 @@ class DataDirResource(ConfigurableResource):
 
     @property
     def paths(self) -> DataPaths:
-        return DataPaths(Path(self.path).resolve()) if self.path else DataPaths.from_env()
+        return (
+            DataPaths(local_data_root(self.path, "data_dir.path"))
+            if self.path
+            else DataPaths.from_env()
+        )
 
     def refresh_views(self) -> list[str]:
         """Unreadable files are reported in the run's event log, and the rest is built."""
