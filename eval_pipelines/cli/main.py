@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -95,5 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def run() -> None:
+    """The console script: main, then an exit that skips interpreter finalization. Every output is
+    written and flushed by then; finalization only tears down native thread pools (DuckDB's, Arrow's),
+    and that teardown aborted a finished command now and then ('terminate called without an active
+    exception', exit -6) when the machine was busy."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
