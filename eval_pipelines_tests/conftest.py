@@ -1,17 +1,25 @@
 """Fixtures shared across test packages."""
 
+from __future__ import annotations
+
+import itertools
+import os
 import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 from dagster import DagsterInstance
 
 from eval_pipelines.core.demo import DemoScale, build_demo_world
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
+
+if TYPE_CHECKING:
+    from eval_pipelines_tests.services import S3
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +96,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3]:
+    """One local S3 server (moto, loopback) per test process; each test takes its own bucket."""
+    from eval_pipelines_tests.services import s3_server  # services imports free_port from here
+
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_root(
+    s3_service: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
+    """A fresh bucket's prefix as EVAL_PIPELINES_DATA, with the AWS variables that reach the server
+    set for this process and its children, and the local cache under tmp_path."""
+    for name, value in s3_service.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("EVAL_PIPELINES_CACHE", str(tmp_path / "cache"))
+    bucket = f"t{next(_BUCKETS)}-{os.getpid()}"
+    root = f"{s3_service.create_bucket(bucket)}/team"
+    monkeypatch.setenv("EVAL_PIPELINES_DATA", root)
+    return root
+
+
+_BUCKETS = itertools.count()
+
+
+def upload_world(world: DataPaths, root: str) -> DataPaths:
+    """A built local world copied under an S3 root (dagster_home and the warehouse file stay out)."""
+    remote = DataPaths(data_root(root, "test"))
+    for path in sorted(Path(world.root).rglob("*")):
+        relative = path.relative_to(world.root)
+        if path.is_file() and relative.parts[0] != "dagster_home" and path.suffix != ".duckdb":
+            remote.root.fs.put_file(str(path), (remote.root / relative.as_posix()).path)
+    return remote

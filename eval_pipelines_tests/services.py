@@ -1,4 +1,4 @@
-"""Real Postgres and Redis servers for the deployment tests: loopback only, free ports, data under a
+"""Real Postgres, Redis and S3 (moto's server mode) servers for the deployment tests: loopback only, free ports, data under a
 temporary directory, bounded waits, always stopped. A test skips, saying why, when a server's
 binaries are missing (`python3 tasks.py test` installs Debian's postgresql and redis-server).
 
@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -224,6 +225,91 @@ def redis_server(directory: Path) -> Iterator[Redis]:
             process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class S3:
+    """A local S3-compatible server: its environment makes s3fs, pyarrow and boto3 talk to it."""
+
+    port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+            "AWS_ACCESS_KEY_ID": "eval-pipelines-test",
+            "AWS_SECRET_ACCESS_KEY": "eval-pipelines-test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def create_bucket(self, name: str) -> str:
+        """A new bucket; its s3:// URL returned."""
+        _s3_request(self.port, "PUT", f"/{name}")
+        return f"s3://{name}"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every object key under prefix (moto's bucket listing, paged)."""
+        import boto3
+
+        client = boto3.client("s3", **_client_args(self))
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _client_args(s3: S3) -> dict[str, str]:
+    return {
+        "endpoint_url": s3.env["AWS_ENDPOINT_URL"],
+        "aws_access_key_id": s3.env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": s3.env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": s3.env["AWS_DEFAULT_REGION"],
+    }
+
+
+def _s3_request(port: int, method: str, path: str) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        response.read()
+        assert response.status < 300, f"{method} {path}: HTTP {response.status}"
+        return response.status
+    finally:
+        connection.close()
+
+
+@contextmanager
+def s3_server() -> Iterator[S3]:
+    """moto's S3 server on 127.0.0.1:<free port>, in memory, stopped after."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        pytest.skip("s3: moto[server] is not installed (the test extra installs it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            assert process.poll() is None, "moto server exited while starting"
+            try:
+                _s3_request(port, "GET", "/")
+                break
+            except (OSError, AssertionError):
+                assert time.monotonic() < deadline, f"moto did not answer in {START_DEADLINE_S} s"
+                time.sleep(0.1)
+        yield S3(port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 VARYING_KEYS = {
     "run_id",
     "benchmark_id",
@@ -249,7 +335,9 @@ def comparable(record: object) -> object:
     return record
 
 
-def run_cli_env(data_dir: Path, env: dict[str, str], *args: str, timeout: float = 180) -> CliResult:
+def run_cli_env(
+    data_dir: Path | str, env: dict[str, str], *args: str, timeout: float = 180
+) -> CliResult:
     """The real console script with extra environment (DAGSTER_HOME, passwords, executor)."""
     full = {**os.environ, "EVAL_PIPELINES_DATA": str(data_dir), **env}
     full["PATH"] = f"{CLI.parent}{os.pathsep}{full.get('PATH', '')}"

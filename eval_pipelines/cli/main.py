@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from eval_pipelines.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, local_data_root
+from eval_pipelines.core.object_store import check_reachable
+from eval_pipelines.core.paths import DATA_ENV_VAR, DataPaths, data_root
 
 # Each verb's module under eval_pipelines.cli, in help order. Only the module of the verb asked is
 # imported (the others pull in scipy, Dagster, bm25s: about a second a call); --help imports them all.
@@ -77,10 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         paths = (
-            DataPaths(local_data_root(args.data_dir, "--data-dir"))
+            DataPaths(data_root(args.data_dir, "--data-dir"))
             if args.data_dir
             else DataPaths.from_env()
         )
+        check_reachable(paths.root, "--data-dir" if args.data_dir else DATA_ENV_VAR)
         return int(args.handler(args, paths) or EXIT_OK)
     except InvalidInputError as exc:
         print(bounded(f"error: {exc}"), file=sys.stderr)

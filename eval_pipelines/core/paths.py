@@ -1,16 +1,28 @@
-"""Every path the project writes, resolved from one data directory (EVAL_PIPELINES_DATA)."""
+"""Every path the project writes, resolved from one data root (EVAL_PIPELINES_DATA): a local or
+shared file-system directory, or an S3 prefix (s3://bucket/prefix, through UPath and s3fs).
+
+What cannot live on object storage (DAGSTER_HOME's default, the DuckDB warehouse file, staging and
+index caches) goes to a local cache directory when the root is remote.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from upath import UPath
+
 from eval_pipelines.core.errors import InvalidInputError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_ENV_VAR = "EVAL_PIPELINES_DATA"
+CACHE_ENV_VAR = "EVAL_PIPELINES_CACHE"
+REMOTE_SCHEMES = ("s3",)
+# A data root and every path under it: a pathlib.Path on a file system, a UPath on object storage.
+DataPath = Path | UPath
 
 # Ids reach file names and SQL, so they are kept to a safe alphabet.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -49,82 +61,110 @@ def validate_id(value: object, field: str) -> str:
     return value
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
 
-def local_data_root(value: str, source: str) -> Path:
-    """A data root as a local (or shared file-system) path. A URL such as s3://bucket/prefix would
-    otherwise become a local folder named 's3:' and everything would be written there silently."""
-    if _URL.match(value):
+def data_root(value: str, source: str) -> DataPath:
+    """A data root from a path or an s3:// URL; any other URL is refused (it would otherwise become
+    a local folder named 'gs:' and everything would be written there silently)."""
+    url = _URL.match(value)
+    if not url:
+        return Path(value).expanduser().resolve()
+    scheme = url.group(1).lower()
+    if scheme not in REMOTE_SCHEMES:
         raise InvalidInputError(
-            f"{source}: {shown(value)} is a URL; data roots on object storage are not supported yet"
-            " (README: Deploying beyond one machine): give a local or shared file-system path"
+            f"{source}: {shown(value)} is a {scheme}:// URL; a data root is a path or s3://bucket/prefix"
         )
-    return Path(value).expanduser().resolve()
+    bucket, _, prefix = value[url.end() :].partition("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise InvalidInputError(f"{source}: {shown(value)} does not name a valid S3 bucket")
+    return UPath(f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"))
 
 
-def default_data_dir() -> Path:
+def is_remote(path: DataPath) -> bool:
+    """True for a path on object storage (no renames, no flock: single-object PUTs and leases)."""
+    return not isinstance(path, Path) or getattr(path, "protocol", "") in REMOTE_SCHEMES
+
+
+def default_data_dir() -> DataPath:
     configured = os.environ.get(DATA_ENV_VAR)
-    return local_data_root(configured, DATA_ENV_VAR) if configured else PROJECT_ROOT / "data"
+    return data_root(configured, DATA_ENV_VAR) if configured else PROJECT_ROOT / "data"
 
 
 @dataclass(frozen=True)
 class DataPaths:
     """The layout under the data directory; creating a DataPaths touches nothing on disk."""
 
-    root: Path
+    root: DataPath
 
     @classmethod
     def from_env(cls) -> DataPaths:
         return cls(default_data_dir())
 
     @property
-    def dagster_home(self) -> Path:
-        return Path(os.environ.get("DAGSTER_HOME") or self.root / "dagster_home")
+    def is_remote(self) -> bool:
+        return is_remote(self.root)
 
     @property
-    def logs_dir(self) -> Path:
+    def local_cache(self) -> Path:
+        """The root itself when local; else a folder of this machine named after the root's URL."""
+        if not self.is_remote:
+            return Path(self.root)
+        url = str(self.root)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[1]).strip("-")[:60]
+        digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+        base = os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "eval-pipelines"
+        return Path(base).expanduser().resolve() / f"{slug}-{digest}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.local_cache / "dagster_home")
+
+    @property
+    def logs_dir(self) -> DataPath:
         return self.root / "logs"
 
-    def log_table_dir(self, table: str) -> Path:
+    def log_table_dir(self, table: str) -> DataPath:
         """Normalized log tables: executions, interactions, quarantine."""
         return self.logs_dir / table
 
     @property
-    def collections_dir(self) -> Path:
+    def collections_dir(self) -> DataPath:
         return self.root / "collections"
 
-    def collection_dir(self, name: str) -> Path:
+    def collection_dir(self, name: str) -> DataPath:
         return self.collections_dir / validate_id(name, "collection")
 
     @property
-    def retrievers_dir(self) -> Path:
+    def retrievers_dir(self) -> DataPath:
         return self.root / "retrievers"
 
     @property
-    def executions_dir(self) -> Path:
+    def executions_dir(self) -> DataPath:
         return self.root / "executions"
 
-    def retriever_executions_dir(self, retriever_id: str) -> Path:
+    def retriever_executions_dir(self, retriever_id: str) -> DataPath:
         return self.executions_dir / validate_id(retriever_id, "retriever_id")
 
     @property
-    def datasets_dir(self) -> Path:
+    def datasets_dir(self) -> DataPath:
         return self.root / "datasets"
 
-    def dataset_dir(self, name: str) -> Path:
+    def dataset_dir(self, name: str) -> DataPath:
         return self.datasets_dir / validate_id(name, "dataset")
 
-    def benchmark_replay_chunks_dir(self, benchmark_id: str) -> Path:
+    def benchmark_replay_chunks_dir(self, benchmark_id: str) -> DataPath:
         """Finished replay chunks of one benchmark, kept so a re-run of its partition resumes."""
         return (
             self.root / "benchmarks" / validate_id(benchmark_id, "benchmark_id") / "replay_chunks"
         )
 
     @property
-    def demo_dir(self) -> Path:
+    def demo_dir(self) -> DataPath:
         return self.root / "demo"
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        """DuckDB cannot write its file to object storage, so a remote root's warehouse is local."""
+        return self.local_cache / "warehouse.duckdb"

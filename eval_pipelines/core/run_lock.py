@@ -2,7 +2,9 @@
 
 `benchmark rerun` checks that no run is going before it starts one; two of them at once could both
 pass that check. The lock makes the check and the run one step: the process holding it is the one
-running the request, and the kernel releases it when that process ends, however it ends.
+running the request, and the kernel releases it when that process ends, however it ends. On
+object storage the lock is a lease object, renewed while the run goes on and expired once its holder
+is gone.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from eval_pipelines.core import object_store
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.paths import DataPath, is_remote
 from eval_pipelines.core.storage import exclusive_lock_within
 
 LOCK_FILE = ".run.lock"
@@ -26,8 +29,19 @@ class AlreadyRunning(InvalidInputError):
 
 
 @contextmanager
-def run_lock(folder: Path, what: str, wait_s: float = WAIT_S) -> Iterator[None]:
+def run_lock(folder: DataPath, what: str, wait_s: float = WAIT_S) -> Iterator[None]:
     """Hold the request folder's run lock for the block; AlreadyRunning names the holder's pid."""
+    if is_remote(folder):
+        with object_store.lease(folder / LOCK_FILE, wait_s) as held:
+            if not held:
+                holder = object_store.lease_holder(folder / LOCK_FILE)
+                raise AlreadyRunning(
+                    f"{what} is running in another process"
+                    + (f" ({holder.describe()})" if holder else "")
+                    + "; wait for it to end"
+                )
+            yield
+        return
     folder.mkdir(parents=True, exist_ok=True)
     handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -45,8 +59,10 @@ def run_lock(folder: Path, what: str, wait_s: float = WAIT_S) -> Iterator[None]:
         os.close(handle)
 
 
-def run_lock_held(folder: Path) -> bool:
+def run_lock_held(folder: DataPath) -> bool:
     """True while some process runs the request here (holds its run lock)."""
+    if is_remote(folder):
+        return object_store.lease_holder(folder / LOCK_FILE) is not None
     try:
         handle = os.open(folder / LOCK_FILE, os.O_RDONLY)
     except FileNotFoundError:

@@ -1,4 +1,5 @@
-"""Atomic Parquet and text writes: readers never see a half-written file.
+"""Atomic Parquet and text writes: readers never see a half-written file (a rename on a file
+system, one whole-object PUT on object storage), and short critical sections under a lock.
 
 Files and directories are created with the modes a plain open() and mkdir() ask for (0666 and
 0777), so the kernel applies the process umask to them exactly as it does to theirs: with umask
@@ -13,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +23,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eval_pipelines.core import object_store
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.paths import DataPath, is_remote
 
 _FILE_MODE = 0o666
 _DIRECTORY_MODE = 0o777
@@ -59,13 +63,21 @@ def new_staging_directory(directory: Path, prefix: str, suffix: str = "") -> Pat
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: DataPath) -> Iterator[Path]:
     """Yield a temporary sibling of path; rename it over path only if the block succeeds.
+    On object storage the temporary file is local and is uploaded as one object instead.
 
     Renaming over a device or a link to one (say /dev/stdout, as root) would replace it, so only a
     regular file or nothing may stand at path. The file ends with the umask's mode, not mkstemp's
     0600 (see the module docstring).
     """
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="eval-pipelines-upload-") as staging:
+            local = Path(staging) / path.name
+            local.touch()
+            yield local
+            object_store.upload_file(local, path)
+        return
     if not path.is_file() and (path.exists() or path.is_symlink()):
         raise InvalidInputError(f"{path}: not a regular file; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,10 +102,22 @@ def exclusive_lock_within(handle: int, timeout_s: float, poll_s: float = 0.01) -
             time.sleep(poll_s)
 
 
+LEASE_NAME = ".lock"
+
+
 @contextmanager
-def directory_lock(directory: Path, timeout_s: float = 60.0) -> Iterator[None]:
+def directory_lock(directory: DataPath, timeout_s: float = 60.0) -> Iterator[None]:
     """Exclusive among processes for a short critical section, held on the directory itself (no
-    lock file left behind); the kernel releases it if the holder dies."""
+    lock file left behind); the kernel releases it if the holder dies. On object storage it is a
+    lease object in the directory, expired if its holder dies."""
+    if is_remote(directory):
+        with object_store.lease(directory / LEASE_NAME, timeout_s) as held:
+            if not held:
+                raise TimeoutError(
+                    f"{directory}: another process held its lock for {timeout_s:g} s"
+                )
+            yield
+        return
     directory.mkdir(parents=True, exist_ok=True)
     handle = os.open(directory, os.O_RDONLY)
     try:
@@ -104,13 +128,13 @@ def directory_lock(directory: Path, timeout_s: float = 60.0) -> Iterator[None]:
         os.close(handle)
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+def write_parquet_atomic(table: pa.Table, path: DataPath) -> DataPath:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path
 
 
-def write_text_atomic(text: str, path: Path) -> Path:
+def write_text_atomic(text: str, path: DataPath) -> DataPath:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -124,15 +148,15 @@ def content_digest(table: pa.Table, length: int = 16) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:length]
 
 
-def parquet_files(directory: Path) -> list[Path]:
+def parquet_files(directory: DataPath) -> list[DataPath]:
     """Finished Parquet parts of a table directory, in a stable order (temporary files excluded)."""
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
 
 
-def read_parquet_dir(directory: Path, columns: list[str] | None = None) -> pa.Table | None:
+def read_parquet_dir(directory: DataPath, columns: list[str] | None = None) -> pa.Table | None:
     files = parquet_files(directory)
     if not files:
         return None
-    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+    return pa.concat_tables(pq.read_table(str(f), columns=columns) for f in files)

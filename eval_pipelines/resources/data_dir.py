@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource, get_dagster_logger
 
-from eval_pipelines.core.paths import DataPaths, local_data_root
+from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines.core.warehouse import refresh_views
 
 
@@ -16,9 +16,7 @@ class DataDirResource(ConfigurableResource):
     @property
     def paths(self) -> DataPaths:
         return (
-            DataPaths(local_data_root(self.path, "data_dir.path"))
-            if self.path
-            else DataPaths.from_env()
+            DataPaths(data_root(self.path, "data_dir.path")) if self.path else DataPaths.from_env()
         )
 
     def refresh_views(self) -> list[str]:

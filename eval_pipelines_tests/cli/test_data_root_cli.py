@@ -1,5 +1,7 @@
-"""A data root given as a URL (s3://...) is refused, naming where it came from: before, it became a
-local folder named 's3:' under the working directory and everything was written there silently."""
+"""Where a data root comes from (EVAL_PIPELINES_DATA, --data-dir, the data_dir resource) and what it
+may be: a path or s3://bucket/prefix. Any other URL, or a bucket that is not there, exits 2 naming the
+source, before anything is written (before, a URL became a local folder named 's3:' and every verb wrote
+there and exited 0)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import local_data_root
+from eval_pipelines.core.paths import data_root
 from eval_pipelines.resources import DataDirResource
 from eval_pipelines_tests.cli.conftest import CLI
 
-URL = "s3://team-bucket/eval"
+URL = "gs://team-bucket/eval"
 
 
 def _run(cwd: Path, env_root: str | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,20 +36,31 @@ def _run(cwd: Path, env_root: str | None, *args: str) -> subprocess.CompletedPro
     ],
     ids=["environment", "flag"],
 )
-def test_a_url_data_root_exits_2_naming_its_source_and_writes_nothing(
+def test_a_url_that_is_not_s3_exits_2_naming_its_source_and_writes_nothing(
     tmp_path: Path, env_root: str | None, args: list[str], source: str
 ) -> None:
     result = _run(tmp_path, env_root, *args)
     assert result.returncode == 2, result.stderr
-    assert f"error: {source}: '{URL}' is a URL" in result.stderr
-    assert "not supported yet" in result.stderr
+    assert f"error: {source}: '{URL}' is a gs:// URL" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_s3_root_whose_bucket_is_missing_exits_2_before_any_work(
+    s3_root: str, tmp_path: Path, s3_service
+) -> None:
+    missing = "s3://nobody-made-this-bucket/eval"
+    result = _run(tmp_path, None, "--data-dir", missing, "retrievers", "list")
+    assert result.returncode == 2, result.stderr
+    assert "error: --data-dir: bucket 'nobody-made-this-bucket' does not exist" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert s3_service.keys(s3_root.split("/")[2]) == []
 
 
 def test_the_resource_and_a_plain_path_follow_the_same_rule(tmp_path: Path) -> None:
     with pytest.raises(
-        InvalidInputError, match=r"data_dir\.path: 's3://team-bucket/eval' is a URL"
+        InvalidInputError, match=r"data_dir\.path: 'gs://team-bucket/eval' is a gs://"
     ):
         _ = DataDirResource(path=URL).paths
-    assert local_data_root(str(tmp_path / "data"), "x") == tmp_path / "data"
+    assert data_root(str(tmp_path / "data"), "x") == tmp_path / "data"
     assert DataDirResource(path=str(tmp_path)).paths.root == tmp_path
+    assert str(DataDirResource(path="s3://team-bucket/eval").paths.root) == "s3://team-bucket/eval"
