@@ -79,7 +79,9 @@ def data_root(value: str, source: str) -> DataPath:
     bucket, _, prefix = value[url.end() :].partition("/")
     if not _BUCKET.fullmatch(bucket):
         raise InvalidInputError(f"{source}: {shown(value)} does not name a valid S3 bucket")
-    return UPath(f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"))
+    # s3fs keeps listings for the life of the process by default: another process's writes would
+    # stay invisible, and a file it rewrote unreadable (FileExpired on the cached ETag).
+    return UPath(f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"), use_listings_cache=False)
 
 
 def is_remote(path: DataPath) -> bool:
