@@ -119,7 +119,7 @@ def index_key(collection: Collection, settings: BM25Settings) -> str:
 
 
 def index_dir(collection: Collection, settings: BM25Settings) -> Path:
-    return collection.path.parent / "bm25" / index_key(collection, settings)
+    return collection.index_cache / index_key(collection, settings)
 
 
 def _build(collection: Collection, settings: BM25Settings) -> BM25Index:

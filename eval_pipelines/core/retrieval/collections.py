@@ -1,4 +1,6 @@
-"""Collections a pipeline retriever searches: `<data>/collections/<name>/documents.parquet`."""
+"""Collections a pipeline retriever searches: `<data>/collections/<name>/documents.parquet`, and
+their BM25 indexes cached in `<local cache>/collections/<name>/bm25/` (the data root itself when it is
+a directory; this machine's cache when it is on object storage)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, validate_id
-from eval_pipelines.core.retrieval.file_cache import read_cached
+from eval_pipelines.core.paths import DataPath, DataPaths, validate_id
+from eval_pipelines.core.retrieval.file_cache import file_stamp, read_cached
 from eval_pipelines.core.storage import write_parquet_atomic
 
 DOCUMENTS_FILE = "documents.parquet"
@@ -32,8 +34,13 @@ class CollectionError(InvalidInputError):
     """A collection that breaks its contract (document_id unique, non-null; scalar columns)."""
 
 
-def collection_file(paths: DataPaths, name: str) -> Path:
+def collection_file(paths: DataPaths, name: str) -> DataPath:
     return paths.collection_dir(name) / DOCUMENTS_FILE
+
+
+def index_cache_dir(paths: DataPaths, name: str) -> Path:
+    """Where the collection's BM25 indexes are kept: bm25s saves to and loads from a local folder."""
+    return paths.local_cache / "collections" / validate_id(name, "collection") / "bm25"
 
 
 def column_kind(arrow_type: pa.DataType) -> str | None:
@@ -59,9 +66,9 @@ def collection_column_kinds(paths: DataPaths, name: str) -> dict[str, str] | Non
     return dict(read_cached(file, "collection_column_kinds", _read_column_kinds))
 
 
-def _read_column_kinds(file: Path) -> dict[str, str]:
+def _read_column_kinds(file: DataPath) -> dict[str, str]:
     try:
-        schema = pq.read_schema(file)
+        schema = pq.read_schema(str(file))
     except (OSError, pa.ArrowException) as exc:
         raise CollectionError(f"{file}: not a readable Parquet file ({exc})") from None
     return schema_column_kinds(schema)
@@ -127,7 +134,7 @@ def write_collection(
     paths: DataPaths,
     name: str,
     documents: pa.Table | pd.DataFrame | Sequence[Mapping[str, Any]],
-) -> Path:
+) -> DataPath:
     """Validate documents and write them atomically as the collection `name`."""
     validate_id(name, "collection")
     table = validate_collection_table(_as_table(documents), f"collection {name!r}")
@@ -159,7 +166,7 @@ def read_collection_files(files: Sequence[Path]) -> pa.Table:
         raise CollectionError(f"the files' columns do not agree ({exc})") from None
 
 
-def import_collection(paths: DataPaths, name: str, files: Sequence[Path]) -> tuple[Path, int]:
+def import_collection(paths: DataPaths, name: str, files: Sequence[Path]) -> tuple[DataPath, int]:
     """Replace collection `name` with the documents of files; returns the file written and its row count."""
     table = read_collection_files(files)
     return write_collection(paths, name, table), table.num_rows
@@ -168,9 +175,12 @@ def import_collection(paths: DataPaths, name: str, files: Sequence[Path]) -> tup
 class Collection:
     """A loaded collection: the Arrow table plus per-column arrays that stages reuse across queries."""
 
-    def __init__(self, name: str, path: Path, table: pa.Table) -> None:
+    def __init__(
+        self, name: str, path: DataPath, table: pa.Table, index_cache: Path | None = None
+    ) -> None:
         self.name = name
         self.path = path
+        self.index_cache = index_cache or Path(path).parent / "bm25"
         self.table = table.combine_chunks()
         self.size = self.table.num_rows
         self.kinds = schema_column_kinds(self.table.schema)
@@ -219,7 +229,7 @@ class Collection:
         return digest.hexdigest()
 
 
-_cache: dict[Path, tuple[tuple[int, ...], Collection]] = {}
+_cache: dict[str, tuple[tuple[object, ...], Collection]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -227,23 +237,22 @@ def load_collection(paths: DataPaths, name: str) -> Collection:
     """Load a collection once per process; reloaded when the file is replaced or changes.
 
     An import replaces the file by a rename, so its inode and ctime change even when its size and
-    mtime (coarse on some filesystems) do not."""
+    mtime (coarse on some filesystems) do not; on object storage every PUT changes its ETag."""
     file = collection_file(paths, name)
     try:
-        stat = file.stat()
+        stamp, _ = file_stamp(file)
     except FileNotFoundError:
         raise CollectionError(f"collection {name!r}: {file} does not exist") from None
-    stamp = (stat.st_ino, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_size)
-    key = file.resolve()
+    key = str(file.resolve())
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            raw = pq.read_table(file)
+            raw = pq.read_table(str(file))
         except (OSError, pa.ArrowException) as exc:
             raise CollectionError(f"{file}: not a readable Parquet file ({exc})") from None
         table = validate_collection_table(raw, str(file))
-        collection = Collection(name, file, table)
+        collection = Collection(name, file, table, index_cache_dir(paths, name))
         _cache[key] = (stamp, collection)
         return collection

@@ -11,10 +11,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.paths import DataPath
 from eval_pipelines.core.retrieval.urls import redact_url, url_without_port
 
 PIPELINE, HTTP = "pipeline", "http"
@@ -36,7 +36,7 @@ DEFAULT_REQUEST_BODY: dict[str, Any] = {"inputs": "${query_input}", "limit": "${
 class RetrieverConfigError(InvalidInputError):
     """A retriever file that cannot be used: names the file, the field and the problem."""
 
-    def __init__(self, file: Path | str, field: str, problem: str) -> None:
+    def __init__(self, file: DataPath | str, field: str, problem: str) -> None:
         super().__init__(f"{file}: {field}: {problem}")
         self.file = str(file)
         self.field = field
@@ -93,7 +93,7 @@ class RetrieverConfig:
     name: str
     kind: str
     pipeline_hash: str
-    source_path: Path | None = None
+    source_path: DataPath | None = None
     collection: str | None = None
     stages: tuple[StageConfig, ...] = ()
     http: HttpConfig | None = None

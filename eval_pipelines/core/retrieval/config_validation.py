@@ -6,12 +6,11 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import shown, validate_id
+from eval_pipelines.core.paths import DataPath, shown, validate_id
 from eval_pipelines.core.retrieval.config import (
     BODY_PLACEHOLDERS,
     DEFAULT_REQUEST_BODY,
@@ -74,7 +73,7 @@ _EXPECTED: dict[tuple[type, ...], str] = {
 class _Reader:
     """Typed access to one mapping of the file, errors naming the dotted field."""
 
-    def __init__(self, file: Path | str, data: Mapping[str, Any], prefix: str = "") -> None:
+    def __init__(self, file: DataPath | str, data: Mapping[str, Any], prefix: str = "") -> None:
         self.file = file
         self.data = data
         self.prefix = prefix
@@ -314,7 +313,7 @@ def _parse_http(reader: _Reader) -> HttpConfig:
 
 def parse_retriever_config(
     data: Any,
-    source: Path | str,
+    source: DataPath | str,
     collection_columns: Callable[[str], ColumnKinds],
 ) -> RetrieverConfig:
     """Validate one parsed YAML document.
@@ -337,7 +336,7 @@ def parse_retriever_config(
         raise reader.error("id", str(exc).split(": ", 1)[-1]) from None
     name = reader.get("name", str, retriever_id) or retriever_id
     description = reader.get("description", str)
-    source_path = Path(source) if isinstance(source, Path) else None
+    source_path = None if isinstance(source, str) else source
     if kind == PIPELINE:
         collection = reader.get("collection", str, required=True)
         try:

@@ -16,13 +16,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.dask_tasks import ChunkResult, ChunkTask, run_chunk_task
 from eval_pipelines.core.retrieval.engines import (
@@ -190,15 +189,23 @@ def _read_back(
     for retriever_id in configs:
         mine = sorted((r for r in results if r.retriever_id == retriever_id), key=lambda r: r.chunk)
         parts = [
-            r.rows if r.rows is not None else load_chunk(Path(str(r.path)), run.schema)
-            for r in mine
+            r.rows if r.rows is not None else load_chunk(str(r.path), run.schema) for r in mine
         ]
         tables[retriever_id] = pa.concat_tables(parts) if parts else run.schema.empty_table()
         if run.resume_dir is not None:
             remove_unused_chunks(
-                run.resume_dir / retriever_id, {Path(r.path) for r in mine if r.path}
+                run.resume_dir / retriever_id, {r.path.rsplit("/", 1)[-1] for r in mine if r.path}
             )
     return tables
+
+
+def _remove_tree(directory: DataPath) -> None:
+    """The directory and everything under it, gone (on object storage: every object under it)."""
+    if is_remote(directory):
+        if directory.exists():
+            directory.fs.rm(directory.path, recursive=True)
+        return
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def run_on_dask(
@@ -221,7 +228,7 @@ def run_on_dask(
         tables = _read_back(run, configs, results)
     finally:
         if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _remove_tree(scratch)
     block = {
         **engine.describe(),
         "engine": DASK,

@@ -17,12 +17,11 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines.core.retrieval.collections import load_collection
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.execution import Retriever
@@ -155,7 +154,7 @@ def _deadline(task: ChunkTask) -> Deadline | None:
 
 def run_chunk_task(task: ChunkTask) -> ChunkResult:
     """Run one chunk here (or load it when an earlier attempt finished it) and store it."""
-    paths = DataPaths(Path(task.data_root))
+    paths = DataPaths(data_root(task.data_root, "data_root of the replay task"))
     retriever, opened = worker_retriever(paths, task.retriever_id, task.pipeline_hash)
     run = replace(task.run, deadline=_deadline(task))
     finished = chunk_path(run, retriever, task.chunk)

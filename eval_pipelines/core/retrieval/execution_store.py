@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from operator import attrgetter
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.object_store import connect_duckdb
+from eval_pipelines.core.paths import DataPath, DataPaths, validate_id
 from eval_pipelines.core.retrieval.execution import Execution, ScoredDocument, StageStatistics
 from eval_pipelines.core.storage import parquet_files, write_parquet_atomic
 from eval_pipelines.core.warehouse import parquet_select
@@ -149,13 +148,13 @@ def _total_stages(execution: Execution) -> int:
 
 def write_executions(
     paths: DataPaths, executions: Sequence[Execution], batch_id: str
-) -> list[Path]:
+) -> list[DataPath]:
     """One Parquet file per retriever for this batch (rewritten atomically if the batch exists)."""
     validate_id(batch_id, "batch_id")
     return write_executions_table(paths, executions_table(executions), batch_id)
 
 
-def write_executions_table(paths: DataPaths, table: pa.Table, batch_id: str) -> list[Path]:
+def write_executions_table(paths: DataPaths, table: pa.Table, batch_id: str) -> list[DataPath]:
     """write_executions for rows already in EXECUTIONS_SCHEMA, for callers that reuse the table.
 
     Encoding Parquet releases the GIL, so a caller may run this on a thread beside live calls.
@@ -221,7 +220,7 @@ def find_execution(paths: DataPaths, retriever_id: str, execution_id: str) -> Ex
     files = parquet_files(paths.retriever_executions_dir(retriever_id))
     if not files:
         return None
-    with duckdb.connect() as connection:
+    with connect_duckdb(paths.root) as connection:
         table = connection.sql(
             f"SELECT * FROM ({parquet_select(files)}) WHERE execution_id = ? LIMIT 1",
             params=[execution_id],

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -32,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.gc_pause import gc_paused
-from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.paths import DataPath, DataPaths, validate_id
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.execution import COMPLETED, CallRecorder, Execution, Retriever
 from eval_pipelines.core.retrieval.execution_store import executions_table, write_executions_table
@@ -89,7 +88,7 @@ class QueryRun:
     chunk_size: int
     depth: int | None = None
     deadline: Deadline | None = None
-    resume_dir: Path | None = None
+    resume_dir: DataPath | None = None
     schema: pa.Schema = QUERY_ROWS_SCHEMA
     project: Callable[[pa.Table], pa.Table] = _same_rows
 
@@ -142,14 +141,14 @@ def ranking_inputs(retriever: Retriever) -> list[str]:
 
 
 def chunk_file(
-    resume_dir: Path,
+    resume_dir: DataPath,
     owner_id: str,
     retriever: Retriever,
     depth: int | None,
     chunk: int,
     query_ids: Sequence[str],
     schema: pa.Schema = QUERY_ROWS_SCHEMA,
-) -> Path:
+) -> DataPath:
     """Where a finished chunk's rows (of schema) are kept, named by a digest of what they depend on."""
     key = json.dumps(
         [str(schema), owner_id, ranking_inputs(retriever), depth, list(query_ids)],
@@ -207,10 +206,10 @@ def search_before(
 
 
 def store_chunk(
-    paths: DataPaths, stored: pa.Table, batch_id: str, rows: pa.Table, finished: Path | None
+    paths: DataPaths, stored: pa.Table, batch_id: str, rows: pa.Table, finished: DataPath | None
 ) -> None:
-    """The one way a chunk is written to the data root (read back by load_chunk): the seam an
-    object-store root would replace.
+    """The one way a chunk is written to the data root (read back by load_chunk), each file whole
+    (renamed into place, or one object PUT).
 
     The executions first, so a kept chunk never names an execution that was not stored. Both names
     depend only on the chunk, and each write replaces its file whole, so a chunk run twice (a
@@ -221,9 +220,9 @@ def store_chunk(
         write_parquet_atomic(rows, finished)
 
 
-def load_chunk(finished: Path, schema: pa.Schema) -> pa.Table:
+def load_chunk(finished: DataPath | str, schema: pa.Schema) -> pa.Table:
     """A finished chunk's rows, as store_chunk kept them."""
-    return pq.read_table(finished, schema=schema)
+    return pq.read_table(str(finished), schema=schema)
 
 
 class ChunkWriter:
@@ -261,7 +260,7 @@ class ChunkWriter:
             self._stack.__exit__(kind, error, trace)
 
     def submit(
-        self, stored: pa.Table, batch_id: str, rows: pa.Table, finished: Path | None
+        self, stored: pa.Table, batch_id: str, rows: pa.Table, finished: DataPath | None
     ) -> None:
         """Store a chunk once the previous one is stored (its failure is raised here)."""
         if self._pool is None:
@@ -299,7 +298,7 @@ def run_chunks(run: QueryRun) -> list[Chunk]:
     ]
 
 
-def chunk_path(run: QueryRun, retriever: Retriever, chunk: Chunk) -> Path | None:
+def chunk_path(run: QueryRun, retriever: Retriever, chunk: Chunk) -> DataPath | None:
     """Where the chunk's rows are kept (None without a resume directory)."""
     if run.resume_dir is None:
         return None
@@ -314,24 +313,25 @@ def chunk_path(run: QueryRun, retriever: Retriever, chunk: Chunk) -> Path | None
     )
 
 
-def remove_unused_chunks(directory: Path, wanted: set[Path]) -> None:
-    """Chunk files of another run's queries or retriever definition would never be read again."""
+def remove_unused_chunks(directory: DataPath, wanted: set[str]) -> None:
+    """Chunk files of another run's queries or retriever definition would never be read again.
+    wanted holds the kept files' names (a worker may spell the directory differently)."""
     for file in parquet_files(directory):
-        if file not in wanted:
+        if file.name not in wanted:
             file.unlink(missing_ok=True)
 
 
-def _chunk_files(run: QueryRun, retriever: Retriever, chunks: list[Chunk]) -> list[Path | None]:
+def _chunk_files(run: QueryRun, retriever: Retriever, chunks: list[Chunk]) -> list[DataPath | None]:
     """Each chunk's resume file (None without a resume directory); files no chunk uses are removed."""
     files = [chunk_path(run, retriever, chunk) for chunk in chunks]
     if run.resume_dir is not None:
         remove_unused_chunks(
-            run.resume_dir / retriever.config.id, {f for f in files if f is not None}
+            run.resume_dir / retriever.config.id, {f.name for f in files if f is not None}
         )
     return files
 
 
-StoreChunk = Callable[[pa.Table, str, pa.Table, Path | None], None]
+StoreChunk = Callable[[pa.Table, str, pa.Table, DataPath | None], None]
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,7 @@ def run_chunk(
     run: QueryRun,
     chunk: Chunk,
     store: StoreChunk,
-    finished: Path | None,
+    finished: DataPath | None,
 ) -> ChunkRun:
     """The chunk's queries through the retriever, handed to store (kept at finished unless late)."""
     executions = search_before(retriever, chunk.query_inputs, run.depth, run.deadline)

@@ -6,12 +6,11 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, is_valid_id, shown
+from eval_pipelines.core.paths import DataPath, DataPaths, is_valid_id, shown
 from eval_pipelines.core.retrieval.collections import (
     CollectionError,
     collection_column_kinds,
@@ -32,7 +31,7 @@ class UnknownRetrieverError(InvalidInputError):
     """A retriever id that no usable file under the retrievers directory defines."""
 
 
-def retriever_files(paths: DataPaths) -> list[Path]:
+def retriever_files(paths: DataPaths) -> list[DataPath]:
     directory = paths.retrievers_dir
     if not directory.is_dir():
         return []
@@ -43,7 +42,7 @@ def retriever_files(paths: DataPaths) -> list[Path]:
     )
 
 
-def _columns_of(path: Path, paths: DataPaths) -> Callable[[str], ColumnKinds]:
+def _columns_of(path: DataPath, paths: DataPaths) -> Callable[[str], ColumnKinds]:
     def columns(collection: str) -> ColumnKinds:
         try:
             return collection_column_kinds(paths, collection)
@@ -53,12 +52,12 @@ def _columns_of(path: Path, paths: DataPaths) -> Callable[[str], ColumnKinds]:
     return columns
 
 
-def _read_document(path: Path) -> Any:
+def _read_document(path: DataPath) -> Any:
     """The file's YAML document, parsed once while the file is unchanged (a private copy)."""
     return copy.deepcopy(read_cached(path, "retriever_yaml", read_yaml))
 
 
-def load_retriever_config(path: Path, paths: DataPaths) -> RetrieverConfig:
+def load_retriever_config(path: DataPath, paths: DataPaths) -> RetrieverConfig:
     """Read and validate one retriever file against the collections under `paths`."""
     return parse_retriever_config(_read_document(path), path, _columns_of(path, paths))
 
@@ -82,7 +81,7 @@ class RetrieverRegistry:
     good file defines goes ahead, and one for any other id is told which files could define it.
     """
 
-    directory: Path
+    directory: DataPath
     configs: dict[str, RetrieverConfig]
     parsed: tuple[RetrieverConfig, ...]
     problems: tuple[RetrieverProblem, ...]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,7 +22,7 @@ from yaml.events import (
     SequenceStartEvent,
 )
 
-from eval_pipelines.core.paths import shown, shown_field
+from eval_pipelines.core.paths import DataPath, shown, shown_field
 from eval_pipelines.core.retrieval.config import RetrieverConfigError
 
 MAX_FILE_BYTES = 2_000_000
@@ -56,7 +55,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: DataPath) -> Any:
     """Parse a YAML file within the bounds above; any problem becomes a RetrieverConfigError
     naming the field (or the line, for a syntax error)."""
     try:
@@ -144,7 +143,7 @@ def _scalar_problem(event: ScalarEvent) -> str | None:
     return None
 
 
-def check_yaml_shape(text: str, file: Path | str) -> None:
+def check_yaml_shape(text: str, file: DataPath | str) -> None:
     """Refuse a document that is too deep, too big once its aliases are expanded, or holds
     text that is not Unicode or a number too long to convert; reads events only, builds nothing.
 
@@ -164,7 +163,7 @@ class _ShapeCheck:
     """The collections open at the current event, the weight of each anchor, and the running
     count of values as if every alias were expanded."""
 
-    def __init__(self, file: Path | str) -> None:
+    def __init__(self, file: DataPath | str) -> None:
         self.file = file
         self.stack: list[_Open] = []
         self.anchors: dict[str, tuple[int, int]] = {}
