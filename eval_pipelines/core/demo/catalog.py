@@ -245,7 +245,7 @@ def read_catalog_truth(paths: DataPaths) -> CatalogArrays:
     file = paths.demo_dir / TRUTH_FILE
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing; build the demo catalog first")
-    table = pq.read_table(file)
+    table = pq.read_table(str(file))
     columns = {name: table.column(name).to_numpy() for name in table.column_names}
     return CatalogArrays(
         document_id=np.asarray(table.column("document_id").to_pylist(), dtype=object),

@@ -76,9 +76,9 @@ def query_truths(
 ) -> dict[str, QueryTruth]:
     """True grades (from the demo's hidden truth) and the ever-shown set (from the logs)."""
     wanted = sorted(set(texts))
-    intents = pq.read_table(paths.demo_dir / INTENTS_FILE, columns=["intent_id", "query_text"])
+    intents = pq.read_table(str(paths.demo_dir / INTENTS_FILE), columns=["intent_id", "query_text"])
     intents = intents.filter(pc.is_in(intents.column("query_text"), pa.array(wanted)))
-    grades = pq.read_table(paths.demo_dir / GRADES_FILE)
+    grades = pq.read_table(str(paths.demo_dir / GRADES_FILE))
     grades = grades.filter(pc.is_in(grades.column("intent_id"), intents.column("intent_id")))
     joined = grades.join(intents, "intent_id").select(["query_text", "document_id", "grade"])
     by_text: dict[str, dict[str, int]] = {t: {} for t in wanted}

@@ -8,8 +8,10 @@ the users' true examination beside them) -> judgments. Same seed, same bytes.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,7 @@ from eval_pipelines.core.demo.catalog import (
 )
 from eval_pipelines.core.demo.intents import generate_intents, grade_table, intents_table
 from eval_pipelines.core.demo.log_lines import DemoLogLines
+from eval_pipelines.core.demo.lookups import GradeLookup, IdIndex
 from eval_pipelines.core.demo.retrievers import DEMO_RETRIEVER_IDS, PROD
 from eval_pipelines.core.demo.retrievers import write_demo_retrievers as _write_retrievers
 from eval_pipelines.core.demo.traffic import (
@@ -49,7 +52,7 @@ from eval_pipelines.core.demo.users import (
 )
 from eval_pipelines.core.demo.vocabulary import taxonomy, taxonomy_rows
 from eval_pipelines.core.logs.ingest import IngestReport, ingest_files
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPath, DataPaths
 from eval_pipelines.core.progress import ProgressOutput
 from eval_pipelines.core.retrieval.collections import collection_file, write_collection
 from eval_pipelines.core.retrieval.registry import open_retriever
@@ -91,7 +94,7 @@ class DemoScale:
                 raise ValueError(f"DemoScale.{name}: expected a positive integer, got {value!r}")
 
 
-def dataset_files(paths: DataPaths) -> dict[str, Path]:
+def dataset_files(paths: DataPaths) -> dict[str, DataPath]:
     """The demo-judgments dataset in its three shapes."""
     base = paths.demo_dir / DATASETS_DIR / judgments_module.DATASET
     return {
@@ -101,12 +104,12 @@ def dataset_files(paths: DataPaths) -> dict[str, Path]:
     }
 
 
-def raw_log_files(paths: DataPaths) -> dict[str, Path]:
+def raw_log_files(paths: DataPaths) -> dict[str, DataPath]:
     raw = paths.demo_dir / RAW_DIR
     return {"executions": raw / RAW_EXECUTIONS, "interactions": raw / RAW_INTERACTIONS}
 
 
-def _step_file(paths: DataPaths, step: str) -> Path:
+def _step_file(paths: DataPaths, step: str) -> DataPath:
     return paths.demo_dir / STEPS_DIR / f"{step}.json"
 
 
@@ -122,10 +125,10 @@ def _read_step(paths: DataPaths, step: str) -> dict[str, Any] | None:
     return json.loads(file.read_text(encoding="utf-8"))
 
 
-def _require(file: Path, step: str) -> Path:
+def _require(file: DataPath, step: str) -> str:
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing; run the demo step {step!r} first")
-    return file
+    return str(file)
 
 
 def build_catalog(
@@ -195,48 +198,6 @@ def build_intents(
     )
 
 
-class IdIndex:
-    """Maps ids to their row, vectorised (one sort, then binary search)."""
-
-    def __init__(self, ids: np.ndarray, field: str) -> None:
-        self.ids = ids
-        self.field = field
-        self.order = np.argsort(ids)
-        self.sorted_ids = ids[self.order]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def positions(self, wanted: np.ndarray) -> np.ndarray:
-        """Row of each wanted id; raises naming an id that is unknown."""
-        found = np.minimum(np.searchsorted(self.sorted_ids, wanted), len(self.order) - 1)
-        rows = self.order[found]
-        missing = self.ids[rows] != wanted
-        if np.any(missing):
-            raise ValueError(
-                f"{self.field} {wanted[np.argmax(missing)]!r} is not in the demo world"
-            )
-        return rows
-
-
-class GradeLookup:
-    """True grade of (intent position, product position) pairs, 0 when not stored (vectorised)."""
-
-    def __init__(self, grades: pa.Table, intents: IdIndex, documents: IdIndex) -> None:
-        self.n_documents = len(documents)
-        owner = intents.positions(grades.column("intent_id").to_numpy(False))
-        position = documents.positions(grades.column("document_id").to_numpy(False))
-        keys = owner.astype(np.int64) * self.n_documents + position
-        order = np.argsort(keys)
-        self.keys = keys[order]
-        self.grades = grades.column("grade").to_numpy().astype(np.int64)[order]
-
-    def __call__(self, intent: np.ndarray, document: np.ndarray) -> np.ndarray:
-        keys = np.asarray(intent, dtype=np.int64) * self.n_documents + np.asarray(document)
-        found = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[found] == keys, self.grades[found], 0)
-
-
 def _read_intents_and_grades(paths: DataPaths) -> tuple[pa.Table, pa.Table]:
     intents = pq.read_table(_require(paths.demo_dir / INTENTS_FILE, "intents"))
     grades = pq.read_table(_require(paths.demo_dir / GRADES_FILE, "intents"))
@@ -267,15 +228,40 @@ def _top_positions(
     return top
 
 
-def _relative_report(paths: DataPaths, report: IngestReport) -> dict[str, Any]:
-    """The ingest report with paths relative to the data directory, so the world can move."""
+@contextmanager
+def _local_copies(
+    paths: DataPaths, files: dict[str, DataPath], texts: dict[str, str]
+) -> Iterator[dict[str, Path]]:
+    """Files just written under the root, as local files for readers of local input files (ingest,
+    dataset import): themselves on a local root, else copies of their texts in a temp folder."""
+    if not paths.is_remote:
+        yield {key: Path(file) for key, file in files.items()}
+        return
+    with tempfile.TemporaryDirectory(prefix="eval-pipelines-demo-") as staging:
+        local = {key: Path(staging) / file.name for key, file in files.items()}
+        for key, file in local.items():
+            file.write_text(texts[key], encoding="utf-8")
+        yield local
+
+
+def _relative_report(paths: DataPaths, report: IngestReport, source: DataPath) -> dict[str, Any]:
+    """The ingest report with paths relative to the data directory, so the world can move; the
+    file ingested is the raw file under the root (ingest may have read a local copy of it)."""
     summary = report.to_dict()
-    summary["files"] = [str(Path(f).relative_to(paths.root)) for f in summary["files"]]
-    summary["written"] = [str(Path(f).relative_to(paths.root)) for f in summary["written"]]
+    summary["files"] = [_relative(paths, source)]
+    summary["written"] = [_relative(paths, f) for f in summary["written"]]
     return summary
 
 
-def _demo_log_parts(paths: DataPaths) -> list[Path]:
+def _relative(paths: DataPaths, path: DataPath | str) -> str:
+    """path's place under the data root, the same whether the root is a directory or a bucket."""
+    text, root = str(path), str(paths.root).rstrip("/") + "/"
+    if not text.startswith(root):
+        raise ValueError(f"{text}: not under the data root {paths.root}")
+    return text[len(root) :]
+
+
+def _demo_log_parts(paths: DataPaths) -> list[DataPath]:
     """The normalized log files the last demo ingest wrote."""
     logs = _read_step(paths, "logs") or {}
     return [
@@ -346,18 +332,21 @@ def simulate_logs(
 
     raw = raw_log_files(paths)
     lines = DemoLogLines(scale.executions, n_users, user_of, created, catalog.document_id)
-    write_text_atomic(
-        lines.executions(structure, traffic, page_of, used, texts, leaf_ids), raw["executions"]
-    )
     interaction_rows = lines.interactions(simulated, impressions, served, model.page_size)
-    write_text_atomic(interaction_rows.text, raw["interactions"])
+    raw_texts = {
+        "executions": lines.executions(structure, traffic, page_of, used, texts, leaf_ids),
+        "interactions": interaction_rows.text,
+    }
+    for table, text in raw_texts.items():
+        write_text_atomic(text, raw[table])
     write_parquet_atomic(examination_truth(model, SERVED_DEPTH), paths.demo_dir / EXAMINATION_FILE)
 
     _remove_previous_demo_logs(paths)
-    reports = {
-        table: ingest_files(paths, table, [raw[table]], progress=progress)
-        for table in ("executions", "interactions")
-    }
+    with _local_copies(paths, raw, raw_texts) as sources:
+        reports = {
+            table: ingest_files(paths, table, [sources[table]], progress=progress)
+            for table in raw_texts
+        }
     quarantined = {t: r.quarantined for t, r in reports.items() if r.quarantined}
     if quarantined:
         raise RuntimeError(f"demo logs broke the ingest contract: {quarantined}")
@@ -385,7 +374,7 @@ def simulate_logs(
                 pairs_at_several_positions(page_of, served),
             ),
             "examination_file": str((paths.demo_dir / EXAMINATION_FILE).relative_to(paths.root)),
-            "ingest": {table: _relative_report(paths, r) for table, r in reports.items()},
+            "ingest": {t: _relative_report(paths, r, raw[t]) for t, r in reports.items()},
             "raw_files": {t: str(p.relative_to(paths.root)) for t, p in raw.items()},
         },
     )
@@ -400,13 +389,18 @@ def build_judgments(
     selected = judgments_module.select_judged_intents(seed, intents.num_rows, scale.judged_queries)
     queries = judgments_module.judged_queries(intents, grades, selected)
     files = dataset_files(paths)
-    write_text_atomic(judgments_module.jsonl_text(queries), files["jsonl"])
-    write_text_atomic(judgments_module.qrels_text(queries), files["qrels"])
-    write_text_atomic(judgments_module.topics_text(queries), files["topics"])
+    texts = {
+        "jsonl": judgments_module.jsonl_text(queries),
+        "qrels": judgments_module.qrels_text(queries),
+        "topics": judgments_module.topics_text(queries),
+    }
+    for kind, text in texts.items():
+        write_text_atomic(text, files[kind])
     grade_counts = np.bincount([g for q in queries for g in q.grades], minlength=4)
-    registered = import_dataset(
-        paths, judgments_module.DATASET, [files["jsonl"]], fmt="ground_truth", replace=True
-    )
+    with _local_copies(paths, {"jsonl": files["jsonl"]}, texts) as local:
+        registered = import_dataset(
+            paths, judgments_module.DATASET, [local["jsonl"]], fmt="ground_truth", replace=True
+        )
     return _record_step(
         paths,
         "judgments",
