@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.core.logs.staging import KEY_COLUMN
+from eval_pipelines.core.object_store import connect_duckdb
 from eval_pipelines.core.paths import DataPaths, shown
 from eval_pipelines.core.storage import parquet_files
 
@@ -74,7 +73,7 @@ def find_duplicate_ids(
     files = parquet_files(paths.log_table_dir(table))
     if stored and files:
         wanted = pa.table({"id": pa.array(list(stored), pa.string())})
-        with duckdb.connect() as con:
+        with connect_duckdb(paths.root) as con:
             con.register("wanted", wanted)
             found = con.execute(
                 f'SELECT "{key}", filename, count(*) FROM read_parquet($files, filename = true)'
@@ -87,5 +86,6 @@ def find_duplicate_ids(
 
 
 def _relative(paths: DataPaths, filename: str) -> str:
-    path = Path(filename)
-    return str(path.relative_to(paths.root)) if path.is_relative_to(paths.root) else filename
+    """filename (as DuckDB names it: a path or an s3:// URL) relative to the data root."""
+    root = str(paths.root).rstrip("/") + "/"
+    return filename[len(root) :] if filename.startswith(root) else filename

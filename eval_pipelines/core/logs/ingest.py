@@ -21,10 +21,8 @@ row of the table, such as UBI `on_search` events, counted under `skipped`); `ing
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from eval_pipelines.core.gc_pause import gc_paused
 from eval_pipelines.core.logs.exact_rows import ExactBatch, apply_rules
 from eval_pipelines.core.logs.format_hint import refuse_misread_file
 from eval_pipelines.core.logs.line_blocks import LineBlock
+from eval_pipelines.core.logs.parts import local_parts
 from eval_pipelines.core.logs.readers import (
     FORMATS,
     LogParseError,
@@ -44,9 +43,9 @@ from eval_pipelines.core.logs.readers import (
 from eval_pipelines.core.logs.sources import RecordBatch, iter_batches, line_records
 from eval_pipelines.core.logs.staging import Outcome, Staging
 from eval_pipelines.core.logs.ubi import ReadOptions
-from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.paths import DataPath, DataPaths, validate_id
 from eval_pipelines.core.progress import ProgressOutput
-from eval_pipelines.core.storage import directory_lock
+from eval_pipelines.core.storage import atomic_path, directory_lock
 
 __all__ = ["LOG_TABLES", "IngestReport", "LogParseError", "LogTable", "ingest_files"]
 
@@ -67,7 +66,7 @@ class IngestReport:
     ingested: int = 0
     already_present: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
-    written: list[Path] = field(default_factory=list)
+    written: list[DataPath] = field(default_factory=list)
     quarantine_already_present: int = 0
     reading: ReaderTally = field(default_factory=ReaderTally)
 
@@ -142,7 +141,8 @@ def ingest_files(
     for source in sources:
         resolve_format(source, fmt)
     report = IngestReport(table=table, files=[str(s) for s in sources])
-    # Outside the data directory: a call that fails leaves no trace there.
+    # Outside the data directory (always local, even for a root on object storage): a call that
+    # fails leaves no trace there.
     directory = Path(tempfile.mkdtemp(prefix="eval-pipelines-ingest-"))
     try:
         with gc_paused():
@@ -153,9 +153,9 @@ def ingest_files(
                     return report
                 with directory_lock(paths.logs_dir, timeout_s=INGEST_LOCK_TIMEOUT_S):
                     outcome = staging.judge(
-                        paths.log_table_dir(table),
-                        paths.log_table_dir("executions"),
-                        paths.log_table_dir("quarantine"),
+                        local_parts(paths, table),
+                        local_parts(paths, "executions"),
+                        local_parts(paths, "quarantine"),
                     )
                     _store(paths, table, outcome, report)
             finally:
@@ -249,7 +249,8 @@ def _count(report: IngestReport, exact: ExactBatch, fast: int) -> None:
 
 
 def _store(paths: DataPaths, table: str, outcome: Outcome, report: IngestReport) -> None:
-    """Move the staged parts into the log tables (call under the logs lock)."""
+    """Move the staged parts into the log tables (call under the logs lock), each whole: renamed into
+    place on a file system, one object uploaded on object storage."""
     report.ingested = outcome.ingested
     report.already_present = outcome.already_present
     report.quarantined = outcome.quarantined
@@ -260,9 +261,6 @@ def _store(paths: DataPaths, table: str, outcome: Outcome, report: IngestReport)
         quarantine = paths.log_table_dir("quarantine") / outcome.quarantine_name
         moves.append((outcome.quarantine_part, quarantine))
     for part, destination in moves:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        # Copied beside its name first when the staging is on another filesystem; renamed last.
-        landing = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}")
-        shutil.move(part, landing)
-        os.replace(landing, destination)
+        with atomic_path(destination) as landing:
+            shutil.move(part, landing)
         report.written.append(destination)

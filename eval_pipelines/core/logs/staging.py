@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ from eval_pipelines.core.logs.quarantine import (
 from eval_pipelines.core.logs.readers import parse_json, with_note
 from eval_pipelines.core.logs.tables import EXECUTIONS_SCHEMA, INTERACTIONS_SCHEMA
 from eval_pipelines.core.paths import shown
-from eval_pipelines.core.storage import parquet_files
 from eval_pipelines.core.warehouse import LOG_VIEWS, with_added_columns
 
 MEMORY_LIMIT = "1GB"
@@ -160,27 +159,30 @@ class Staging:
         if rows.num_rows:
             pq.write_table(rows.cast(REJECTED_SCHEMA), self._next_file("rejected"))
 
-    def judge(self, stored_dir: Path, executions_dir: Path, quarantine_dir: Path) -> Outcome:
-        """The cross-row checks (call under the logs lock), then the staged output files."""
+    def judge(
+        self, stored: Sequence[Path], executions: Sequence[Path], quarantine: Sequence[Path]
+    ) -> Outcome:
+        """The cross-row checks (call under the logs lock) against the stored parts of the table,
+        of executions and of quarantine (local files, logs/parts.py), then the staged output files."""
         drafts = self._staged("drafts", DRAFT_SCHEMAS[self.table])
         if self.table == "interactions":
             candidates = self.directory / "candidates.parquet"
-            self._complete_interactions(drafts, executions_dir, candidates)
+            self._complete_interactions(drafts, executions, candidates)
             self.con.execute(
                 f"CREATE VIEW candidates AS SELECT * FROM read_parquet('{candidates}') WHERE agrees"
             )
         else:  # an execution's draft is already its row: no second copy
             self.con.execute(f"CREATE VIEW candidates AS SELECT *, 0 AS type_index FROM {drafts}")
-        self._deduplicate(stored_dir)
+        self._deduplicate(stored)
         outcome = Outcome()
         self._write_rows(outcome)
-        self._write_quarantine(outcome, quarantine_dir)
+        self._write_quarantine(outcome, quarantine)
         return outcome
 
-    def _complete_interactions(self, drafts: str, executions_dir: Path, target: Path) -> None:
+    def _complete_interactions(self, drafts: str, executions: Sequence[Path], target: Path) -> None:
         """Join each interaction with its stored execution, fill what it borrows, one row per type
         (ids derived as contract.derive_interaction_id); a disagreeing one stays a single row."""
-        files = [str(f) for f in parquet_files(executions_dir)]
+        files = [str(f) for f in executions]
         stored = (
             "SELECT execution_id, session_id AS e_session_id, user_id AS e_user_id,"
             " documents AS e_documents, created_at AS e_created_at"
@@ -265,7 +267,7 @@ class Staging:
                 raise AssertionError(f"{source}:{line}: the SQL and Python agreement rules differ")
             self.add_rejected(pa.Table.from_pylist(rows, REJECTED_SCHEMA))
 
-    def _deduplicate(self, stored_dir: Path) -> None:
+    def _deduplicate(self, stored: Sequence[Path]) -> None:
         """Decide which candidate rows are new; quarantine records whose id conflicts.
 
         As the row-by-row rule: a row whose id is stored with other content rejects its record; one
@@ -274,7 +276,7 @@ class Staging:
         """
         key = KEY_COLUMN[self.table]
         others = [name for name in _SCHEMAS[self.table].names if name != key]
-        files = [str(f) for f in parquet_files(stored_dir)]
+        files = [str(f) for f in stored]
         if files:
             differs = ", ".join(
                 f'CASE WHEN c."{n}" IS DISTINCT FROM s."{n}" THEN \'{n}\' END' for n in others
@@ -384,7 +386,7 @@ class Staging:
             (path, f"part-{value}-{_file_digest(path)}.parquet") for path, value in outcome.parts
         )
 
-    def _write_quarantine(self, outcome: Outcome, quarantine_dir: Path) -> None:
+    def _write_quarantine(self, outcome: Outcome, quarantine: Sequence[Path]) -> None:
         rejected = self._staged("rejected", REJECTED_SCHEMA)
         rows = self.con.execute(
             f"SELECT reason, count(*) FROM {rejected} GROUP BY reason ORDER BY reason"
@@ -392,7 +394,7 @@ class Staging:
         outcome.quarantined = {reason: int(count) for reason, count in rows}
         if not rows:
             return
-        files = [str(f) for f in parquet_files(quarantine_dir)]
+        files = [str(f) for f in quarantine]
         known = (
             'SELECT DISTINCT sha256("table" || chr(10) || raw) AS key FROM read_parquet($files)'
             if files
