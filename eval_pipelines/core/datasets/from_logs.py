@@ -51,17 +51,19 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from eval_pipelines.core.click_model import ClickModel, load_or_fit, query_document_evidence
 from eval_pipelines.core.datasets.store import (
     JUDGMENTS_SCHEMA,
     QUERIES_SCHEMA,
     DatasetSummary,
+    dataset_exists,
+    load_side_table,
     store_dataset,
 )
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.fields import canonical_json
+from eval_pipelines.core.logs.parts import local_parts
 from eval_pipelines.core.metrics.alignment import DEFAULT_INTERACTION_WEIGHTS, counted_types
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.query_keys import normalized_text
@@ -345,7 +347,7 @@ def _queries(paths: DataPaths, ids_by_key: dict[str, str]) -> pa.Table:
 
 def most_frequent_texts(paths: DataPaths) -> pa.Table:
     """query_key -> the logged query_text most often searched under it."""
-    files = [str(f) for f in parquet_files(paths.log_table_dir("executions"))]
+    files = [str(f) for f in local_parts(paths, "executions")]
     with duckdb.connect(":memory:") as con:
         counts = con.sql(
             "SELECT query_text, count(*) AS n FROM read_parquet($files) GROUP BY query_text",
@@ -367,7 +369,7 @@ def derive_dataset(
     model: ClickModel | None = None,
 ) -> DatasetSummary:
     """Derive and store dataset `name` (evidence per judgment in its evidence.parquet)."""
-    if paths.dataset_dir(name).exists() and not replace:
+    if dataset_exists(paths, name) and not replace:
         raise InvalidInputError(f"dataset {name} exists; use --replace")
     derived = derive_judgments(paths, settings, model)
     return store_dataset(
@@ -385,7 +387,7 @@ def derive_dataset(
 
 def read_evidence(paths: DataPaths, name: str) -> pa.Table:
     """The impressions, exposure and relevance behind each judgment of a derived dataset."""
-    file = paths.dataset_dir(name) / EVIDENCE_FILE
-    if not file.is_file():
+    table = load_side_table(paths, name, EVIDENCE_FILE)
+    if table is None:
         raise InvalidInputError(f"dataset {name}: no {EVIDENCE_FILE} (not derived from logs)")
-    return pq.read_table(file).cast(EVIDENCE_SCHEMA)
+    return table.cast(EVIDENCE_SCHEMA)

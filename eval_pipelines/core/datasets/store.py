@@ -2,6 +2,11 @@
 
 `<data>/datasets/<name>/` holds queries.parquet, judgments.parquet and dataset.json, and is replaced
 as a whole (built in a hidden sibling, then renamed into place) so a reader never sees half a dataset.
+Object storage cannot rename a folder: there the files go under a new version prefix
+(`<name>/v-<time>-<random>/`), then dataset.json, the summary naming that version, is written in one
+PUT. A reader follows the dataset.json it read, so it sees the old dataset or the new one, never a
+mix, and a dataset without dataset.json (a writer that died) is not listed. The version replaced is
+kept for readers still loading it; older ones are deleted once they are 10 minutes old.
 
 The dataset_id is "ds_" + the first 12 hex digits of a sha256 over the canonical content: one line
 `query_id<TAB>query_input` per query, then `j<TAB>query_id<TAB>document_id<TAB>relevance` per
@@ -11,13 +16,16 @@ unambiguous; identical content imported again (from any format) gets the same id
 
 from __future__ import annotations
 
+import calendar
 import hashlib
+import io
 import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -29,9 +37,18 @@ import pyarrow.parquet as pq
 
 from eval_pipelines.core.datasets.readers import ParsedDataset, read_dataset_files
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.object_store import LEASE_TTL_S
+from eval_pipelines.core.paths import (
+    DataPath,
+    DataPaths,
+    is_remote,
+    is_valid_id,
+    shown,
+    validate_id,
+)
 from eval_pipelines.core.records import utc_timestamp
 from eval_pipelines.core.storage import (
+    directory_lock,
     new_staging_directory,
     write_parquet_atomic,
     write_text_atomic,
@@ -41,6 +58,12 @@ QUERIES_FILE = "queries.parquet"
 JUDGMENTS_FILE = "judgments.parquet"
 SUMMARY_FILE = "dataset.json"
 DATASET_ID_PREFIX = "ds_"
+# On object storage: dataset.json's key naming the folder that holds this version's files.
+VERSION_KEY = "version"
+VERSION_PREFIX = "v-"
+_STAMP = "%Y%m%dT%H%M%S"
+# Versions nothing names are deleted once older than this (several lease lifetimes).
+_ABANDONED_AFTER_S = 10 * LEASE_TTL_S
 # A replace renames the old folder away and deletes it; a load that raced it simply reads again.
 _LOAD_ATTEMPTS = 3
 
@@ -87,7 +110,7 @@ class DatasetSummary:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, source: Path) -> DatasetSummary:
+    def from_dict(cls, data: Any, source: DataPath) -> DatasetSummary:
         names = {item.name for item in fields(cls)}
         if not isinstance(data, dict) or not names.issuperset(data):
             raise InvalidInputError(
@@ -120,7 +143,7 @@ def import_dataset(
 
     Every problem in the files is reported at once (DatasetInputError) and nothing is stored then.
     """
-    if paths.dataset_dir(name).exists() and not replace:
+    if dataset_exists(paths, name) and not replace:
         raise InvalidInputError(f"dataset {name} exists; use --replace")
     sources = [Path(file) for file in files]
     parsed = read_dataset_files(sources, fmt)
@@ -155,7 +178,7 @@ def store_dataset(
     side_tables (file name -> table) are written into the same folder, so they are replaced with it.
     """
     target = paths.dataset_dir(name)
-    if target.exists() and not replace:
+    if dataset_exists(paths, name) and not replace:
         raise InvalidInputError(f"dataset {name} exists; use --replace")
     queries, judgments = queries.cast(QUERIES_SCHEMA), judgments.cast(JUDGMENTS_SCHEMA)
     summary = DatasetSummary(
@@ -170,7 +193,11 @@ def store_dataset(
         ignored_queries=ignored_queries,
         derivation=derivation,
     )
-    _install(paths, target, queries, judgments, summary, replace, side_tables or {})
+    tables = {QUERIES_FILE: queries, JUDGMENTS_FILE: judgments, **(side_tables or {})}
+    if is_remote(target):
+        _install_version(target, tables, summary, replace)
+    else:
+        _install(paths, target, tables, summary, replace)
     return summary
 
 
@@ -223,18 +250,14 @@ def _hash_lines(digest: Any, table: pa.Table, batch_rows: int = 1 << 18) -> None
 def _install(
     paths: DataPaths,
     target: Path,
-    queries: pa.Table,
-    judgments: pa.Table,
+    tables: Mapping[str, pa.Table],
     summary: DatasetSummary,
     replace: bool,
-    side_tables: Mapping[str, pa.Table],
 ) -> None:
     """Build the dataset in a hidden sibling folder, then rename it into place (old one renamed away)."""
     staging = new_staging_directory(paths.datasets_dir, prefix=f".{target.name}.", suffix=".new")
     try:
-        write_parquet_atomic(queries, staging / QUERIES_FILE)
-        write_parquet_atomic(judgments, staging / JUDGMENTS_FILE)
-        for file_name, table in side_tables.items():
+        for file_name, table in tables.items():
             write_parquet_atomic(table, staging / file_name)
         write_text_atomic(json.dumps(summary.to_dict(), indent=2) + "\n", staging / SUMMARY_FILE)
         retired: Path | None = None
@@ -258,6 +281,58 @@ def _install(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _install_version(
+    target: DataPath, tables: Mapping[str, pa.Table], summary: DatasetSummary, replace: bool
+) -> None:
+    """Object storage: the files under a new version prefix, then dataset.json pointing at it (one
+    PUT), under the dataset's lease so two writers of one name take turns."""
+    pointer = target / SUMMARY_FILE
+    with directory_lock(target):
+        replaced = _version_of(pointer)
+        if replaced is not None and not replace:
+            raise InvalidInputError(f"dataset {summary.name} exists; use --replace")
+        stamp = time.strftime(_STAMP, time.gmtime())
+        version = f"{VERSION_PREFIX}{stamp}-{secrets.token_hex(4)}"
+        try:
+            for file_name, table in tables.items():
+                write_parquet_atomic(table, target / version / file_name)
+            body = {**summary.to_dict(), VERSION_KEY: version}
+            write_text_atomic(json.dumps(body, indent=2) + "\n", pointer)
+        except BaseException:
+            _remove_tree(target / version)
+            raise
+        for folder in target.iterdir():
+            if folder.name not in (version, replaced) and _abandoned(folder.name):
+                _remove_tree(folder)
+
+
+def _abandoned(name: str) -> bool:
+    """A version folder nothing names and too old to be a writer's in progress: a writer paused
+    past its lease could still point dataset.json at one written a moment ago."""
+    if not name.startswith(VERSION_PREFIX):
+        return False
+    try:
+        written = calendar.timegm(time.strptime(name[len(VERSION_PREFIX) :][:15], _STAMP))
+    except ValueError:
+        return True
+    return time.time() - written > _ABANDONED_AFTER_S
+
+
+def _version_of(pointer: DataPath) -> str | None:
+    """The version a dataset.json on object storage names ("" for one whose files are beside it, as
+    a copy of a local root has them); None when there is no dataset.json."""
+    try:
+        text = _read_text(pointer)
+    except FileNotFoundError:
+        return None
+    return _summary_and_files(text, pointer)[1]
+
+
+def _remove_tree(folder: DataPath) -> None:
+    with suppress(FileNotFoundError):
+        folder.fs.rm(folder.path, recursive=True)
+
+
 def list_datasets(paths: DataPaths) -> list[DatasetSummary]:
     """Every stored dataset's summary, sorted by name."""
     if not paths.datasets_dir.is_dir():
@@ -272,23 +347,60 @@ def list_datasets(paths: DataPaths) -> list[DatasetSummary]:
     return sorted(summaries, key=lambda summary: summary.name)
 
 
-def _read_summary_if_present(file: Path) -> DatasetSummary | None:
+def _stored(folder: DataPath) -> bool:
+    """A folder renamed into place is whole; on object storage a dataset is there once its
+    dataset.json is (files of a version nothing names are not a dataset)."""
+    return (folder / SUMMARY_FILE).exists() if is_remote(folder) else folder.is_dir()
+
+
+def dataset_exists(paths: DataPaths, name: str) -> bool:
+    return _stored(paths.dataset_dir(name))
+
+
+def _read_summary_if_present(file: DataPath) -> DatasetSummary | None:
     for _ in range(_LOAD_ATTEMPTS):
         try:
-            text = file.read_text(encoding="utf-8")
+            text = _read_text(file)
         except FileNotFoundError:
-            if not file.parent.is_dir():
+            if not _stored(file.parent):
                 return None
             continue
-        return DatasetSummary.from_dict(_parse_json(text, file), file)
+        return _summary_and_files(text, file)[0]
     return None
 
 
-def _parse_json(text: str, file: Path) -> Any:
+def _read_bytes(file: DataPath) -> bytes:
+    """The whole file; on object storage one GET (a HEAD then a GET could straddle a replace)."""
+    return file.fs.cat_file(file.path) if is_remote(file) else file.read_bytes()
+
+
+def _read_text(file: DataPath) -> str:
+    return _read_bytes(file).decode("utf-8")
+
+
+def _parse_json(text: str, file: DataPath) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+def _summary_and_files(text: str, file: DataPath) -> tuple[DatasetSummary, str]:
+    """The summary a dataset.json holds, and where its files are relative to its folder: "" (beside
+    it), or the version folder it names (written on object storage)."""
+    data = _parse_json(text, file)
+    version = ""
+    if isinstance(data, dict) and VERSION_KEY in data:
+        data = dict(data)
+        version = data.pop(VERSION_KEY)
+        if not (isinstance(version, str) and version.startswith(VERSION_PREFIX)) or not (
+            is_valid_id(version)
+        ):
+            raise InvalidInputError(
+                f"{file}: {VERSION_KEY}: {shown(version)} is not a dataset version"
+                f" ({VERSION_PREFIX}... naming a folder beside it)"
+            )
+    return DatasetSummary.from_dict(data, file), version
 
 
 def load_dataset(paths: DataPaths, name: str) -> Dataset:
@@ -300,9 +412,9 @@ def load_dataset(paths: DataPaths, name: str) -> Dataset:
             return _load_folder(folder)
         except FileNotFoundError as exc:
             last_error = exc
-            if not folder.is_dir():
+            if not _stored(folder):
                 break
-    if not folder.is_dir():
+    if not _stored(folder):
         known = ", ".join(summary.name for summary in list_datasets(paths))
         raise InvalidInputError(
             f"dataset: {name!r} not found (known: "
@@ -311,14 +423,28 @@ def load_dataset(paths: DataPaths, name: str) -> Dataset:
     raise FileNotFoundError(f"{folder}: the dataset is incomplete ({last_error})") from last_error
 
 
-def _load_folder(folder: Path) -> Dataset:
-    """Every file is opened through one handle on the folder, so all three come from one version."""
+def load_side_table(paths: DataPaths, name: str, file_name: str) -> pa.Table | None:
+    """A table stored with dataset `name` (store_dataset's side_tables), from the same version as
+    its summary; None when that version has no such file."""
+    folder = paths.dataset_dir(name)
+    for _ in range(_LOAD_ATTEMPTS):
+        try:
+            with _folder_files(folder) as open_file:
+                try:
+                    with open_file(file_name) as handle:
+                        return pq.read_table(handle)
+                except FileNotFoundError:
+                    return None
+        except FileNotFoundError:
+            if not _stored(folder):
+                break
+    return None
+
+
+def _load_folder(folder: DataPath) -> Dataset:
+    """Every file is read from the version its dataset.json names, so all three are of one version."""
     with _folder_files(folder) as open_file:
-        with open_file(SUMMARY_FILE) as handle:
-            summary_path = folder / SUMMARY_FILE
-            summary = DatasetSummary.from_dict(
-                _parse_json(handle.read().decode("utf-8"), summary_path), summary_path
-            )
+        summary = open_file.summary
         with open_file(QUERIES_FILE) as handle:
             queries = pq.read_table(handle).cast(QUERIES_SCHEMA)
         with open_file(JUDGMENTS_FILE) as handle:
@@ -326,14 +452,37 @@ def _load_folder(folder: Path) -> Dataset:
     return Dataset(summary, queries, judgments)
 
 
+@dataclass(frozen=True)
+class _VersionFiles:
+    """Opens the files of the version a dataset.json named (raises FileNotFoundError when gone)."""
+
+    summary: DatasetSummary
+    opener: Callable[[str], IO[bytes]]
+
+    def __call__(self, name: str) -> IO[bytes]:
+        return self.opener(name)
+
+
 @contextmanager
-def _folder_files(folder: Path) -> Iterator[Callable[[str], IO[bytes]]]:
+def _folder_files(folder: DataPath) -> Iterator[_VersionFiles]:
+    """On a file system through one handle on the folder (a folder renamed in meanwhile is not
+    mixed in); on object storage each file is one whole GET of the version dataset.json names
+    (versions are never rewritten)."""
+    summary_path = folder / SUMMARY_FILE
+    if is_remote(folder):
+        summary, version = _summary_and_files(_read_text(summary_path), summary_path)
+        files = folder / version if version else folder
+        yield _VersionFiles(summary, lambda name: io.BytesIO(_read_bytes(files / name)))
+        return
     directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
 
     def open_file(name: str) -> IO[bytes]:
         return os.fdopen(os.open(name, os.O_RDONLY, dir_fd=directory), "rb")
 
     try:
-        yield open_file
+        with open_file(SUMMARY_FILE) as handle:
+            summary, version = _summary_and_files(handle.read().decode("utf-8"), summary_path)
+        prefix = f"{version}/" if version else ""
+        yield _VersionFiles(summary, lambda name: open_file(prefix + name))
     finally:
         os.close(directory)
