@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.logs.parts import local_parts, stored_part
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.query_keys import normalized_text
-from eval_pipelines.core.storage import parquet_files
 from eval_pipelines.core.warehouse import (
     UnreadableFile,
     UnreadableTableError,
@@ -40,9 +40,9 @@ LOG_TABLES: dict[str, str] = {"executions": "log_executions", "interactions": "l
 
 
 def _select(paths: DataPaths, table: str) -> str | None:
-    files = parquet_files(paths.log_table_dir(table))
+    files = local_parts(paths, table)
     bad = [
-        UnreadableFile(LOG_TABLES[table], f, problem)
+        UnreadableFile(LOG_TABLES[table], stored_part(paths, table, f), problem)
         for f in files
         if (problem := parquet_problem(f)) is not None
     ]

@@ -1,4 +1,4 @@
-"""Click models on disk, one per log snapshot: <data>/click_models/<snapshot_id>/.
+"""Click models stored under the data root, one per log snapshot: <data>/click_models/<snapshot_id>/.
 
 A snapshot is the set of stored log parts. Parts are named by their content digest and never
 rewritten, so their sorted names identify the logs' content: a new ingest makes a new snapshot and so
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.click_model.model import TIMING_KEYS, ClickModel, fit_without_timing
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
 from eval_pipelines.core.storage import parquet_files, write_parquet_atomic, write_text_atomic
 
 MODEL_FILE = "model.json"
@@ -25,7 +24,7 @@ PROPENSITIES_FILE = "propensities.parquet"
 TIMING_FILE = "timing.json"
 
 
-def click_models_dir(paths: DataPaths) -> Path:
+def click_models_dir(paths: DataPaths) -> DataPath:
     return paths.root / "click_models"
 
 
@@ -43,7 +42,7 @@ def model_id_of(snapshot_id: str) -> str:
     return f"pbm-{snapshot_id[:12]}"
 
 
-def model_dir(paths: DataPaths, snapshot_id: str) -> Path:
+def model_dir(paths: DataPaths, snapshot_id: str) -> DataPath:
     return click_models_dir(paths) / snapshot_id
 
 
@@ -51,7 +50,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def save(paths: DataPaths, model: ClickModel) -> Path:
+def save(paths: DataPaths, model: ClickModel) -> DataPath:
     directory = model_dir(paths, model.snapshot_id)
     fit = fit_without_timing(model.fit)
     timing = {k: model.fit[k] for k in TIMING_KEYS if k in model.fit}
@@ -68,16 +67,22 @@ def save(paths: DataPaths, model: ClickModel) -> Path:
     return directory
 
 
+def _read_text(file: DataPath) -> str:
+    """On object storage one whole GET: a HEAD then a ranged GET fails when a concurrent fit of the
+    same snapshot rewrites timing.json in between."""
+    return (file.fs.cat_file(file.path) if is_remote(file) else file.read_bytes()).decode("utf-8")
+
+
 def load(paths: DataPaths, snapshot_id: str) -> ClickModel | None:
     """The stored model of snapshot_id, None when there is none (or it is incomplete)."""
     directory = model_dir(paths, snapshot_id)
     try:
-        record = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
-        table = pq.read_table(directory / PROPENSITIES_FILE)
+        record = json.loads(_read_text(directory / MODEL_FILE))
+        table = pq.read_table(str(directory / PROPENSITIES_FILE))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     try:
-        timing = json.loads((directory / TIMING_FILE).read_text(encoding="utf-8"))
+        timing = json.loads(_read_text(directory / TIMING_FILE))
     except (FileNotFoundError, json.JSONDecodeError):
         timing = {}
     return ClickModel(
