@@ -9,6 +9,7 @@ from pathlib import Path
 from eval_pipelines.cli.output import (
     finish_record,
     format_table,
+    local_file,
     print_json,
     progress,
     wants_json,
@@ -113,7 +114,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("evaluation_id", metavar="EVALUATION_ID")
     export.add_argument("--format", choices=["trec-run", "csv"], default="trec-run")
-    export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "--output", "-o", type=local_file, help="a file on this machine to write (default: stdout)"
+    )
     export.set_defaults(handler=run_export)
 
     trec = commands.add_parser(
@@ -123,8 +126,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "recip_rank, set_P, set_recall, set_F) plus F1_k and F2_k; families (P, recall, map_cut, ndcg_cut, F1, F2) "
         "expand to trec_eval's cutoffs. Ties: score descending, then docno descending. Only queries in both files.",
     )
-    trec.add_argument("qrels", type=Path, metavar="QRELS")
-    trec.add_argument("run", type=Path, metavar="RUN")
+    trec.add_argument("qrels", type=local_file, metavar="QRELS")
+    trec.add_argument("run", type=local_file, metavar="RUN")
     trec.add_argument(
         "-q", action="store_true", dest="per_query", help="also print per-query values"
     )

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from eval_pipelines.cli.output import local_file
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.reports.html.sources import resolve
@@ -20,9 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("record_id", metavar="ID", help="a benchmark id or an evaluation id")
     parser.add_argument(
         "--output",
-        type=Path,
+        type=local_file,
         metavar="FILE.html",
-        help="where to write it (default: report.html in the record's folder)",
+        help="a file on this machine to write it to (default: report.html in the record's folder,"
+        " on the data root)",
     )
     parser.add_argument(
         "--against",
