@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPath, DataPaths
 from eval_pipelines.core.reports.html.benchmark import benchmark_page
 from eval_pipelines.core.reports.html.evaluation import evaluation_page
 from eval_pipelines.core.reports.html.sources import resolve
@@ -22,7 +21,7 @@ class Report:
     html: str
     plots: list[str]
     omitted: dict[str, str]  # plot name -> why it is left out
-    default_path: Path
+    default_path: DataPath  # report.html in the partition, on the data root (local or S3)
 
 
 def build_report(
@@ -46,8 +45,9 @@ def build_report(
     )
 
 
-def write_report(report: Report, path: Path | None = None) -> Path:
-    """Written atomically: a reader sees the old report or the new one, never half of one."""
+def write_report(report: Report, path: DataPath | None = None) -> DataPath:
+    """Written atomically (on S3 as one whole object): a reader sees the old report or the new
+    one, never half of one."""
     target = path or report.default_path
     write_text_atomic(report.html, target)
     return target

@@ -6,14 +6,13 @@ user's error, named with its status; the tables are read, never recomputed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, validate_id
+from eval_pipelines.core.paths import DataPath, DataPaths, validate_id
 from eval_pipelines.core.records import RecordStore, Status
 from eval_pipelines.core.table_names import BENCHMARKS, EVALUATIONS
 
@@ -30,17 +29,24 @@ class Partition:
     record: dict[str, Any]
     request: dict[str, Any]
     store: RecordStore
+    _tables: dict[str, pa.Table] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
-    def folder(self) -> Path:
+    def folder(self) -> DataPath:
         return self.store.folder(self.record_id)
 
     @property
-    def report_path(self) -> Path:
+    def report_path(self) -> DataPath:
         return self.folder / REPORT_FILE
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        table = self.store.read_table(self.record_id, name)
+        """Each table read once per report, however many sections use it: on object storage
+        every read is a GET of the whole object."""
+        if name not in self._tables:
+            self._tables[name] = self.store.read_table(self.record_id, name)
+        table = self._tables[name]
         return table.select(columns) if columns else table
 
     def facts(self, name: str) -> dict[str, Any]:
