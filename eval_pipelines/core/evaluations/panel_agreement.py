@@ -166,7 +166,7 @@ def _tau_b_ceiling(true: list[float]) -> float:
 def usable_queries(paths: DataPaths, queries: pa.Table, judgments: pa.Table) -> pa.Table:
     """The dataset's queries whose text is exactly one demo intent's and that have a judgment of
     grade >= 1 (an evaluation skips the others); columns query_id, query_text."""
-    intents = pq.read_table(paths.demo_dir / INTENTS_FILE, columns=["query_text"])
+    intents = pq.read_table(str(paths.demo_dir / INTENTS_FILE), columns=["query_text"])
     counts = intents.group_by("query_text").aggregate([("query_text", "count")])
     single = counts.filter(pc.equal(counts.column("query_text_count"), 1)).column("query_text")
     relevant = judgments.filter(pc.greater_equal(judgments.column("relevance"), 1))
@@ -223,9 +223,9 @@ def score_panel(paths: DataPaths, queries: pa.Table, judgments: pa.Table) -> Pan
 def true_grades_of(paths: DataPaths, queries: pa.Table, judgments: pa.Table) -> pa.Table:
     """The same judged pairs with their true grades (0 where the demo grades none): scoring the
     panel against them separates what the judged set allows from what the derived grades add."""
-    intents = pq.read_table(paths.demo_dir / INTENTS_FILE, columns=["intent_id", "query_text"])
+    intents = pq.read_table(str(paths.demo_dir / INTENTS_FILE), columns=["intent_id", "query_text"])
     grades = pq.read_table(
-        paths.demo_dir / GRADES_FILE, columns=["intent_id", "document_id", "grade"]
+        str(paths.demo_dir / GRADES_FILE), columns=["intent_id", "document_id", "grade"]
     )
     intent_of = queries.select(["query_id", "query_text"]).join(intents, "query_text")
     graded = grades.join(intent_of.select(["query_id", "intent_id"]), "intent_id")
