@@ -1,4 +1,5 @@
-"""The Dagster instance lives under the data directory unless DAGSTER_HOME says otherwise.
+"""The Dagster instance lives under the data directory unless DAGSTER_HOME says otherwise (under
+this machine's cache for the root when the root is on S3: SQLite storage cannot live there).
 
 The dagster.yaml written on first use turns on run monitoring with a launcher that can tell a dead
 run worker (run_launcher.py), so a run whose process was killed is marked failed by the daemon and
@@ -78,7 +79,7 @@ def write_instance_config(home: Path, poll_interval_s: int = RUN_MONITORING_POLL
 
 
 def ensure_dagster_home(paths: DataPaths) -> Path:
-    """Point DAGSTER_HOME at <data>/dagster_home (unless set), give it a dagster.yaml, and create
+    """Point DAGSTER_HOME at paths.dagster_home (unless set), give it a dagster.yaml, and create
     its storage once, under a lock: two processes creating a fresh SQLite storage at once can both
     stamp its schema version ("alembic_version has more than one head")."""
     home = paths.dagster_home.resolve()

@@ -1,5 +1,5 @@
 """A request's partition tables on any filesystem fsspec knows (through UPath): the local data
-directory today, object storage later, by the same code."""
+directory or object storage (S3), by the same code."""
 
 from __future__ import annotations
 
@@ -42,20 +42,19 @@ class PartitionTables:
             }
             table = table.replace_schema_metadata(metadata)
         target = self.path(record_id, name)
-        if self.is_local:  # a rename over the old file: readers never see half a table
-            write_parquet_atomic(table, Path(target.path))
-        else:  # an object store puts a whole object or nothing
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as sink:
-                pq.write_table(table, sink, compression="zstd")
+        # A rename over the old file, or one whole-object upload: readers never see half a table.
+        # (Writing through target.open() would not do: a writer failing mid-table still closes its
+        # stream, and closing an object-store stream commits what was written so far.)
+        write_parquet_atomic(table, Path(target.path) if self.is_local else target)
         return target
 
     def read(self, record_id: str, name: str) -> pa.Table:
         target = self.path(record_id, name)
         if self.is_local:
             return pq.read_table(target.path)
-        with target.open("rb") as source:
-            return pq.read_table(source)
+        # One GET of the whole object: one version of it, even while a re-run replaces it (reads
+        # through target.open() fail with FileExpired when the object changes between two ranges).
+        return pq.read_table(pa.BufferReader(target.fs.cat_file(target.path)))
 
     def read_facts(self, record_id: str, name: str) -> dict[str, Any]:
         """The facts written with a table (from its footer, not its rows)."""

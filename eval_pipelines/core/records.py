@@ -1,7 +1,9 @@
 """Records (benchmark and evaluation) and the requests behind them, as atomically written JSON files.
 
 Benchmarks and evaluations share this machinery: a request is stored once accepted, its record is
-rewritten whole on every status change, and readers never see a half-written file.
+rewritten whole on every status change, and readers never see a half-written file. On object storage
+each file is one object, written with one PUT and read with one GET, so a reader gets one whole
+version of it however often a run rewrites it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ import pyarrow as pa
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.json_input import JsonProblem, decode_json
 from eval_pipelines.core.partition_tables import PartitionTables
-from eval_pipelines.core.paths import ID_RULE, DataPaths, is_valid_id, shown, validate_id
+from eval_pipelines.core.paths import (
+    ID_RULE,
+    DataPath,
+    DataPaths,
+    is_remote,
+    is_valid_id,
+    shown,
+    validate_id,
+)
 from eval_pipelines.core.storage import directory_lock, write_text_atomic
 
 
@@ -48,7 +58,7 @@ class StoredFileError(InvalidInputError):
     """A stored request.json or record.json that cannot be used: the file and its problem apart, so a
     listing can name the entry (`benchmarks/<id>: record.json: problem`) and `get` the whole path."""
 
-    def __init__(self, file: Path, problem: str) -> None:
+    def __init__(self, file: DataPath, problem: str) -> None:
         self.file = file
         self.problem = problem
         super().__init__(f"{file}: {problem}")
@@ -79,10 +89,10 @@ class RecordStore:
     kind: str  # "benchmarks" or "evaluations"
 
     @property
-    def root(self) -> Path:
+    def root(self) -> DataPath:
         return self.paths.root / self.kind
 
-    def folder(self, record_id: str) -> Path:
+    def folder(self, record_id: str) -> DataPath:
         return self.root / validate_id(record_id, "id")
 
     @property
@@ -90,26 +100,11 @@ class RecordStore:
         """The record's own id field: benchmark_id, evaluation_id."""
         return f"{self.kind.removesuffix('s')}_id"
 
-    def _read(self, file: Path) -> dict[str, Any] | None:
-        """The file's JSON object, None when absent; anything else raises StoredFileError naming it.
-
-        Opened without blocking and checked to be a regular file first, so a directory, a FIFO or a
-        device in its place is reported instead of failing with a bare OS error or hanging a reader.
-        """
-        try:
-            handle = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
-        except FileNotFoundError:
+    def _read(self, file: DataPath) -> dict[str, Any] | None:
+        """The file's JSON object, None when absent; anything else raises StoredFileError naming it."""
+        data = _object_bytes(file) if is_remote(file) else _file_bytes(file)
+        if data is None:
             return None
-        except OSError as exc:
-            raise StoredFileError(file, f"cannot be read ({exc.strerror})") from None
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            os.close(handle)
-            raise StoredFileError(file, "not a regular file")
-        with os.fdopen(handle, "rb") as stream:
-            try:
-                data = stream.read()
-            except OSError as exc:
-                raise StoredFileError(file, f"cannot be read ({exc.strerror})") from None
         if not data.strip():
             raise StoredFileError(file, "empty file, expected a JSON object")
         try:
@@ -124,7 +119,7 @@ class RecordStore:
             raise StoredFileError(file, f"expected a JSON object, got {type(value).__name__}")
         return value
 
-    def _write(self, value: dict[str, Any], file: Path) -> None:
+    def _write(self, value: dict[str, Any], file: DataPath) -> None:
         write_text_atomic(json.dumps(value, indent=2, sort_keys=False) + "\n", file)
 
     def accept(self, record_id: str, record: dict[str, Any], request: dict[str, Any]) -> None:
@@ -193,6 +188,8 @@ class RecordStore:
     def _scan(self) -> list[_Folder]:
         """Each folder holding a request.json or a record.json, in any form: a directory in a file's
         place is there too, to be reported when it is read."""
+        if is_remote(self.root):
+            return _scan_objects(self.root)
         if not self.root.is_dir():
             return []
         found = []
@@ -248,7 +245,7 @@ class RecordStore:
                     f"{self.kind}/{folder.name}: a {REQUEST_FILE} without a {RECORD_FILE}"
                     " (`get` does not find it either)"
                 )
-        records: list[dict[str, Any]] = []
+        listed: list[tuple[str, dict[str, Any]]] = []
         for record_id in _record_ids(folders):
             try:
                 entry = self.entry(record_id)
@@ -266,8 +263,8 @@ class RecordStore:
             if wrong:
                 problems.append(f"{self.kind}/{record_id}: {RECORD_FILE}: " + "; ".join(wrong))
                 continue
-            records.append(record)
-        return Listing(records, problems)
+            listed.append((record_id, record))
+        return Listing(_oldest_first(listed, folders), problems)
 
     @property
     def tables(self) -> PartitionTables:
@@ -276,8 +273,8 @@ class RecordStore:
 
     def write_table(
         self, record_id: str, name: str, table: pa.Table, facts: dict[str, Any] | None = None
-    ) -> Path:
-        return Path(self.tables.write(validate_id(record_id, "id"), name, table, facts).path)
+    ) -> DataPath:
+        return self.tables.write(validate_id(record_id, "id"), name, table, facts)
 
     def read_table(self, record_id: str, name: str) -> pa.Table:
         return self.tables.read(validate_id(record_id, "id"), name)
@@ -301,15 +298,85 @@ class _Folder:
     record_mtime: int | None
 
 
+def _file_bytes(file: Path) -> bytes | None:
+    """Opened without blocking and checked to be a regular file first, so a directory, a FIFO or a
+    device in its place is reported instead of failing with a bare OS error or hanging a reader."""
+    try:
+        handle = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoredFileError(file, f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise StoredFileError(file, "not a regular file")
+    with os.fdopen(handle, "rb") as stream:
+        try:
+            return stream.read()
+        except OSError as exc:
+            raise StoredFileError(file, f"cannot be read ({exc.strerror})") from None
+
+
+def _object_bytes(file: DataPath) -> bytes | None:
+    """One GET of the whole object: records are only ever PUT whole, so this is one version of it.
+    (Not file.read_bytes(): it asks for the size first and then fails with FileExpired when a
+    writer replaces the object in between.)"""
+    try:
+        return file.fs.cat_file(file.path, max_concurrency=1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoredFileError(file, f"cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _scan_objects(root: DataPath) -> list[_Folder]:
+    """_scan on object storage: one listing of the keys under root (a few requests per thousand
+    keys) instead of two requests per folder."""
+    times: dict[str, dict[str, int]] = {}
+    prefix = root.path.rstrip("/") + "/"
+    for key, info in root.fs.find(root.path, detail=True).items():
+        folder, _, name = key.removeprefix(prefix).partition("/")
+        if name in (REQUEST_FILE, RECORD_FILE) and info.get("type") == "file":
+            modified = info.get("LastModified")
+            stamp = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else 0
+            times.setdefault(folder, {})[name] = stamp
+    return [
+        _Folder(name, found.get(REQUEST_FILE), found.get(RECORD_FILE))
+        for name, found in times.items()
+    ]
+
+
+def _accepted_at(folder: _Folder) -> int:
+    """When the request was accepted, as its files tell: the request's time, else the record's."""
+    found = folder.request_mtime if folder.request_mtime is not None else folder.record_mtime
+    return found or 0
+
+
 def _record_ids(folders: list[_Folder]) -> list[str]:
     return [
         name
         for _, name in sorted(
-            (f.request_mtime if f.request_mtime is not None else f.record_mtime, f.name)
+            (_accepted_at(f), f.name)
             for f in folders
             if f.record_mtime is not None and is_valid_id(f.name)
         )
     ]
+
+
+def _oldest_first(
+    listed: list[tuple[str, dict[str, Any]]], folders: list[_Folder]
+) -> list[dict[str, Any]]:
+    """Records by acceptance time. S3 (and some shared file systems) keep modification times to the
+    second, so within one the record's own created_at (milliseconds, set on acceptance) decides,
+    then the id."""
+    times = {f.name: _accepted_at(f) for f in folders}
+
+    def key(pair: tuple[str, dict[str, Any]]) -> tuple[int, str, str]:
+        record_id, record = pair
+        created = record.get("created_at")
+        return (times.get(record_id, 0), created if isinstance(created, str) else "", record_id)
+
+    return [record for _, record in sorted(listed, key=key)]
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -25,7 +24,8 @@ import pyarrow.parquet as pq
 
 from eval_pipelines.core import table_names as names
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths, is_valid_id
+from eval_pipelines.core.object_store import connect_duckdb
+from eval_pipelines.core.paths import DataPath, DataPaths, is_remote, is_valid_id
 from eval_pipelines.core.storage import atomic_path, directory_lock
 
 _log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class UnreadableFile:
     """A file a view would read that DuckDB could not: kept out of the view, reported by name."""
 
     view: str
-    path: Path
+    path: DataPath
     problem: str
 
     def __str__(self) -> str:
@@ -117,25 +117,45 @@ def with_added_columns(select: str, view: str) -> str:
     return f"SELECT * FROM ({select}) UNION ALL BY NAME SELECT {columns} WHERE false"
 
 
-# path -> ((device, inode, size, mtime_ns), (problem or None, text columns of TYPED_COLUMNS)): a file
-# renamed into place is a new inode, so a rewritten file is checked again and an unchanged one is not
-# (thousands of parts).
+# path -> (identity, (problem or None, text columns of TYPED_COLUMNS)): a rewritten file has a new
+# identity, so it is checked again and an unchanged one is not (thousands of parts).
 _footer_checks: dict[
-    str, tuple[tuple[int, int, int, int], tuple[str | None, tuple[tuple[str, bool], ...]]]
+    str, tuple[tuple[object, ...], tuple[str | None, tuple[tuple[str, bool], ...]]]
 ] = {}
 
 
-def _inspect(path: Path) -> tuple[str | None, tuple[tuple[str, bool], ...]]:
-    """Why path cannot be read as Parquet (None when it can), and its TYPED_COLUMNS held as text."""
+Identity = tuple[object, ...] | None
+
+
+def _object_identity(info: Mapping[str, Any]) -> Identity:
+    return (str(info.get("ETag")), info.get("size")) if info.get("type") == "file" else None
+
+
+def _identity(path: DataPath) -> Identity:
+    """What changes whenever path is written again, None when it is not a regular file: on a file
+    system (device, inode, size, mtime), as a rename makes a new inode; on object storage (ETag,
+    size), as every PUT makes a new ETag while its second-resolution mtime may not change."""
+    if is_remote(path):
+        return _object_identity(path.fs.info(path.path))
     status = path.stat()
     if not stat.S_ISREG(status.st_mode):
+        return None
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _inspect(
+    path: DataPath, known: Mapping[str, Identity] | None = None
+) -> tuple[str | None, tuple[tuple[str, bool], ...]]:
+    """Why path cannot be read as Parquet (None when it can), and its TYPED_COLUMNS held as text.
+    known: identities a listing gave already (one request per thousand objects, not one each)."""
+    identity = known[str(path)] if known is not None and str(path) in known else _identity(path)
+    if identity is None:
         return "not a regular file", ()
-    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
     cached = _footer_checks.get(str(path))
     if cached is not None and cached[0] == identity:
         return cached[1]
     try:
-        schema = pq.read_metadata(path).schema.to_arrow_schema()
+        schema = pq.read_metadata(str(path)).schema.to_arrow_schema()
         found: tuple[str | None, tuple[tuple[str, bool], ...]] = (None, _text_columns(schema))
     except FileNotFoundError:
         raise
@@ -166,7 +186,7 @@ def _current(file_column: str, text: bool) -> str:
     return f'{value} AS "{name}"'
 
 
-def parquet_problem(path: Path) -> str | None:
+def parquet_problem(path: DataPath) -> str | None:
     """Why DuckDB could not read path as Parquet (its footer is parsed), None when it can.
 
     Raises FileNotFoundError when the file is gone: a vanished file is not a bad one.
@@ -174,13 +194,17 @@ def parquet_problem(path: Path) -> str | None:
     return _inspect(path)[0]
 
 
-def parquet_select(files: Sequence[Path], source: str | None = None) -> str:
+def parquet_select(
+    files: Sequence[DataPath],
+    source: str | None = None,
+    known: Mapping[str, Identity] | None = None,
+) -> str:
     """A SELECT over readable Parquet files (or source, a glob matching exactly them) in which
     TYPED_COLUMNS a file holds as JSON text are cast to their type, and RENAMED_COLUMNS read under
     their current names."""
-    groups: dict[tuple[str, ...], list[Path]] = {}
+    groups: dict[tuple[str, ...], list[DataPath]] = {}
     for file in files:
-        groups.setdefault(_inspect(file)[1], []).append(file)
+        groups.setdefault(_inspect(file, known)[1], []).append(file)
     if set(groups) <= {()}:
         listed = source or "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
         return f"SELECT * FROM read_parquet({listed}, union_by_name = true)"
@@ -199,7 +223,7 @@ def parquet_select(files: Sequence[Path], source: str | None = None) -> str:
     return " UNION ALL BY NAME ".join(selects)
 
 
-def _finished(root: Path, file: Path) -> bool:
+def _finished(root: DataPath, file: DataPath) -> bool:
     """Not a writer's temporary (those start with '.'), at any level under the data directory."""
     return not any(part.startswith(".") for part in file.relative_to(root).parts)
 
@@ -216,6 +240,15 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _matched(root: DataPath, pattern: str) -> tuple[list[DataPath], dict[str, Identity]]:
+    """The files a view's glob matches, and on object storage their identities from the listing."""
+    if not is_remote(root):
+        return sorted(root.glob(pattern)), {}
+    found = root.fs.glob(f"{root.path}/{pattern}", detail=True)
+    files = {root / key.removeprefix(f"{root.path}/"): info for key, info in found.items()}
+    return sorted(files), {str(file): _object_identity(info) for file, info in files.items()}
+
+
 def scan_views(paths: DataPaths) -> Views:
     """Every table with at least one readable finished file, and the files that are not readable.
 
@@ -225,13 +258,13 @@ def scan_views(paths: DataPaths) -> Views:
     definitions: dict[str, str] = {}
     unreadable: list[UnreadableFile] = []
     for name, pattern in sorted(table_globs(paths).items()):
-        matched = sorted(paths.root.glob(pattern))
-        readable: list[Path] = []
+        matched, known = _matched(paths.root, pattern)
+        readable: list[DataPath] = []
         for file in matched:
             if not _finished(paths.root, file):
                 continue
             try:
-                problem = parquet_problem(file)
+                problem = _inspect(file, known)[0]
             except FileNotFoundError:
                 continue
             if problem is None:
@@ -241,7 +274,7 @@ def scan_views(paths: DataPaths) -> Views:
         if not readable:
             continue
         glob = _sql_string(str(paths.root / pattern)) if readable == matched else None
-        definitions[name] = with_added_columns(parquet_select(readable, glob), name)
+        definitions[name] = with_added_columns(parquet_select(readable, glob, known), name)
     return Views(definitions, unreadable)
 
 
@@ -255,16 +288,17 @@ def refresh_views(paths: DataPaths, report: Callable[[str], None] = _log.warning
 
     An unreadable file is left out of its view and a view DuckDB still cannot build is left out of
     the file: each is passed to report, by name, and the rest of the warehouse is built. One rebuild
-    at a time, so the file renamed in last was made from the newest listing of files.
+    at a time, so the file renamed in last was made from the newest listing of files (the lock is
+    where the file is: a remote root's warehouse file is this machine's own).
     """
-    with directory_lock(paths.root):
+    with directory_lock(paths.local_cache):
         views = scan_views(paths)
         for file in views.unreadable:
             report(f"{file}; left out of view {file.view}")
         built = []
         with atomic_path(paths.warehouse) as tmp:
             tmp.unlink()  # DuckDB creates its database file itself; it refuses an empty one
-            with duckdb.connect(str(tmp)) as con:
+            with connect_duckdb(paths.root, str(tmp)) as con:
                 for name, select in views.definitions.items():
                     try:
                         con.execute(f'CREATE VIEW "{name}" AS {select}')
@@ -307,7 +341,7 @@ def query(paths: DataPaths, sql: str, parameters: Sequence[Any] | None = None) -
     with UnreadableTableError naming the file; the other views answer as usual.
     """
     views = scan_views(paths)
-    with duckdb.connect(":memory:") as con:
+    with connect_duckdb(paths.root) as con:
         wanted = referenced_tables(con, sql)
         refused = [f for f in views.unreadable if wanted is None or f.view in wanted]
         if refused:

@@ -8,6 +8,7 @@ deadline and turns the runner's rows into the replay table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,13 +16,12 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPaths
+from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
 from eval_pipelines.core.progress import Progress, ProgressOutput
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.dask_engine import run_on_dask
@@ -110,13 +110,13 @@ def default_replay_deadline_s(session_count: int, configs: Sequence[RetrieverCon
 
 
 def chunk_file(
-    resume_dir: Path,
+    resume_dir: DataPath,
     benchmark_id: str,
     retriever: Retriever,
     depth: int,
     chunk: int,
     session_execution_ids: Sequence[str],
-) -> Path:
+) -> DataPath:
     """Where a finished chunk of replay rows is kept (the query runner's file for REPLAYS_SCHEMA)."""
     return _chunk_file(
         resume_dir, benchmark_id, retriever, depth, chunk, session_execution_ids, REPLAYS_SCHEMA
@@ -154,9 +154,13 @@ def replay_rows(
     return replay_table(benchmark_id, query_rows(session_execution_ids, stored))
 
 
-def discard_replay_chunks(resume_dir: Path) -> None:
+def discard_replay_chunks(resume_dir: DataPath) -> None:
     """Once a replay's rows are stored whole, its chunks would only serve a later run stale rows."""
-    shutil.rmtree(resume_dir, ignore_errors=True)
+    if not is_remote(resume_dir):
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        return
+    with contextlib.suppress(FileNotFoundError):  # S3 has no folder: nothing written, nothing here
+        resume_dir.fs.rm(resume_dir.path, recursive=True)
 
 
 def _chunk_reporter(
@@ -194,7 +198,7 @@ def replay(
     depth: int,
     progress: ProgressOutput | Callable[[str], None] | None = None,
     *,
-    resume_dir: Path | None = None,
+    resume_dir: DataPath | None = None,
     deadline_s: float | None = None,
     engine: ReplayEngine = LOCAL_ENGINE,
 ) -> Replayed:
@@ -270,7 +274,7 @@ def replay_sessions(
     depth: int,
     progress: ProgressOutput | Callable[[str], None] | None = None,
     *,
-    resume_dir: Path | None = None,
+    resume_dir: DataPath | None = None,
     deadline_s: float | None = None,
     engine: ReplayEngine = LOCAL_ENGINE,
 ) -> pa.Table:
