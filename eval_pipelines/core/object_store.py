@@ -23,6 +23,7 @@ import duckdb
 
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.paths import DataPath, is_remote
+from eval_pipelines.core.processes import process_ended, this_process
 
 LEASE_TTL_S = 60.0
 _RENEW_FRACTION = 3
@@ -63,15 +64,29 @@ class LeaseHolder:
     host: str
     pid: int
     expires_at: float
+    process: str = ""  # this_process() of the holder: host/pid/start ticks
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}"
 
+    @property
+    def ended(self) -> bool:
+        """Expired, or held by a process of this host that is certainly gone (killed, crashed):
+        a file system's lock is released when its holder dies, so the lease is too, not a time to
+        live later."""
+        return self.expires_at <= time.time() or bool(self.process and process_ended(self.process))
+
 
 def _read_holder(target: DataPath) -> LeaseHolder | None:
     try:
-        body: dict[str, Any] = json.loads(target.read_bytes())
-        return LeaseHolder(str(body["host"]), int(body["pid"]), float(body["expires_at"]))
+        # One GET: a renewal between a size check and the read would fail a read_bytes().
+        body: dict[str, Any] = json.loads(target.fs.cat_file(target.path, max_concurrency=1))
+        return LeaseHolder(
+            str(body["host"]),
+            int(body["pid"]),
+            float(body["expires_at"]),
+            str(body.get("process") or ""),
+        )
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError):  # a lease nobody can read is treated as expired
@@ -81,11 +96,16 @@ def _read_holder(target: DataPath) -> LeaseHolder | None:
 def lease_holder(target: DataPath) -> LeaseHolder | None:
     """The live holder of a lease, or None when it is free or expired."""
     holder = _read_holder(target)
-    return holder if holder is not None and holder.expires_at > time.time() else None
+    return holder if holder is not None and not holder.ended else None
 
 
 def _body(ttl_s: float) -> bytes:
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "expires_at": time.time() + ttl_s}
+    holder = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "expires_at": time.time() + ttl_s,
+        "process": this_process(),
+    }
     return json.dumps(holder).encode()
 
 
@@ -105,7 +125,7 @@ def acquire_within(target: DataPath, wait_s: float, ttl_s: float, poll_s: float 
         if _try_create(target, ttl_s):
             return True
         holder = _read_holder(target)
-        if holder is not None and holder.expires_at <= time.time():
+        if holder is not None and holder.ended:
             target.fs.rm_file(target.path)  # its holder died: expired leases are free
             continue
         if time.monotonic() >= deadline:
