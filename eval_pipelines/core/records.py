@@ -34,7 +34,7 @@ from eval_pipelines.core.paths import (
     shown,
     validate_id,
 )
-from eval_pipelines.core.storage import directory_lock, write_text_atomic
+from eval_pipelines.core.storage import directory_lock, read_whole, write_text_atomic
 
 
 class Status(StrEnum):
@@ -322,7 +322,7 @@ def _object_bytes(file: DataPath) -> bytes | None:
     (Not file.read_bytes(): it asks for the size first and then fails with FileExpired when a
     writer replaces the object in between.)"""
     try:
-        return file.fs.cat_file(file.path, max_concurrency=1)
+        return read_whole(file)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -128,6 +128,15 @@ def directory_lock(directory: DataPath, timeout_s: float = 60.0) -> Iterator[Non
         os.close(handle)
 
 
+def read_whole(path: DataPath, limit: int | None = None) -> bytes:
+    """The file (or its first `limit` bytes) in one read. On object storage that is one GET: a HEAD
+    then a ranged GET fails with FileExpired when a writer replaces the object in between."""
+    if is_remote(path):
+        return path.fs.cat_file(path.path, end=limit, max_concurrency=1)
+    with path.open("rb") as handle:
+        return handle.read() if limit is None else handle.read(limit)
+
+
 def write_parquet_atomic(table: pa.Table, path: DataPath) -> DataPath:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")

@@ -14,6 +14,7 @@ from eval_pipelines.core.benchmarks.request import RequestValidationError, parse
 from eval_pipelines.core.errors import InvalidRequestError
 from eval_pipelines.core.paths import DataPaths, shown
 from eval_pipelines.core.records import utc_timestamp
+from eval_pipelines.core.storage import read_whole
 
 SCHEDULE_FILE = "benchmark_schedule.yaml"
 # A century: any longer look-back is a typo, and datetime arithmetic overflows not far beyond.
@@ -30,7 +31,7 @@ class ScheduleFileError(InvalidRequestError):
 
 def _load(file: Path) -> Any:
     try:
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
+        return yaml.safe_load(read_whole(file).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ScheduleFileError(file, [f"file: not UTF-8 text ({exc.reason})"]) from None
     except OSError as exc:

@@ -16,8 +16,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from eval_pipelines.core.click_model.model import TIMING_KEYS, ClickModel, fit_without_timing
-from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
-from eval_pipelines.core.storage import parquet_files, write_parquet_atomic, write_text_atomic
+from eval_pipelines.core.paths import DataPath, DataPaths
+from eval_pipelines.core.storage import (
+    parquet_files,
+    read_whole,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 
 MODEL_FILE = "model.json"
 PROPENSITIES_FILE = "propensities.parquet"
@@ -68,9 +73,8 @@ def save(paths: DataPaths, model: ClickModel) -> DataPath:
 
 
 def _read_text(file: DataPath) -> str:
-    """On object storage one whole GET: a HEAD then a ranged GET fails when a concurrent fit of the
-    same snapshot rewrites timing.json in between."""
-    return (file.fs.cat_file(file.path) if is_remote(file) else file.read_bytes()).decode("utf-8")
+    """Whole (a concurrent fit of the same snapshot may rewrite timing.json meanwhile)."""
+    return read_whole(file).decode("utf-8")
 
 
 def load(paths: DataPaths, snapshot_id: str) -> ClickModel | None:

@@ -50,6 +50,7 @@ from eval_pipelines.core.records import utc_timestamp
 from eval_pipelines.core.storage import (
     directory_lock,
     new_staging_directory,
+    read_whole,
     write_parquet_atomic,
     write_text_atomic,
 )
@@ -369,13 +370,8 @@ def _read_summary_if_present(file: DataPath) -> DatasetSummary | None:
     return None
 
 
-def _read_bytes(file: DataPath) -> bytes:
-    """The whole file; on object storage one GET (a HEAD then a GET could straddle a replace)."""
-    return file.fs.cat_file(file.path) if is_remote(file) else file.read_bytes()
-
-
 def _read_text(file: DataPath) -> str:
-    return _read_bytes(file).decode("utf-8")
+    return read_whole(file).decode("utf-8")
 
 
 def _parse_json(text: str, file: DataPath) -> Any:
@@ -472,7 +468,7 @@ def _folder_files(folder: DataPath) -> Iterator[_VersionFiles]:
     if is_remote(folder):
         summary, version = _summary_and_files(_read_text(summary_path), summary_path)
         files = folder / version if version else folder
-        yield _VersionFiles(summary, lambda name: io.BytesIO(_read_bytes(files / name)))
+        yield _VersionFiles(summary, lambda name: io.BytesIO(read_whole(files / name)))
         return
     directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
 

@@ -24,6 +24,7 @@ from yaml.events import (
 
 from eval_pipelines.core.paths import DataPath, shown, shown_field
 from eval_pipelines.core.retrieval.config import RetrieverConfigError
+from eval_pipelines.core.storage import read_whole
 
 MAX_FILE_BYTES = 2_000_000
 MAX_YAML_DEPTH = 32
@@ -59,8 +60,7 @@ def read_yaml(path: DataPath) -> Any:
     """Parse a YAML file within the bounds above; any problem becomes a RetrieverConfigError
     naming the field (or the line, for a syntax error)."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_whole(path, limit=MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise RetrieverConfigError(path, "file", f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
