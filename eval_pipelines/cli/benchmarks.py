@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from eval_pipelines.cli.output import (
@@ -12,6 +11,7 @@ from eval_pipelines.cli.output import (
     EXIT_OK,
     finish_record,
     format_table,
+    local_file,
     print_json,
     progress,
     wants_json,
@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "record, its warnings on stderr; exit 1 if it failed, 3 if it completed without a verdict for "
         "every candidate.",
     )
-    create.add_argument("request", nargs="?", type=Path, metavar="REQUEST.json")
+    create.add_argument("request", nargs="?", type=local_file, metavar="REQUEST.json")
     create.add_argument("--name", dest="benchmark_name", help="benchmark_name")
     create.add_argument("--baseline", dest="baseline_retriever_id", help="baseline_retriever_id")
     create.add_argument(
@@ -95,7 +95,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "stored. Or assume it with --sd and --icc (no replay; candidates then only set the Holm "
         "family). Exit 3 when some candidate's pilot leaves nothing to plan with.",
     )
-    plan.add_argument("request", nargs="?", type=Path, metavar="REQUEST.json")
+    plan.add_argument("request", nargs="?", type=local_file, metavar="REQUEST.json")
     plan.add_argument(
         "--name", dest="benchmark_name", metavar="NAME", help="benchmark_name (not needed)"
     )
@@ -167,7 +167,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("benchmark_id", metavar="BENCHMARK_ID")
     export.add_argument("--format", choices=["csv"], default="csv")
-    export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--output", "-o", type=local_file, help="file to write (default: stdout)")
     export.set_defaults(handler=run_export)
 
     history = verbs.add_parser(
@@ -183,7 +183,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     history.add_argument("--baseline", required=True, metavar="ID", help="the baseline retriever")
     history.add_argument("--candidate", required=True, metavar="ID", help="the candidate retriever")
     history.add_argument(
-        "--plot", type=Path, metavar="FILE.svg", help="also write the history as an SVG plot"
+        "--plot", type=local_file, metavar="FILE.svg", help="also write the history as an SVG plot"
     )
     history.add_argument("--json", action="store_true", help="print the points as JSON")
     history.set_defaults(handler=run_history)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
-from eval_pipelines.cli.output import format_table, print_json, progress
+from eval_pipelines.cli.output import format_table, local_file, print_json, progress
 from eval_pipelines.core.datasets import DatasetSummary, import_dataset, list_datasets
 from eval_pipelines.core.datasets.from_logs import (
     DEFAULT_GRADE_THRESHOLDS,
@@ -31,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Every problem in the files is listed (file:line: field: problem), exit 2, and nothing is stored.",
     )
     importing.add_argument("name", metavar="NAME")
-    importing.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    importing.add_argument("files", nargs="+", type=local_file, metavar="FILE")
     importing.add_argument(
         "--format", default="auto", choices=["auto", "ground_truth", "trec", "beir"]
     )

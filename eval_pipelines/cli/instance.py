@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from eval_pipelines.cli.output import local_file
 from eval_pipelines.core import deployment
 from eval_pipelines.core.deployment import DeploymentSettings
 from eval_pipelines.core.paths import DataPaths
@@ -42,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     config.add_argument("--broker", help="celery: the broker URL, e.g. redis://HOST:6379/0")
     config.add_argument(
         "--output",
-        type=Path,
+        type=local_file,
         help="where to write dagster.yaml (default: $DAGSTER_HOME/dagster.yaml)",
     )
     config.set_defaults(handler=run_config)
@@ -50,7 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "migrate", help="create or upgrade the instance's storage schema (run once, before workers)"
     )
     migrate.add_argument(
-        "--home", type=Path, help="DAGSTER_HOME to migrate (default: the project's)"
+        "--home", type=local_file, help="DAGSTER_HOME to migrate (default: the project's)"
     )
     migrate.set_defaults(handler=run_migrate)
 

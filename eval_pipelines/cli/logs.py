@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from eval_pipelines.cli.output import print_json, progress, stderr_progress
+from eval_pipelines.cli.output import local_file, print_json, progress, stderr_progress
 from eval_pipelines.core.errors import InvalidInputError
 from eval_pipelines.core.logs.ingest import LogParseError, ingest_files
 from eval_pipelines.core.logs.ubi import (
@@ -31,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "document_id) that pipeline retrievers search.",
     )
     parser.add_argument("table", choices=["executions", "interactions", "collection"])
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parser.add_argument("files", nargs="+", type=local_file, metavar="FILE")
     parser.add_argument(
         "--format",
         default="auto",
@@ -50,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ubi-sessions",
-        type=Path,
+        type=local_file,
         metavar="EVENTS_FILE",
         help="ingest executions --format ubi: take each query's session id from these ubi_events"
         " (UBI query documents carry none; without it a query with no session is its own session)",

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval_pipelines.core.paths import shown
+from eval_pipelines.core.paths import is_url, shown
 from eval_pipelines.core.progress import ProgressOutput, interval_from_env, lines_to
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_NO_VERDICT = 0, 1, 2, 3
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-
-
 def local_file(text: str) -> Path:
     """An argparse type for a file named on the command line, which is on this machine: as a Path,
     's3://bucket/x' would become the local path 's3:/bucket/x' and be read or written there."""
-    if _URL.match(text):
+    if is_url(text):
         raise argparse.ArgumentTypeError(
             f"{shown(text)} is a URL; name a file on this machine (only the data root, from"
             " --data-dir or EVAL_PIPELINES_DATA, may be on S3)"

@@ -65,6 +65,11 @@ _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
 
+def is_url(text: str) -> bool:
+    """True for 'scheme://...': as a Path it would become a local folder named 'scheme:'."""
+    return bool(_URL.match(text))
+
+
 def data_root(value: str, source: str) -> DataPath:
     """A data root from a path or an s3:// URL; any other URL is refused (it would otherwise become
     a local folder named 'gs:' and everything would be written there silently)."""

@@ -64,3 +64,40 @@ def test_the_resource_and_a_plain_path_follow_the_same_rule(tmp_path: Path) -> N
     assert data_root(str(tmp_path / "data"), "x") == tmp_path / "data"
     assert DataDirResource(path=str(tmp_path)).paths.root == tmp_path
     assert str(DataDirResource(path="s3://team-bucket/eval").paths.root) == "s3://team-bucket/eval"
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        (["benchmark", "create", "s3://b/request.json"], "REQUEST.json"),
+        (["benchmark", "plan", "s3://b/request.json"], "REQUEST.json"),
+        (["benchmark", "export", "b1", "--output", "s3://b/x.csv"], "--output/-o"),
+        (
+            [
+                "benchmark",
+                "history",
+                "--baseline",
+                "a",
+                "--candidate",
+                "b",
+                "--plot",
+                "s3://b/x.svg",
+            ],
+            "--plot",
+        ),
+        (["ingest", "executions", "s3://b/x.jsonl"], "FILE"),
+        (["ingest", "executions", "x.jsonl", "--ubi-sessions", "s3://b/e.jsonl"], "--ubi-sessions"),
+        (["dataset", "import", "d", "s3://b/qrels.txt"], "FILE"),
+        (["instance", "config", "--output", "s3://b/dagster.yaml"], "--output"),
+        (["instance", "migrate", "--home", "s3://b/home"], "--home"),
+    ],
+    ids=lambda value: "-".join(value[:2]) if isinstance(value, list) else None,
+)
+def test_a_url_where_a_file_on_this_machine_is_named_exits_2_naming_the_argument(
+    tmp_path: Path, args: list[str], argument: str
+) -> None:
+    """Only the data root may be on S3; as a Path, s3://b/x would be the local folder 's3:'."""
+    result = _run(tmp_path, str(tmp_path / "data"), *args)
+    assert result.returncode == 2, result.stderr
+    assert f"argument {argument}: 's3://b/" in result.stderr and "is a URL" in result.stderr
+    assert list(tmp_path.iterdir()) == []
