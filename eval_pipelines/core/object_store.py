@@ -3,11 +3,13 @@ a file system gives for free: whole-object uploads instead of renames, leases in
 DuckDB reading the root through fsspec (DuckDB's own httpfs is not installable from a registry).
 
 A lease is an object created only if absent (a conditional PUT, If-None-Match: *), renewed by its
-holder while held and deleted on release; one left by a dead holder expires after its time to live.
+holder while held and deleted on release; one left by a dead holder expires after its time to live
+and is taken over by a PUT conditional on its ETag (If-Match), so two waiters never both get it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -77,26 +79,34 @@ class LeaseHolder:
         return self.expires_at <= time.time() or bool(self.process and process_ended(self.process))
 
 
-def _read_holder(target: DataPath) -> LeaseHolder | None:
+def _parse_holder(raw: bytes) -> LeaseHolder:
     try:
-        # One GET: a renewal between a size check and the read would fail a read_bytes().
-        body: dict[str, Any] = json.loads(target.fs.cat_file(target.path, max_concurrency=1))
+        body: dict[str, Any] = json.loads(raw)
         return LeaseHolder(
             str(body["host"]),
             int(body["pid"]),
             float(body["expires_at"]),
             str(body.get("process") or ""),
         )
-    except FileNotFoundError:
-        return None
     except (ValueError, KeyError, TypeError):  # a lease nobody can read is treated as expired
         return LeaseHolder("?", 0, 0.0)
 
 
+def _read_holder(target: DataPath) -> tuple[LeaseHolder, str] | None:
+    """The holder and the ETag it was read under, or None when there is no lease. The ETag comes
+    from a HEAD before the GET: if the object changed in between, a write conditional on it fails."""
+    try:
+        etag = str(target.fs.info(target.path)["ETag"])
+        # One GET: a renewal between a size check and the read would fail a read_bytes().
+        return _parse_holder(target.fs.cat_file(target.path, max_concurrency=1)), etag
+    except FileNotFoundError:
+        return None
+
+
 def lease_holder(target: DataPath) -> LeaseHolder | None:
     """The live holder of a lease, or None when it is free or expired."""
-    holder = _read_holder(target)
-    return holder if holder is not None and not holder.ended else None
+    seen = _read_holder(target)
+    return seen[0] if seen is not None and not seen[0].ended else None
 
 
 def _body(ttl_s: float) -> bytes:
@@ -109,42 +119,61 @@ def _body(ttl_s: float) -> bytes:
     return json.dumps(holder).encode()
 
 
-def _try_create(target: DataPath, ttl_s: float) -> bool:
+def _put(target: DataPath, ttl_s: float, **condition: str) -> str | None:
+    """Write the lease under an S3 condition (If-None-Match: * as mode="create", or IfMatch=ETag):
+    the new ETag, or None when the condition did not hold (someone else wrote first)."""
     try:
-        with target.fs.open(target.path, "xb") as sink:
-            sink.write(_body(ttl_s))
+        written = target.fs.pipe_file(target.path, _body(ttl_s), **condition)
     except FileExistsError:
-        return False
-    return True
+        return None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL and "pre-condition" in str(exc):
+            return None
+        raise
+    return str(written["ETag"])
 
 
-def acquire_within(target: DataPath, wait_s: float, ttl_s: float, poll_s: float = 0.05) -> bool:
-    """Create the lease object, waiting at most wait_s; an expired lease is removed and retried."""
+def acquire_within(
+    target: DataPath, wait_s: float, ttl_s: float, poll_s: float = 0.05
+) -> str | None:
+    """Create the lease object, waiting at most wait_s; its ETag once held. A lease whose holder
+    ended is taken over by a write conditional on the ETag it was read under, so of two waiters
+    that find it ended only one gets it."""
     deadline = time.monotonic() + wait_s
     while True:
-        if _try_create(target, ttl_s):
-            return True
-        holder = _read_holder(target)
-        if holder is not None and holder.ended:
-            target.fs.rm_file(target.path)  # its holder died: expired leases are free
+        etag = _put(target, ttl_s, mode="create")
+        if etag is not None:
+            return etag
+        seen = _read_holder(target)
+        if seen is not None and seen[0].ended:
+            etag = _put(target, ttl_s, IfMatch=seen[1])
+            if etag is not None:
+                return etag
             continue
         if time.monotonic() >= deadline:
-            return False
+            return None
         time.sleep(poll_s)
 
 
 @contextmanager
 def lease(target: DataPath, wait_s: float, ttl_s: float = LEASE_TTL_S) -> Iterator[bool]:
     """Hold the lease for the block (yields False, holding nothing, if it was not free in time).
-    A thread renews it every ttl/3 until the block ends."""
-    if not acquire_within(target, wait_s, ttl_s):
+    A thread renews it every ttl/3 until the block ends, each renewal conditional on the last one,
+    and release deletes it only if it is still this holder's."""
+    etag = acquire_within(target, wait_s, ttl_s)
+    if etag is None:
         yield False
         return
+    held = [etag]
     stop = threading.Event()
 
     def renew() -> None:
         while not stop.wait(ttl_s / _RENEW_FRACTION):
-            target.fs.pipe_file(target.path, _body(ttl_s))
+            renewed = _put(target, ttl_s, IfMatch=held[0])
+            if renewed is None:  # taken over after this holder stalled past its lease
+                held.clear()
+                return
+            held[0] = renewed
 
     renewer = threading.Thread(target=renew, name=f"lease {target.name}", daemon=True)
     renewer.start()
@@ -153,4 +182,17 @@ def lease(target: DataPath, wait_s: float, ttl_s: float = LEASE_TTL_S) -> Iterat
     finally:
         stop.set()
         renewer.join()
-        target.fs.rm_file(target.path)
+        if held:
+            _delete_if_unchanged(target, held[0])
+
+
+def _delete_if_unchanged(target: DataPath, etag: str) -> None:
+    bucket, key, _ = target.fs.split_path(target.path)
+    try:
+        target.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=etag)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if not (exc.errno == errno.EINVAL and "pre-condition" in str(exc)):
+            raise
+    target.fs.invalidate_cache(target.path)

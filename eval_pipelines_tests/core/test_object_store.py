@@ -3,6 +3,7 @@ roots refused with a reason. Against a real local S3 server (moto, loopback)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -127,3 +128,21 @@ def test_the_run_lock_on_s3_names_its_holder_and_is_renewed(s3_root) -> None:
 def test_a_missing_bucket_is_named_before_any_work(s3_root) -> None:
     with pytest.raises(InvalidInputError, match=r"^--data-dir: bucket 'nobody-made-this' does not"):
         object_store.check_reachable(data_root("s3://nobody-made-this/x", "x"), "--data-dir")
+
+
+def test_an_ended_lease_is_taken_over_once_and_its_old_holder_cannot_undo_that(s3_root) -> None:
+    """Takeover is a PUT conditional on the ETag the ended lease was read under; the old holder's
+    renewals and release are conditional on its own last ETag, so neither touches the new lease."""
+    target = data_root(s3_root, "x") / "logs" / ".lock"
+    with object_store.lease(target, wait_s=1, ttl_s=0.6) as held:
+        assert held
+        stalled = {"host": "elsewhere", "pid": 1, "expires_at": 0}  # its renewals stopped
+        target.fs.pipe_file(target.path, json.dumps(stalled).encode())
+        seen = object_store.lease_holder(target)
+        assert seen is None  # ended: free to take
+        assert object_store.acquire_within(target, wait_s=1, ttl_s=30)  # the new holder
+        # a second waiter that read the ended lease before the takeover: its takeover must fail
+        assert object_store._put(target, 30, IfMatch='"etag-of-the-ended-lease"') is None
+        time.sleep(0.5)  # the old holder's renewal (every 0.2 s) runs and finds the lease changed
+    holder = object_store.lease_holder(target)
+    assert holder is not None and holder.expires_at > time.time() + 20, holder
