@@ -10,10 +10,12 @@ would race with other threads creating files.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -135,6 +137,16 @@ def read_whole(path: DataPath, limit: int | None = None) -> bytes:
         return path.fs.cat_file(path.path, end=limit, max_concurrency=1)
     with path.open("rb") as handle:
         return handle.read() if limit is None else handle.read(limit)
+
+
+def remove_tree(directory: DataPath) -> None:
+    """The directory and everything under it, gone, and no error if it was not there (on object
+    storage: every object under its prefix; S3 has no folders, so an unwritten one is simply absent)."""
+    if not is_remote(directory):
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        directory.fs.rm(directory.path, recursive=True)
 
 
 def write_parquet_atomic(table: pa.Table, path: DataPath) -> DataPath:

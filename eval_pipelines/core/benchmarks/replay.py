@@ -8,11 +8,9 @@ deadline and turns the runner's rows into the replay table.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -21,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
+from eval_pipelines.core.paths import DataPath, DataPaths
 from eval_pipelines.core.progress import Progress, ProgressOutput
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.dask_engine import run_on_dask
@@ -42,6 +40,7 @@ from eval_pipelines.core.retrieval.query_runner import (
 )
 from eval_pipelines.core.retrieval.query_runner import chunk_file as _chunk_file
 from eval_pipelines.core.retrieval.registry import load_retriever_registry, open_retrievers
+from eval_pipelines.core.storage import remove_tree
 
 __all__ = [
     "CHUNK_SIZE",
@@ -156,11 +155,7 @@ def replay_rows(
 
 def discard_replay_chunks(resume_dir: DataPath) -> None:
     """Once a replay's rows are stored whole, its chunks would only serve a later run stale rows."""
-    if not is_remote(resume_dir):
-        shutil.rmtree(resume_dir, ignore_errors=True)
-        return
-    with contextlib.suppress(FileNotFoundError):  # S3 has no folder: nothing written, nothing here
-        resume_dir.fs.rm(resume_dir.path, recursive=True)
+    remove_tree(resume_dir)
 
 
 def _chunk_reporter(

@@ -25,7 +25,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +51,7 @@ from eval_pipelines.core.storage import (
     directory_lock,
     new_staging_directory,
     read_whole,
+    remove_tree,
     write_parquet_atomic,
     write_text_atomic,
 )
@@ -300,11 +301,11 @@ def _install_version(
             body = {**summary.to_dict(), VERSION_KEY: version}
             write_text_atomic(json.dumps(body, indent=2) + "\n", pointer)
         except BaseException:
-            _remove_tree(target / version)
+            remove_tree(target / version)
             raise
         for folder in target.iterdir():
             if folder.name not in (version, replaced) and _abandoned(folder.name):
-                _remove_tree(folder)
+                remove_tree(folder)
 
 
 def _abandoned(name: str) -> bool:
@@ -327,11 +328,6 @@ def _version_of(pointer: DataPath) -> str | None:
     except FileNotFoundError:
         return None
     return _summary_and_files(text, pointer)[1]
-
-
-def _remove_tree(folder: DataPath) -> None:
-    with suppress(FileNotFoundError):
-        folder.fs.rm(folder.path, recursive=True)
 
 
 def list_datasets(paths: DataPaths) -> list[DatasetSummary]:

@@ -10,7 +10,6 @@ says how many were. `distributed` is imported only here, and only when a Dask en
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from eval_pipelines.core.errors import InvalidInputError
-from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
+from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.config import RetrieverConfig
 from eval_pipelines.core.retrieval.dask_tasks import ChunkResult, ChunkTask, run_chunk_task
 from eval_pipelines.core.retrieval.engines import (
@@ -37,6 +36,7 @@ from eval_pipelines.core.retrieval.query_runner import (
     remove_unused_chunks,
     run_chunks,
 )
+from eval_pipelines.core.storage import remove_tree
 
 LOOPBACK = "127.0.0.1"
 # Chunks of a run with no resume directory are still files (workers send no rows back): kept
@@ -199,15 +199,6 @@ def _read_back(
     return tables
 
 
-def _remove_tree(directory: DataPath) -> None:
-    """The directory and everything under it, gone (on object storage: every object under it)."""
-    if is_remote(directory):
-        if directory.exists():
-            directory.fs.rm(directory.path, recursive=True)
-        return
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 def run_on_dask(
     paths: DataPaths,
     run: QueryRun,
@@ -228,7 +219,7 @@ def run_on_dask(
         tables = _read_back(run, configs, results)
     finally:
         if scratch is not None:
-            _remove_tree(scratch)
+            remove_tree(scratch)
     block = {
         **engine.describe(),
         "engine": DASK,
