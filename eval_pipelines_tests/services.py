@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,15 +207,20 @@ def redis_server(directory: Path) -> Iterator[Redis]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    with _serving(process, lambda: _answers_ping(port), "redis-server"):
+        yield Redis(port)
+
+
+@contextmanager
+def _serving(process: subprocess.Popen, answers: Callable[[], bool], name: str) -> Iterator[None]:
+    """Wait (at most START_DEADLINE_S) until a started server answers, then always stop it."""
     try:
         deadline = time.monotonic() + START_DEADLINE_S
-        while not _answers_ping(port):
-            assert process.poll() is None, "redis-server exited while starting"
-            assert time.monotonic() < deadline, (
-                f"redis-server did not answer in {START_DEADLINE_S} s"
-            )
+        while not answers():
+            assert process.poll() is None, f"{name} exited while starting"
+            assert time.monotonic() < deadline, f"{name} did not answer in {START_DEADLINE_S} s"
             time.sleep(0.1)
-        yield Redis(port)
+        yield
     finally:
         process.terminate()
         try:
@@ -290,24 +295,16 @@ def s3_server() -> Iterator[S3]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            assert process.poll() is None, "moto server exited while starting"
-            try:
-                _s3_request(port, "GET", "/")
-                break
-            except (OSError, AssertionError):
-                assert time.monotonic() < deadline, f"moto did not answer in {START_DEADLINE_S} s"
-                time.sleep(0.1)
+    with _serving(process, lambda: _s3_answers(port), "moto server"):
         yield S3(port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+
+
+def _s3_answers(port: int) -> bool:
+    try:
+        _s3_request(port, "GET", "/")
+    except (OSError, AssertionError):
+        return False
+    return True
 
 
 VARYING_KEYS = {

@@ -79,15 +79,19 @@ def overlapping_files(tmp_path: Path, table: str, line: Callable[[int], str]) ->
     return files
 
 
-def ingest_at_once(data_dir: Path, table: str, files: list[Path]) -> list[dict]:
-    """Run `ingest TABLE FILE --json` for every file at the same moment; return their reports."""
+def ingest_at_once(
+    data_dir: Path | str, table: str, files: list[Path], cwd: Path | None = None
+) -> list[dict]:
+    """Run `ingest TABLE FILE --json` for every file at the same moment; return their reports.
+    cwd must not be the project root (`python -c` puts the cwd first on sys.path): by default the
+    data directory's parent; an S3 root (data_dir a URL) needs one given."""
     env = {**os.environ, "EVAL_PIPELINES_DATA": str(data_dir)}
     env.pop("DAGSTER_HOME", None)
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", CLI_AFTER_GO, "ingest", table, str(file), "--json"],
             env=env,
-            cwd=data_dir.parent,  # not the project root: `python -c` puts the cwd first on sys.path
+            cwd=cwd or Path(data_dir).parent,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -3,10 +3,6 @@ turns through the logs lease and store each id once; the duplicate-id check name
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,40 +10,11 @@ import pyarrow as pa
 from eval_pipelines.core.logs import find_duplicate_ids
 from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines.core.storage import read_parquet_dir, write_parquet_atomic
-from eval_pipelines_tests.cli.test_ingest_concurrency_cli import CLI_AFTER_GO, execution
+from eval_pipelines_tests.cli.test_ingest_concurrency_cli import execution, ingest_at_once
 from eval_pipelines_tests.services import S3
 
 RANGES = ((0, 3000), (2000, 5000)) * 2
 UNIQUE_IDS = 5000
-
-
-def ingest_at_once(files: list[Path], cwd: Path) -> list[dict]:
-    """`ingest executions FILE --json` for every file at the same moment (EVAL_PIPELINES_DATA and
-    the AWS variables come from the s3_root fixture)."""
-    env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", CLI_AFTER_GO, "ingest", "executions", str(file), "--json"],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for file in files
-    ]
-    for process in processes:
-        assert process.stdout.readline() == "ready\n"
-    for process in processes:
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    reports = []
-    for process in processes:
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-        reports.append(json.loads(out))
-    return reports
 
 
 def test_ingests_at_once_on_s3_store_each_id_once(
@@ -57,7 +24,7 @@ def test_ingests_at_once_on_s3_store_each_id_once(
     for n, (start, stop) in enumerate(RANGES):
         files.append(tmp_path / f"executions_{n}.jsonl")
         files[-1].write_text("\n".join(execution(i) for i in range(start, stop)) + "\n")
-    reports = ingest_at_once(files, tmp_path)
+    reports = ingest_at_once(s3_root, "executions", files, cwd=tmp_path)
 
     stored = read_parquet_dir(DataPaths(data_root(s3_root, "t")).log_table_dir("executions"))
     assert stored is not None and stored.num_rows == UNIQUE_IDS
