@@ -140,8 +140,10 @@ def import_dataset(
     files: Sequence[Path],
     fmt: str = "auto",
     replace: bool = False,
+    source_files: Sequence[str] | None = None,
 ) -> DatasetSummary:
-    """Read files (see readers.py for the formats) and store them as dataset `name`.
+    """Read files (see readers.py for the formats) and store them as dataset `name`. source_files
+    names where they came from when they are local copies (of files under an S3 root, say).
 
     Every problem in the files is reported at once (DatasetInputError) and nothing is stored then.
     """
@@ -156,7 +158,7 @@ def import_dataset(
         queries,
         judgments,
         fmt=parsed.format,
-        source_files=[str(source.resolve()) for source in sources],
+        source_files=list(source_files or [str(source.resolve()) for source in sources]),
         replace=replace,
         ignored_queries=parsed.ignored_queries,
     )

@@ -399,7 +399,12 @@ def build_judgments(
     grade_counts = np.bincount([g for q in queries for g in q.grades], minlength=4)
     with _local_copies(paths, {"jsonl": files["jsonl"]}, texts) as local:
         registered = import_dataset(
-            paths, judgments_module.DATASET, [local["jsonl"]], fmt="ground_truth", replace=True
+            paths,
+            judgments_module.DATASET,
+            [local["jsonl"]],
+            fmt="ground_truth",
+            replace=True,
+            source_files=[str(files["jsonl"])],
         )
     return _record_step(
         paths,
