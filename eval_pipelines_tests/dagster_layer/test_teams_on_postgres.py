@@ -1,12 +1,12 @@
-"""Several teams submit at once from different machines against one shared Postgres instance (issue 16
-point 4): each "machine" is a process with its own temporary DAGSTER_HOME (a copy of the dagster.yaml
-`instance config` wrote) and its own HOME, running `benchmark create --wait` or `evaluation run --wait`
-through the real CLI, all started together. They share only Postgres and the data directory.
+"""Several teams submit at once from different machines against one shared Postgres instance and one
+S3 data root (issue 16 point 4): each "machine" is a process with its own temporary DAGSTER_HOME (a copy
+of the dagster.yaml `instance config` wrote), its own HOME and its own local cache, running
+`benchmark create --wait` or `evaluation run --wait` through the real CLI, all started together. They
+share only Postgres and the bucket (moto's S3 server on loopback).
 
-The S3 data root (point 1) is not built: the machines share one local data directory, as machines
-sharing a file system would. Nothing may be lost or doubled: every record completes and is valid, each
-request has exactly one partition and one successful run in Postgres, every replay and execution is
-stored once, and a machine that ran nothing lists every record."""
+Nothing may be lost or doubled: every record completes and is valid, each request has exactly one
+partition and one successful run in Postgres, every replay and execution is stored once, and a machine
+that ran nothing lists every record."""
 
 from __future__ import annotations
 
@@ -26,10 +26,11 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from eval_pipelines.core.object_store import connect_duckdb
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import RecordStore
 from eval_pipelines_tests.cli.conftest import CLI
-from eval_pipelines_tests.conftest import copy_world
+from eval_pipelines_tests.conftest import upload_world
 from eval_pipelines_tests.dagster_layer.test_concurrency import (
     BENCHMARKS,
     EVALUATIONS,
@@ -38,7 +39,7 @@ from eval_pipelines_tests.dagster_layer.test_concurrency import (
 )
 from eval_pipelines_tests.services import Postgres, configure_instance, postgres_server
 
-DEADLINE_S = 150
+DEADLINE_S = 300
 SESSIONS = 20
 PASSWORD_ENV = "EVAL_PIPELINES_POSTGRES_PASSWORD"
 
@@ -63,19 +64,21 @@ def postgres() -> Iterator[Postgres]:
         yield server
 
 
-def machine_env(root: Path, data: Path, config: Path, password: str) -> dict[str, str]:
-    """A machine's environment: a DAGSTER_HOME and HOME of its own, the shared data and password."""
+def machine_env(root: Path, data: str, config: Path, password: str) -> dict[str, str]:
+    """A machine's environment: a DAGSTER_HOME, HOME and cache of its own, the shared data root
+    (the AWS variables come from os.environ) and password."""
     home = root / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(config, home / "dagster.yaml")
     (root / "home").mkdir()
-    env = {**os.environ, "EVAL_PIPELINES_DATA": str(data), "DAGSTER_HOME": str(home)}
+    env = {**os.environ, "EVAL_PIPELINES_DATA": data, "DAGSTER_HOME": str(home)}
     env.update({"HOME": str(root / "home"), PASSWORD_ENV: password})
+    env["EVAL_PIPELINES_CACHE"] = str(root / "cache")
     env["PATH"] = f"{CLI.parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
-def machines(tmp_path: Path, data: Path, config: Path, password: str) -> list[Machine]:
+def machines(tmp_path: Path, data: str, config: Path, password: str) -> list[Machine]:
     """Three benchmarks and two evaluations, the concurrency test's requests with fewer sessions."""
     requests: list[tuple[str, dict[str, object], list[str]]] = []
     for name, candidates, _ in BENCHMARKS[:3]:
@@ -171,7 +174,7 @@ def check_stored_once(paths: DataPaths, records: dict[str, dict]) -> None:
     """Every replay row and every execution is in the Parquet files exactly once, and the executions
     are exactly those the replays and evaluation runs point to."""
     root = paths.root
-    with duckdb.connect() as con:
+    with connect_duckdb(root) as con:
         replays = column(
             con,
             f"{root}/benchmarks/*/replays.parquet",
@@ -195,16 +198,20 @@ def check_stored_once(paths: DataPaths, records: dict[str, dict]) -> None:
     assert Counter((e,) for e in pointed) == executions, "no execution lost, none extra"
 
 
-def test_teams_on_separate_machines_share_one_postgres_instance(
-    small_world: DataPaths, postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_teams_on_separate_machines_share_one_postgres_instance_and_s3_root(
+    small_world: DataPaths,
+    postgres: Postgres,
+    s3_root: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    paths = copy_world(small_world, tmp_path / "shared")
+    paths = upload_world(small_world, s3_root)
     setup_home = tmp_path / "setup_home"
     url = postgres.create_database("teams")
     env = {"DAGSTER_HOME": str(setup_home), PASSWORD_ENV: postgres.password}
-    configure_instance(paths.root, env, "--storage", "postgres", "--postgres-url", url)
+    configure_instance(s3_root, env, "--storage", "postgres", "--postgres-url", url)
     config = setup_home / "dagster.yaml"
-    team = machines(tmp_path, paths.root, config, postgres.password)
+    team = machines(tmp_path, s3_root, config, postgres.password)
 
     run_all(team)
 
@@ -223,7 +230,7 @@ def test_teams_on_separate_machines_share_one_postgres_instance(
         records[record_id], kinds[record_id] = record, machine.kind
         assert not (Path(machine.env["DAGSTER_HOME"]) / "history").exists(), "no SQLite storage"
 
-    reader = machine_env(tmp_path / "reader", paths.root, config, postgres.password)
+    reader = machine_env(tmp_path / "reader", s3_root, config, postgres.password)
     for kind in ("benchmark", "evaluation"):
         shown = {r[f"{kind}_id"]: r for r in listed(reader, kind)}
         assert shown == {i: r for i, r in records.items() if kinds[i] == kind}, "none lost"
