@@ -5,10 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -17,9 +15,7 @@ from dagster import DagsterInstance
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
-
-if TYPE_CHECKING:
-    from eval_pipelines_tests.services import S3
+from eval_pipelines_tests.services import S3, s3_server
 
 
 @pytest.fixture(scope="session")
@@ -91,18 +87,9 @@ def two_http_retrievers(tmp_path) -> DataPaths:
     return paths
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now, for servers a test starts."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_service() -> Iterator[S3]:
     """One local S3 server (moto, loopback) per test process; each test takes its own bucket."""
-    from eval_pipelines_tests.services import s3_server  # services imports free_port from here
-
     with s3_server() as server:
         yield server
 

@@ -6,6 +6,7 @@ one call to answer) in one place so each test file shows only how its engine ans
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +18,13 @@ POLL_INTERVAL_S = 0.05
 JOIN_TIMEOUT_S = 10.0
 
 Server = TypeVar("Server", bound=ThreadingHTTPServer)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for servers a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class LoopbackServer(ThreadingHTTPServer):

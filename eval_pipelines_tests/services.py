@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from eval_pipelines_tests.cli.conftest import CLI, CliResult
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.loopback import free_port
 
 START_DEADLINE_S = 30
 POSTGRES_USER = "eval"

@@ -245,6 +245,7 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
         "trec_eval_files",
         "ingest",
         "report",
+        "s3_root",
     }
 
 

@@ -25,7 +25,6 @@ from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.execution import Retriever
 from eval_pipelines.core.retrieval.registry import open_retrievers
 from eval_pipelines_tests.cli.conftest import run_cli
-from eval_pipelines_tests.conftest import free_port
 from eval_pipelines_tests.fault_server import (
     CLIENT_ERROR_TYPE,
     DROP,
@@ -40,6 +39,7 @@ from eval_pipelines_tests.fault_server import (
     FaultRule,
     fault_server,
 )
+from eval_pipelines_tests.loopback import free_port
 from eval_pipelines_tests.schemas import validation_errors
 
 BASELINE, BETTER, FLAKY = "demo_prod", "demo_better", "flaky_better"

@@ -22,7 +22,7 @@ from eval_pipelines.core.evaluations.record import summary_warnings
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.kinds import EVALUATIONS
 from eval_pipelines_tests.cli.conftest import run_cli
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.loopback import free_port
 from eval_pipelines_tests.schemas import validation_errors
 
 EXIT_NO_VERDICT = 3

@@ -14,7 +14,7 @@ from eval_pipelines.core.benchmarks.submit import benchmark_store
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.engines import ENGINE_ENV, SCHEDULER_ENV
 from eval_pipelines_tests.cli.conftest import CLI
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.loopback import free_port
 
 CREATE = (
     "benchmark",

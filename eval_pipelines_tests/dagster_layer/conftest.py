@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from eval_pipelines.core.paths import DataPaths
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.loopback import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).parent / "dagster"

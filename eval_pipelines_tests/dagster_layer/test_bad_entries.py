@@ -33,7 +33,7 @@ from eval_pipelines.kinds import BENCHMARKS, EVALUATIONS
 from eval_pipelines.resources import DataDirResource
 from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines_tests.cli.conftest import run_cli
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.loopback import free_port
 
 BENCHMARK = {
     "benchmark_name": "bad entries",

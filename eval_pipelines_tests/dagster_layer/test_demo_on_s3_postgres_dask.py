@@ -87,9 +87,7 @@ def test_the_demo_on_s3_postgres_and_dask_equals_a_local_run(
 
     assert datasets.returncode == 0, datasets.stderr
     (judgments,) = json.loads(datasets.stdout)
-    assert judgments["source_files"] == [f"{s3_root}/demo/datasets/demo-judgments.jsonl"], (
-        judgments
-    )
+    assert judgments["source_files"] == [f"{s3_root}/demo/datasets/demo-judgments.jsonl"], judgments
 
     keys = s3_service.keys(s3_root.split("/")[2])
     assert not [k for k in keys if "dagster_home" in k or k.endswith(".duckdb")]

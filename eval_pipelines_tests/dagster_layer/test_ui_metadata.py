@@ -41,7 +41,7 @@ from eval_pipelines.kinds import BENCHMARKS, EVALUATIONS, RequestKind
 from eval_pipelines.resources import DataDirResource
 from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines_tests.cli.conftest import run_cli
-from eval_pipelines_tests.conftest import free_port
+from eval_pipelines_tests.loopback import free_port
 from eval_pipelines_tests.search_stub import search_stub
 
 NAME = "nightly prod vs better ✓"

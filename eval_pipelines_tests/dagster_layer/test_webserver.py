@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from eval_pipelines_tests.conftest import free_port
 from eval_pipelines_tests.dagster_layer.conftest import stop_process_group
+from eval_pipelines_tests.loopback import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_S = 120

@@ -28,7 +28,6 @@ from eval_pipelines.core.benchmarks.sampling import SessionFilter, sample_sessio
 from eval_pipelines.core.demo.retrievers import BETTER, PROD, PROD_COPY
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.stats.clustered import SIGN_FLIP_SAMPLES
-from eval_pipelines_tests.conftest import free_port
 from eval_pipelines_tests.core.benchmarks.test_comparison import (
     BASE,
     CAND,
@@ -37,6 +36,7 @@ from eval_pipelines_tests.core.benchmarks.test_comparison import (
     failed,
     table,
 )
+from eval_pipelines_tests.loopback import free_port
 from eval_pipelines_tests.schemas import validation_errors
 
 OTHER = PipelineInfo("other", "Other candidate", "hash-other")

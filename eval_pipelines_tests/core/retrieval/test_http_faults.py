@@ -16,7 +16,6 @@ import pytest
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.retrieval.http_client import HttpRetriever, parse_retry_after
 from eval_pipelines.core.retrieval.registry import load_retriever_config
-from eval_pipelines_tests.conftest import free_port
 from eval_pipelines_tests.fault_server import (
     CLIENT_ERROR_TYPE,
     DROP,
@@ -30,6 +29,7 @@ from eval_pipelines_tests.fault_server import (
     fault_server,
     fixed_answer,
 )
+from eval_pipelines_tests.loopback import free_port
 
 from .conftest import write_retriever
 
