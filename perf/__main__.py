@@ -20,6 +20,7 @@ from perf import (
     replay_http,
     replay_in_process,
     report,
+    s3_root,
     sampling,
     session_scoring,
     trec_eval_files,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[str, int, Path], BenchmarkResult]] = {
     ingest.NAME: ingest.run,
     trec_eval_files.NAME: trec_eval_files.run,
     report.NAME: report.run,
+    s3_root.NAME: s3_root.run,
 }
 SCALES: tuple[str, ...] = ("tiny", "small", "full")
 
