@@ -20,6 +20,7 @@ from eval_pipelines.core.errors import InvalidInputError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_ENV_VAR = "EVAL_PIPELINES_DATA"
 CACHE_ENV_VAR = "EVAL_PIPELINES_CACHE"
+ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL"
 REMOTE_SCHEMES = ("s3",)
 # A data root and every path under it: a pathlib.Path on a file system, a UPath on object storage.
 DataPath = Path | UPath
@@ -85,8 +86,13 @@ def data_root(value: str, source: str) -> DataPath:
     if not _BUCKET.fullmatch(bucket):
         raise InvalidInputError(f"{source}: {shown(value)} does not name a valid S3 bucket")
     # s3fs keeps listings for the life of the process by default: another process's writes would
-    # stay invisible, and a file it rewrote unreadable (FileExpired on the cached ETag).
-    return UPath(f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"), use_listings_cache=False)
+    # stay invisible, and a file it rewrote unreadable (FileExpired on the cached ETag). It also
+    # reuses one filesystem per set of arguments: naming the endpoint keeps a root on one store from
+    # reaching another one an earlier root in this process used.
+    options: dict[str, object] = {"use_listings_cache": False}
+    if os.environ.get(ENDPOINT_ENV_VAR):
+        options["endpoint_url"] = os.environ[ENDPOINT_ENV_VAR]
+    return UPath(f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"), **options)
 
 
 def is_remote(path: DataPath) -> bool:

@@ -146,3 +146,23 @@ def test_an_ended_lease_is_taken_over_once_and_its_old_holder_cannot_undo_that(s
         time.sleep(0.5)  # the old holder's renewal (every 0.2 s) runs and finds the lease changed
     holder = object_store.lease_holder(target)
     assert holder is not None and holder.expires_at > time.time() + 20, holder
+
+
+def test_a_root_reaches_the_store_its_environment_names_not_one_used_before(
+    s3_root, s3_service, monkeypatch
+) -> None:
+    """s3fs reuses a filesystem per set of arguments: a root made after AWS_ENDPOINT_URL changed (a
+    second store in one process) must not reach the first store."""
+    from eval_pipelines_tests.services import s3_server
+
+    first = data_root(s3_root, "x")
+    write_text_atomic("first", first / "note.txt")
+    with s3_server() as other:
+        for name, value in other.env.items():
+            monkeypatch.setenv(name, value)
+        other_root = other.create_bucket(s3_root.split("/")[2]) + "/team"
+        second = data_root(other_root, "x")
+        assert not (second / "note.txt").exists()
+        write_text_atomic("second", second / "note.txt")
+        assert other.keys(s3_root.split("/")[2]) == ["team/note.txt"]
+    assert (first / "note.txt").read_text() == "first"
