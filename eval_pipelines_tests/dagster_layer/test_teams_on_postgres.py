@@ -1,8 +1,9 @@
 """Several teams submit at once from different machines against one shared Postgres instance and one
-S3 data root (issue 16 point 4): each "machine" is a process with its own temporary DAGSTER_HOME (a copy
-of the dagster.yaml `instance config` wrote), its own HOME and its own local cache, running
-`benchmark create --wait` or `evaluation run --wait` through the real CLI, all started together. They
-share only Postgres and the bucket (moto's S3 server on loopback).
+S3 data root (issue 16 point 4): four benchmarks and two evaluations, each from a "machine" that is a
+process with its own temporary DAGSTER_HOME (a copy of the dagster.yaml `instance config` wrote), its
+own HOME and its own local cache, running `benchmark create --wait` or `evaluation run --wait` through
+the real CLI, all started together. They share only Postgres and the bucket (moto's S3 server on
+loopback).
 
 Nothing may be lost or doubled: every record completes and is valid, each request has exactly one
 partition and one successful run in Postgres, every replay and execution is stored once, and a machine
@@ -79,9 +80,9 @@ def machine_env(root: Path, data: str, config: Path, password: str) -> dict[str,
 
 
 def machines(tmp_path: Path, data: str, config: Path, password: str) -> list[Machine]:
-    """Three benchmarks and two evaluations, the concurrency test's requests with fewer sessions."""
+    """Four benchmarks and two evaluations: the concurrency test's requests, with fewer sessions."""
     requests: list[tuple[str, dict[str, object], list[str]]] = []
-    for name, candidates, _ in BENCHMARKS[:3]:
+    for name, candidates, _ in BENCHMARKS:
         asked: dict[str, object] = {
             "benchmark_name": name,
             "baseline_retriever_id": "demo_prod",
