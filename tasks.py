@@ -157,7 +157,8 @@ def test(args: list[str]) -> None:
     # Two workers, one test file each at a time (module fixtures stay in one process): most tests
     # wait on subprocesses and servers, so this halves the suite's time on CI's 2 cores.
     parallel = [] if any(a.startswith("-n") for a in args) else PARALLEL
-    run(BIN / "python", "-m", "pytest", *parallel, *args, env=env)
+    # The slowest tests named in every run's log, so the suite's time budget is watched, not guessed.
+    run(BIN / "python", "-m", "pytest", *parallel, "--durations=20", *args, env=env)
 
 
 def screenshots(args: list[str]) -> None:
