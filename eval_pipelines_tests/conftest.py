@@ -17,6 +17,33 @@ from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
 from eval_pipelines_tests.services import S3, s3_server
 
+# The slowest test files (from the `--durations` every `tasks.py test` prints), slowest first. They are
+# handed to the two workers first, so no long file starts near the end while the other worker idles.
+SLOWEST_FILES = (
+    "dagster_layer/test_daemon.py",
+    "dagster_layer/test_celery_executor.py",
+    "test_benchmark_s3_root.py",
+    "dagster_layer/test_concurrency.py",
+    "dagster_layer/test_teams_on_postgres.py",
+    "dagster_layer/test_demo_on_s3_postgres_dask.py",
+    "dagster_layer/test_materialize_any_door.py",
+    "cli/test_benchmarks_on_s3.py",
+    "dagster_layer/test_benchmark_rerun_s3.py",
+    "benchmarks/test_replay_resume.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest files first, the rest in their usual order (the same order in every worker)."""
+    rank = {name: number for number, name in enumerate(SLOWEST_FILES)}
+    tests = Path(__file__).parent
+
+    def position(item: pytest.Item) -> int:
+        relative = Path(item.fspath).relative_to(tests).as_posix()
+        return rank.get(relative, len(rank))
+
+    items.sort(key=position)
+
 
 @pytest.fixture(scope="session")
 def full_demo_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, dict]:
