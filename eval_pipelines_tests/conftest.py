@@ -13,7 +13,7 @@ import yaml
 from dagster import DagsterInstance
 
 from eval_pipelines.core.demo import DemoScale, build_demo_world
-from eval_pipelines.core.paths import DataPaths, data_root
+from eval_pipelines.core.paths import DataPaths
 from eval_pipelines_tests.cli.conftest import CliResult, run_cli
 from eval_pipelines_tests.services import S3, s3_server
 
@@ -137,13 +137,3 @@ def s3_root(
 
 
 _BUCKETS = itertools.count()
-
-
-def upload_world(world: DataPaths, root: str) -> DataPaths:
-    """A built local world copied under an S3 root (dagster_home and the warehouse file stay out)."""
-    remote = DataPaths(data_root(root, "test"))
-    for path in sorted(Path(world.root).rglob("*")):
-        relative = path.relative_to(world.root)
-        if path.is_file() and relative.parts[0] != "dagster_home" and path.suffix != ".duckdb":
-            remote.root.fs.put_file(str(path), (remote.root / relative.as_posix()).path)
-    return remote

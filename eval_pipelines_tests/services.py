@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines_tests.cli.conftest import CLI, CliResult
 from eval_pipelines_tests.loopback import free_port
 
@@ -349,3 +350,13 @@ def configure_instance(data_dir: Path, env: dict[str, str], *flags: str) -> None
     for args in (("instance", "config", *flags), ("instance", "migrate")):
         result = run_cli_env(data_dir, env, *args)
         assert result.returncode == 0, f"{args[:2]}: {result.stderr[-3000:]}"
+
+
+def upload_world(world: DataPaths, root: str) -> DataPaths:
+    """A built local world copied under an S3 root (dagster_home and the warehouse file stay out)."""
+    remote = DataPaths(data_root(root, "upload_world"))
+    for path in sorted(Path(world.root).rglob("*")):
+        relative = path.relative_to(world.root)
+        if path.is_file() and relative.parts[0] != "dagster_home" and path.suffix != ".duckdb":
+            remote.root.fs.put_file(str(path), (remote.root / relative.as_posix()).path)
+    return remote

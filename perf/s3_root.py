@@ -3,7 +3,7 @@
 Each verb runs as the real console script (`eval-pipelines`) in a subprocess, as a user runs it, so
 every time includes the process's start and imports. The S3 root is a bucket on moto's server,
 started on loopback for the benchmark and stopped after; the world is the demo world built once
-locally, then copied object by object to the bucket (as the tests' `upload_world` does: no
+locally, then copied object by object to the bucket (the tests' own server and `upload_world`: no
 `dagster_home`, no `.duckdb`). Verbs, local and S3 alternating, one warm-up round first (it builds
 the BM25 indexes and fills the S3 root's local cache, as on a machine that has run before):
 
@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +37,8 @@ from eval_pipelines.core.benchmarks.request import parse_request
 from eval_pipelines.core.benchmarks.submit import accept_request, benchmark_store
 from eval_pipelines.core.demo import DemoScale, build_demo_world
 from eval_pipelines.core.demo.retrievers import BETTER, PROD
-from eval_pipelines.core.paths import DataPaths, data_root
+from eval_pipelines.core.paths import DataPaths
+from eval_pipelines_tests.services import s3_server, upload_world
 from perf.harness import BenchmarkResult, ContenderResult, CorrectnessError
 
 NAME = "s3_root"
@@ -54,7 +54,6 @@ LIST_RECORDS = 20
 DATASET = "demo-judgments"
 CLI = Path(sys.executable).parent / "eval-pipelines"
 CALL_TIMEOUT_S = 900
-START_DEADLINE_S = 30
 BUCKET = "perf-s3-root"
 WATCH_INTERVAL_S = 0.05
 _VM_HWM = re.compile(rb"^VmHWM:\s+(\d+) kB", re.MULTILINE)
@@ -65,11 +64,6 @@ OPERATIONS: tuple[str, ...] = (
     "benchmark list",
     "ingest executions",
 )
-_S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "eval-pipelines-perf",
-    "AWS_SECRET_ACCESS_KEY": "eval-pipelines-perf",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @dataclass(frozen=True)
@@ -80,47 +74,6 @@ class Call:
     stderr: str
     seconds: float
     peak_rss_bytes: int
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1:<free port> (in memory), its endpoint URL; always stopped."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while not _answers(port):
-            if process.poll() is not None:
-                raise RuntimeError(f"moto server exited while starting (code {process.returncode})")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"moto server did not answer in {START_DEADLINE_S} s")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @contextmanager
@@ -136,22 +89,6 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def create_bucket(name: str) -> None:
-    import boto3
-
-    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket=name)
-
-
-def upload_world(world: DataPaths, root: str) -> DataPaths:
-    """A built local world copied under an S3 root (dagster_home and the warehouse file stay out)."""
-    remote = DataPaths(data_root(root, NAME))
-    for path in sorted(Path(world.root).rglob("*")):
-        relative = path.relative_to(world.root)
-        if path.is_file() and relative.parts[0] != "dagster_home" and path.suffix != ".duckdb":
-            remote.root.fs.put_file(str(path), (remote.root / relative.as_posix()).path)
-    return remote
 
 
 def _watch_peak_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
@@ -418,16 +355,12 @@ def run(scale: str, repeat: int, workdir: Path, seed: int = 17) -> BenchmarkResu
     build_demo_world(world, seed, DEMO_SCALES[scale])
     local = DataPaths(workdir / "local")
     shutil.copytree(world.root, local.root)
-    with moto_server() as endpoint:
-        s3_env = {
-            **_S3_ENV,
-            "AWS_ENDPOINT_URL": endpoint,
-            "EVAL_PIPELINES_CACHE": str(workdir / "cache"),
-        }
+    with s3_server() as s3:
+        s3_env = {**s3.env, "EVAL_PIPELINES_CACHE": str(workdir / "cache")}
         with environment(s3_env):
-            create_bucket(BUCKET)
+            bucket = s3.create_bucket(BUCKET)
             started = time.perf_counter()
-            remote = upload_world(world, f"s3://{BUCKET}/world")
+            remote = upload_world(world, f"{bucket}/world")
             upload_seconds = time.perf_counter() - started
             contenders, checks = measure(
                 Roots(workdir, local, remote, s3_env), sessions, lines, repetitions

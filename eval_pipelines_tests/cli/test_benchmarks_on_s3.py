@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 
 from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines_tests.cli.conftest import CLI, CliResult, run_cli
-from eval_pipelines_tests.conftest import upload_world
-from eval_pipelines_tests.services import S3, comparable
+from eval_pipelines_tests.services import S3, comparable, upload_world
 
 REQUEST = {
     "benchmark_name": "s3 parity",

@@ -22,9 +22,9 @@ from eval_pipelines.core.reports.html.build import build_report
 from eval_pipelines.core.reports.score_export import score_table, write_scores_csv
 from eval_pipelines.core.table_names import RUNS
 from eval_pipelines_tests.cli.conftest import CLI, CliResult
-from eval_pipelines_tests.conftest import copy_world, upload_world
+from eval_pipelines_tests.conftest import copy_world
 from eval_pipelines_tests.core.reports.html_tree import Element, parse
-from eval_pipelines_tests.services import S3, comparable
+from eval_pipelines_tests.services import S3, comparable, upload_world
 
 RUN = ("evaluation", "run", "demo_better", "--dataset", "demo-judgments", "--k", "1,5,10")
 

@@ -17,9 +17,9 @@ from eval_pipelines.core.logs.ingest import ingest_files
 from eval_pipelines.core.paths import DataPaths, data_root
 from eval_pipelines.core.retrieval.collections import import_collection
 from eval_pipelines.core.storage import read_parquet_dir
-from eval_pipelines_tests.conftest import copy_world, upload_world
+from eval_pipelines_tests.conftest import copy_world
 from eval_pipelines_tests.core.datasets.fixed_page_logs import write_fixed_page_logs
-from eval_pipelines_tests.services import S3, run_cli_env
+from eval_pipelines_tests.services import S3, run_cli_env, upload_world
 
 KEYS = {"executions": "execution_id", "interactions": "interaction_id"}
 

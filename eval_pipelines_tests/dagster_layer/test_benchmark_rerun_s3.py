@@ -18,8 +18,8 @@ from eval_pipelines.core.benchmarks.submit import benchmark_store
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.storage import write_text_atomic
 from eval_pipelines_tests.cli.conftest import CLI, run_cli
-from eval_pipelines_tests.conftest import upload_world
 from eval_pipelines_tests.search_stub import search_stub
+from eval_pipelines_tests.services import upload_world
 
 DEADLINE_S = 120
 

@@ -31,8 +31,8 @@ from eval_pipelines.resources import DataDirResource
 from eval_pipelines.schedules.benchmarks import nightly_benchmarks
 from eval_pipelines.sensors.requests import request_sensor
 from eval_pipelines.sensors.run_failures import failed_run_sensor
-from eval_pipelines_tests.conftest import upload_world
 from eval_pipelines_tests.schemas import validation_errors
+from eval_pipelines_tests.services import upload_world
 
 REQUEST = {
     "benchmark_name": "sensor on s3",

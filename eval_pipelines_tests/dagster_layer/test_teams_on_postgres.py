@@ -31,14 +31,18 @@ from eval_pipelines.core.object_store import connect_duckdb
 from eval_pipelines.core.paths import DataPaths
 from eval_pipelines.core.records import RecordStore
 from eval_pipelines_tests.cli.conftest import CLI
-from eval_pipelines_tests.conftest import upload_world
 from eval_pipelines_tests.dagster_layer.test_concurrency import (
     BENCHMARKS,
     EVALUATIONS,
     check_record,
     check_warehouse,
 )
-from eval_pipelines_tests.services import Postgres, configure_instance, postgres_server
+from eval_pipelines_tests.services import (
+    Postgres,
+    configure_instance,
+    postgres_server,
+    upload_world,
+)
 
 DEADLINE_S = 300
 SESSIONS = 20

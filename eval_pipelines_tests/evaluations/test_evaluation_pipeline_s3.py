@@ -22,8 +22,7 @@ from eval_pipelines.core.table_names import QUERIES, QUERY_METRICS, RUNS
 from eval_pipelines.partitions import benchmark_partitions, evaluation_partitions
 from eval_pipelines.resources import DataDirResource
 from eval_pipelines_tests.cli.conftest import run_cli
-from eval_pipelines_tests.conftest import upload_world
-from eval_pipelines_tests.services import S3, comparable
+from eval_pipelines_tests.services import S3, comparable, upload_world
 
 REQUEST = {
     "retriever_id": "demo_better",

@@ -20,8 +20,7 @@ from eval_pipelines.core.reports.html.build import build_report, write_report
 from eval_pipelines.core.reports.score_export import score_table
 from eval_pipelines.core.table_names import BENCHMARKS, EVALUATIONS
 from eval_pipelines_tests.cli.conftest import CliResult
-from eval_pipelines_tests.conftest import upload_world
-from eval_pipelines_tests.services import S3
+from eval_pipelines_tests.services import S3, upload_world
 
 
 def _records(data_dir: Path, kind: str) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from eval_pipelines.core.retrieval.query_runner import (
     run_chunks,
 )
 from eval_pipelines.core.retrieval.registry import load_retriever_registry, open_retriever
-from eval_pipelines_tests.conftest import upload_world
+from eval_pipelines_tests.services import upload_world
 
 TEXTS = ["red shoes", "rain jacket", "wool hat", "leather belt", "laptop case", "desk lamp"]
 
