@@ -31,14 +31,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
 from eval_pipelines.core.errors import InvalidInputError
+from eval_pipelines.core.logs.parts import local_parts
 from eval_pipelines.core.logs.tables import INTERACTIONS_SCHEMA, UTC_MICROS
-from eval_pipelines.core.object_store import connect_duckdb
-from eval_pipelines.core.paths import DataPath, DataPaths, is_remote
-from eval_pipelines.core.storage import parquet_files
+from eval_pipelines.core.paths import DataPaths
 
 __all__ = [
     "DEFAULT_COUNTED_TYPES",
@@ -161,34 +158,23 @@ def query_counts(
 @contextmanager
 def _logs(paths: DataPaths) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the ingested logs as views logged_executions, logged_interactions."""
-    execution_files = parquet_files(paths.log_table_dir("executions"))
+    execution_files = local_parts(paths, "executions")
     if not execution_files:
         raise InvalidInputError(
             f"no logged executions were ingested (no Parquet files in"
             f" {paths.log_table_dir('executions')}); ingest logs first with"
             " `eval-pipelines ingest executions FILE...`"
         )
-    interaction_files = parquet_files(paths.log_table_dir("interactions"))
-    with connect_duckdb(paths.root) as con:
+    interaction_files = local_parts(paths, "interactions")
+    with duckdb.connect(":memory:") as con:
         con.execute("SET TimeZone = 'UTC'")
-        _parquet_view(con, "logged_executions", execution_files)
+        con.read_parquet([str(f) for f in execution_files]).create_view("logged_executions")
         if interaction_files:
-            _parquet_view(con, "logged_interactions", interaction_files)
+            source = con.read_parquet([str(f) for f in interaction_files])
         else:
-            con.from_arrow(INTERACTIONS_SCHEMA.empty_table()).create_view("logged_interactions")
+            source = con.from_arrow(INTERACTIONS_SCHEMA.empty_table())
+        source.create_view("logged_interactions")
         yield con
-
-
-def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[DataPath]) -> None:
-    """A view over Parquet parts. On object storage they are read as an Arrow dataset: pyarrow's
-    own S3 client fetches the parts in parallel, where DuckDB's reads through fsspec go one Python
-    call at a time (a stratified sample of the small demo's logs: 1 s instead of 4)."""
-    if not is_remote(files[0]):
-        con.read_parquet([str(f) for f in files]).create_view(name)
-        return
-    filesystem, _ = pafs.FileSystem.from_uri(str(files[0]))
-    keys = [str(f).split("://", 1)[1] for f in files]
-    con.register(name, ds.dataset(keys, format="parquet", filesystem=filesystem))
 
 
 def allocate_largest_remainder(
