@@ -166,8 +166,9 @@ def test_connection_the_server_dropped_while_idle_is_replaced_without_a_retry(
     script, url = raw_server([Reply(sized(ANSWER), close_after=True)])
     with retriever(paths, url, max_retries=0) as client:
         first = client.search({"text": "x"})
-        time.sleep(0.1)
+        time.sleep(0.1)  # the server closes each connection after its answer: let it, while idle
         second = client.search({"text": "x"})
+        time.sleep(0.1)
         third = client.search({"text": "x"})
     assert [(e.status, e.attempts) for e in (first, second, third)] == [("completed", 1)] * 3
     assert script.connections == 3
